@@ -1,0 +1,374 @@
+"""A scenario file as a tree of typed, validated settings.
+
+Every section forbids unknown keys. ``load_scenario`` reports *all* problems of a file in one
+``ScenarioError``, each named by its dotted key path (``topology.params.k: must be < 4``). The rest
+of multiseal receives the typed sections through builders and never reads the YAML tree.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from multiseal.errors import DataError, Problem, ScenarioError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoraSection(Section):
+    rank: int = Field(32, ge=1, description="LoRA rank r (SEAL: 32)")
+    alpha: float = Field(64.0, gt=0, description="LoRA alpha (SEAL: 64)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+    )
+
+
+class ModelSection(Section):
+    base: str = Field("smollm2-135m", description="alias (smollm2-135m, tiny-random), HF id or local path")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    chat: bool | None = Field(None, description="use the chat template (default: when the tokenizer has one)")
+    allow_download: bool = Field(False, description="let a HF id be fetched from the hub")
+    lora: LoraSection = LoraSection()
+
+
+class WorldSection(Section):
+    kind: Literal["synthetic", "squad"] = "synthetic"
+    documents: int = Field(8, ge=1, description="synthetic: number of documents")
+    questions_per_doc: tuple[int, int] = (3, 6)
+    composition: int = Field(0, ge=0, description="synthetic: questions that need two documents")
+    path: str | None = Field(None, description="squad: JSON file, relative to the scenario file")
+    seed: int | None = Field(None, description="world seed (default: the scenario seed)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "WorldSection":
+        lo, hi = self.questions_per_doc
+        if not 1 <= lo <= hi:
+            raise ValueError("questions_per_doc must be [low, high] with 1 <= low <= high")
+        if self.kind == "squad" and not self.path:
+            raise ValueError("path is required when kind is 'squad'")
+        return self
+
+
+class AgentOverride(Section):
+    style: str | None = None
+    lr: float | None = Field(None, gt=0)
+    epochs: int | None = Field(None, ge=0)
+    rank: int | None = Field(None, ge=1)
+    alpha: float | None = Field(None, gt=0)
+
+
+class AgentsSection(Section):
+    count: int = Field(1, ge=1, le=256)
+    overrides: dict[int, AgentOverride] = Field(default_factory=dict)
+
+
+class ArrivalsSection(Section):
+    kind: Literal["disjoint", "overlapping", "broadcast", "table"] = "disjoint"
+    docs_per_round: int = Field(1, ge=1)
+    copies: int = Field(2, ge=1)
+    source: int = Field(0, ge=0)
+    table: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SelfEditSection(Section):
+    style: str = "implications"
+    candidates: int = Field(1, ge=1, description="k samples per document (each becomes a note)")
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(128, ge=1)
+
+    @field_validator("style")
+    @classmethod
+    def _style(cls, v: str) -> str:
+        return _known_style(v)
+
+
+class InnerLoopSection(Section):
+    epochs: int = Field(10, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(256, ge=8)
+
+
+class EvaluationSection(Section):
+    max_new_tokens: int = Field(24, ge=1)
+    batch_size: int = Field(64, ge=1)
+    headline: Literal["strict", "em", "f1"] = "strict"
+    retention_probe: int = Field(8, ge=0, description="max probe questions the base answers right")
+
+
+class TopologySection(Section):
+    kind: str = "complete"
+    directed: bool = False
+    params: dict[str, Any] = Field(default_factory=dict)
+    weights: dict[str, Any] | None = None
+    rewire_every: int | None = Field(None, ge=1)
+    schedule: list[list[list[float]]] | None = Field(None, description="explicit per-round edge lists")
+
+
+class SharingSection(Section):
+    mode: Literal["notes", "weights", "none"] = "notes"
+    delay: int = Field(0, ge=0, description="rounds a note spends on an edge")
+    loss: float = Field(0.0, ge=0, le=1, description="probability a note is dropped on an edge")
+    relay: bool = False
+    max_hops: int | None = Field(None, ge=1)
+    mixing: Literal["uniform", "weighted"] = "uniform"
+
+
+class SchedulerSection(Section):
+    kind: str = "synchronous"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReplaySection(Section):
+    fraction: float = Field(0.0, ge=0, le=1, description="share of earlier training sequences replayed")
+
+
+class TrackingSection(Section):
+    uri: str | None = Field(None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    experiment: str = "multiseal"
+    run_name: str | None = None
+
+
+class ExperimentSection(Section):
+    """Single-agent knowledge incorporation (SEAL's table): conditions × documents × seeds."""
+
+    conditions: list[str] = Field(
+        default_factory=lambda: ["passage-only", "implications", "implications-long", "rewrite", "self-qa"],
+        min_length=1,
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("conditions")
+    @classmethod
+    def _styles(cls, v: list[str]) -> list[str]:
+        return [_known_style(s) for s in v]
+
+
+class Scenario(Section):
+    name: str = "scenario"
+    kind: Literal["simulation", "knowledge"] = "simulation"
+    seed: int = 0
+    rounds: int = Field(2, ge=1)
+    model: ModelSection = ModelSection()
+    world: WorldSection = WorldSection()
+    agents: AgentsSection = AgentsSection()
+    arrivals: ArrivalsSection = ArrivalsSection()
+    self_edit: SelfEditSection = SelfEditSection()
+    inner_loop: InnerLoopSection = InnerLoopSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    topology: TopologySection = TopologySection()
+    sharing: SharingSection = SharingSection()
+    scheduler: SchedulerSection = SchedulerSection()
+    replay: ReplaySection = ReplaySection()
+    tracking: TrackingSection = TrackingSection()
+    experiment: ExperimentSection = ExperimentSection()
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _agents(cls, v: Any) -> Any:
+        """``agents: 4`` or ``agents: [{}, {style: rewrite}, ...]`` or ``agents: {count, overrides}``."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"count": v}
+        if isinstance(v, list):
+            return {"count": len(v), "overrides": {i: o or {} for i, o in enumerate(v)}}
+        return v
+
+
+def _known_style(style: str) -> str:
+    from multiseal.self_edit import STYLES
+
+    if style not in STYLES:
+        raise ValueError(f"'{style}' is not one of {', '.join(STYLES.names())}")
+    return style
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _path(loc: tuple) -> str:
+    parts = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]" if parts else str(p))
+        elif p in ("function-after", "function-before") or str(p).startswith(("function-", "tagged-union")):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+
+def _problems_from(error: ValidationError) -> list[Problem]:
+    out = []
+    for e in error.errors():
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "literal_error":
+            msg = f"{e.get('input')!r} is not one of {e['ctx']['expected']}"
+        msg = msg.removeprefix("Value error, ")
+        out.append(Problem(_path(e["loc"]), msg))
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Parse a YAML mapping; a syntax error or a non-mapping is a ScenarioError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ScenarioError(path, [Problem("", f"cannot read file: {e.strerror}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ScenarioError(path, [Problem("", f"not valid YAML{where}: {getattr(e, 'problem', e)}")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError(path, [Problem("", "a scenario must be a mapping of keys to values")])
+    return raw
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, validate and cross-check a scenario file; raise ScenarioError with every problem."""
+    raw = read_yaml(path)
+    if overrides:
+        from multiseal.overrides import apply_overrides
+
+        raw = apply_overrides(raw, overrides, source=path)
+    return validate_scenario(raw, source=path)
+
+
+def validate_scenario(raw: dict, source: str | Path | None = None) -> Scenario:
+    problems: list[Problem] = []
+    scenario = None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as e:
+        problems += _problems_from(e)
+    problems += cross_check(raw, source)
+    if problems:
+        raise ScenarioError(source, _dedupe(problems))
+    assert scenario is not None
+    return scenario
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return out
+
+
+def _section(raw: dict, key: str, model: type[Section]) -> Section | None:
+    """One section validated alone (None when it is invalid; its errors come from the full pass)."""
+    try:
+        value = raw.get(key, {})
+        if key == "agents":
+            value = Scenario._agents(value)
+        return model.model_validate(value if value is not None else {})
+    except (ValidationError, TypeError, ValueError):
+        return None
+
+
+def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
+    """Checks that span sections (agent ids vs agent count, topology params, data files...).
+
+    Each check runs when the sections it needs are valid on their own, so a file with several
+    independent mistakes gets them all reported at once.
+    """
+    from multiseal import arrivals as arr
+    from multiseal.graph import validate_topology_params
+    from multiseal.scheduler import validate_scheduler_params
+
+    problems: list[Problem] = []
+    agents = _section(raw, "agents", AgentsSection)
+    topo = _section(raw, "topology", TopologySection)
+    sched = _section(raw, "scheduler", SchedulerSection)
+    world = _section(raw, "world", WorldSection)
+    arrivals = _section(raw, "arrivals", ArrivalsSection)
+    rounds = raw.get("rounds", 2) if isinstance(raw.get("rounds", 2), int) else None
+    kind = raw.get("kind", "simulation")
+    n = agents.count if agents else None
+
+    if agents:
+        for i, o in agents.overrides.items():
+            if not 0 <= i < agents.count:
+                problems.append(Problem(f"agents.overrides.{i}", f"no such agent (agents are 0..{agents.count - 1})"))
+            if o.style is not None:
+                try:
+                    _known_style(o.style)
+                except ValueError as e:
+                    problems.append(Problem(f"agents.overrides.{i}.style", str(e)))
+    if topo and n:
+        for key, msg in validate_topology_params(topo.kind, n, topo.params):
+            problems.append(Problem(f"topology.{key}", msg))
+        for r, edges in enumerate(topo.schedule or []):
+            for e in edges:
+                for node in e[:2]:
+                    if not (float(node).is_integer() and 0 <= int(node) < n):
+                        problems.append(Problem(f"topology.schedule[{r}]", f"agent {node} does not exist (agents are 0..{n - 1})"))
+    if sched:
+        for key, msg in validate_scheduler_params(sched.kind, sched.params):
+            problems.append(Problem(f"scheduler.{key}", msg))
+    n_docs = None
+    if world:
+        if world.kind == "squad":
+            path = resolve_relative(world.path, source)
+            try:
+                from multiseal.world import load_squad_json
+
+                n_docs = len(load_squad_json(path).documents)
+            except DataError as e:
+                problems.append(Problem("world.path", str(e)))
+        else:
+            n_docs = world.documents
+    if kind == "simulation" and arrivals and n and n_docs is not None and rounds:
+        if arrivals.kind == "broadcast" and arrivals.source >= n:
+            problems.append(Problem("arrivals.source", f"no such agent (agents are 0..{n - 1})"))
+        else:
+            try:
+                ids = [f"d{i:03d}" for i in range(n_docs)]
+                arr.build_arrivals(
+                    arrivals.kind, n, ids, rounds, docs_per_round=arrivals.docs_per_round,
+                    copies=arrivals.copies, source=arrivals.source, table=arrivals.table or None,
+                )
+            except ValueError as e:
+                problems.append(Problem("arrivals", f"{e} (world.documents: {n_docs})"))
+    return problems
+
+
+def resolve_relative(path: str | None, source: str | Path | None) -> Path:
+    """A path in a scenario is relative to the scenario file's folder."""
+    p = Path(path or "")
+    if not p.is_absolute() and source is not None:
+        candidate = Path(source).parent / p
+        if candidate.exists() or not p.exists():
+            return candidate
+    return p
+
+
+def flatten(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as ``{"topology.kind": "ring", ...}``, for MLflow params."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = value
+
+    walk("", scenario.model_dump(mode="json"))
+    return out

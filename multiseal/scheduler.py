@@ -1,0 +1,311 @@
+"""Schedulers: which agents adapt this round, and on which of the notes in their inbox.
+
+A scheduler is a callable ``(SchedulerView) -> Plan`` built by ``build_scheduler(kind, params)``.
+The plan maps *every* agent to the items it adapts on now (``[]``: it waits; its items stay
+pending). The simulation then calls ``postbox.consume(agent, plan[agent])``. A scheduler draws
+randomness only from ``view.rng`` and must not modify the view. ``check_scheduler`` is the
+conformance check a new scheduler should pass.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import networkx as nx
+
+from multiseal.errors import InputError
+from multiseal.notes import InboxItem, Note
+from multiseal.registry import Registry
+
+Plan = dict[int, list[InboxItem]]
+Problems = list[tuple[str, str]]
+
+
+@dataclass
+class SchedulerView:
+    """What a scheduler may look at in one round."""
+
+    round: int
+    graph: nx.DiGraph
+    inboxes: dict[int, list[InboxItem]]  # pending items per agent (own notes included, hops=0)
+    all_notes: list[Note]  # every note written this round by anyone (for the oracle)
+    history: list[dict[int, dict[str, float]]]  # past rounds' per-agent metrics (may be empty)
+    known: dict[int, set[str]]  # doc ids each agent has already adapted on (for novelty)
+    rng: random.Random  # seeded by the simulation per round
+
+    def agents(self) -> list[int]:
+        """Every agent: the graph's nodes plus any inbox key, sorted."""
+        return sorted(set(self.graph.nodes) | set(self.inboxes))
+
+
+class Scheduler(Protocol):
+    def __call__(self, view: SchedulerView) -> Plan: ...
+
+
+class SchedulerError(InputError, ValueError):
+    """A bad scheduler setting; ``key`` is the dotted key of the first problem (``params.budget``)."""
+
+    def __init__(self, key: str, message: str, *, problems: Problems | None = None):
+        self.key, self.message = key, message
+        self.problems: Problems = list(problems) if problems else [(key, message)]
+        super().__init__("; ".join(f"{k}: {m}" for k, m in self.problems))
+
+
+SchedulerBuilder = Callable[[dict], Scheduler]
+SCHEDULERS: Registry[SchedulerBuilder] = Registry("scheduler")
+_ALLOWED: dict[str, tuple[str, ...]] = {}
+_CHECKS: dict[str, Callable[[dict], Problems]] = {}
+RANK_BY = ("trust", "recency", "novelty")
+
+
+def _builtin(name: str, allowed: tuple[str, ...] = (),
+             check: Callable[[dict], Problems] | None = None) -> Callable[[SchedulerBuilder], SchedulerBuilder]:
+    """Register a built-in scheduler builder with its parameter names and parameter check."""
+    def deco(fn: SchedulerBuilder) -> SchedulerBuilder:
+        SCHEDULERS.register(name, fn)
+        _ALLOWED[name] = allowed
+        _CHECKS[name] = check or (lambda p: [])
+        return fn
+    return deco
+
+
+def _unique(items: Iterable[InboxItem]) -> list[InboxItem]:
+    """Items in order, the first of each ``note_id`` only."""
+    seen: set[str] = set()
+    out = []
+    for it in items:
+        if it.note.note_id not in seen:
+            seen.add(it.note.note_id)
+            out.append(it)
+    return out
+
+
+def _per_agent(view: SchedulerView, pick: Callable[[int, list[InboxItem]], Iterable[InboxItem]]) -> Plan:
+    return {a: _unique(pick(a, list(view.inboxes.get(a, [])))) for a in view.agents()}
+
+
+# ---------------------------------------------------------------- built-in schedulers
+
+@_builtin("synchronous")
+def _synchronous(params: dict) -> Scheduler:
+    """Every agent adapts on its whole inbox every round."""
+    return lambda view: _per_agent(view, lambda a, inbox: inbox)
+
+
+@_builtin("round-robin")
+def _round_robin(params: dict) -> Scheduler:
+    """Only agent ``agents[round % n]`` adapts, on its whole inbox; the others keep theirs pending."""
+    def schedule(view: SchedulerView) -> Plan:
+        agents = view.agents()
+        turn = agents[view.round % len(agents)] if agents else None
+        return _per_agent(view, lambda a, inbox: inbox if a == turn else [])
+    return schedule
+
+
+class RandomGossip:
+    """One edge u→v, drawn with ``view.rng`` among the graph's edges (sorted), talks per round.
+
+    Both endpoints adapt on their pending items whose sender is the other endpoint or themselves;
+    every other agent waits. With no edges nobody adapts. ``chosen_edge`` keeps the last draw for logs.
+    """
+
+    def __init__(self) -> None:
+        self.chosen_edge: tuple[int, int] | None = None
+
+    def __call__(self, view: SchedulerView) -> Plan:
+        edges = sorted(view.graph.edges)
+        self.chosen_edge = view.rng.choice(edges) if edges else None
+        pair = set(self.chosen_edge or ())
+        return _per_agent(view, lambda a, inbox: [it for it in inbox if it.sender in pair] if a in pair else [])
+
+
+@_builtin("random-gossip")
+def _random_gossip(params: dict) -> Scheduler:
+    return RandomGossip()
+
+
+def _check_budgeted(p: dict) -> Problems:
+    out: Problems = []
+    b = p.get("budget")
+    if b is None:
+        out.append(("params.budget", "is required (the most notes an agent adapts on per round)"))
+    elif not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
+        out.append(("params.budget", f"must be an int >= 1, got {b!r}"))
+    if p.get("rank_by", "trust") not in RANK_BY:
+        out.append(("params.rank_by", f"{p['rank_by']!r} is not one of {', '.join(RANK_BY)}"))
+    return out
+
+
+def _recency_key(it: InboxItem) -> tuple:
+    """Newest note first, then latest arrival, then highest trust, then ``note_id``."""
+    return (-it.note.round, -it.received_round, -it.weight, it.note.note_id)
+
+
+def _trust_key(it: InboxItem) -> tuple:
+    """Highest trust first, then newest note, then latest arrival, then ``note_id``."""
+    return (-it.weight, -it.note.round, -it.received_round, it.note.note_id)
+
+
+class Budgeted:
+    """At most ``budget`` items per agent per round: own notes first (newest first), then others ranked.
+
+    ``rank_by``: ``trust`` (edge weight, high first), ``recency`` (newest note first) or ``novelty``
+    (greedy: a note about a document the agent has not adapted on before, ``known[agent]``, beats
+    one it has; among equals, the document with fewer notes already chosen this round wins). Ties
+    fall back to trust, then recency, then ``note_id``, so the plan is deterministic. Items over
+    budget stay pending for later rounds.
+    """
+
+    def __init__(self, budget: int, rank_by: str = "trust"):
+        self.budget, self.rank_by = budget, rank_by
+
+    def _pick(self, agent: int, inbox: list[InboxItem], known: set[str]) -> list[InboxItem]:
+        inbox = _unique(inbox)
+        own = sorted((it for it in inbox if it.hops == 0), key=_recency_key)
+        chosen = own[: self.budget]
+        others = [it for it in inbox if it.hops != 0]
+        if self.rank_by != "novelty":
+            key = _trust_key if self.rank_by == "trust" else _recency_key
+            return chosen + sorted(others, key=key)[: self.budget - len(chosen)]
+        per_doc: dict[str, int] = {}
+        for it in chosen:
+            per_doc[it.note.doc_id] = per_doc.get(it.note.doc_id, 0) + 1
+        while others and len(chosen) < self.budget:
+            best = min(others, key=lambda it: (it.note.doc_id in known, per_doc.get(it.note.doc_id, 0),
+                                               *_trust_key(it)))
+            others.remove(best)
+            chosen.append(best)
+            per_doc[best.note.doc_id] = per_doc.get(best.note.doc_id, 0) + 1
+        return chosen
+
+    def __call__(self, view: SchedulerView) -> Plan:
+        return _per_agent(view, lambda a, inbox: self._pick(a, inbox, view.known.get(a, set())))
+
+
+@_builtin("budgeted", ("budget", "rank_by"), _check_budgeted)
+def _budgeted(params: dict) -> Scheduler:
+    return Budgeted(params["budget"], params.get("rank_by", "trust"))
+
+
+@_builtin("isolated")
+def _isolated(params: dict) -> Scheduler:
+    """Every agent adapts only on its own notes (hops 0): the no-sharing baseline."""
+    return lambda view: _per_agent(view, lambda a, inbox: [it for it in inbox if it.hops == 0 and it.sender == a])
+
+
+@_builtin("oracle")
+def _oracle(params: dict) -> Scheduler:
+    """Centralised upper bound: every agent adapts on every note written this round, inbox or not.
+
+    Notes are wrapped as ``InboxItem(sender=author, received_round=round, weight=1.0, hops=0 if own
+    else 1)``.
+    """
+    def schedule(view: SchedulerView) -> Plan:
+        def items(a: int) -> list[InboxItem]:
+            return [InboxItem(n, n.author, view.round, 1.0, 0 if n.author == a else 1) for n in view.all_notes]
+        return _per_agent(view, lambda a, inbox: items(a))
+    return schedule
+
+
+# ---------------------------------------------------------------- building and checking
+
+def validate_scheduler_params(kind: str, params: dict | None) -> Problems:
+    """Every problem with a scheduler setting, as ``(dotted key, message)`` pairs.
+
+    For a user-registered kind (no declared parameters) the builder is tried once and the
+    ``SchedulerError`` it raises, if any, is reported.
+    """
+    if kind not in SCHEDULERS:
+        return [("kind", f"{kind!r} is not one of {', '.join(SCHEDULERS.names())}")]
+    if params is not None and not isinstance(params, dict):
+        return [("params", "must be a mapping")]
+    params = params or {}
+    if kind not in _ALLOWED:
+        try:
+            SCHEDULERS.get(kind)(params)
+        except SchedulerError as e:
+            return e.problems
+        return []
+    allowed = _ALLOWED[kind]
+    unknown = [(f"params.{k}", f"unknown parameter for {kind}; allowed: {', '.join(allowed) or 'none'}")
+               for k in params if k not in allowed]
+    return _CHECKS[kind](params) + unknown
+
+
+def build_scheduler(kind: str, params: dict | None = None) -> Scheduler:
+    """The scheduler ``kind`` with ``params``; raises ``SchedulerError`` listing every problem."""
+    problems = validate_scheduler_params(kind, params)
+    if problems:
+        raise SchedulerError(*problems[0], problems=problems)
+    return SCHEDULERS.get(kind)(dict(params or {}))
+
+
+def example_view(n: int = 4, seed: int = 0, round: int = 1) -> SchedulerView:
+    """A small view for tests and checks: a bidirectional ring (line for n < 3), two docs per agent.
+
+    Agent a wrote ``n{a}-{d}`` about doc ``doc{a}-{d}`` this round; its inbox holds those (hops 0)
+    and its in-neighbours' notes (hops 1, weight 0.5 + 0.1·sender), plus an older neighbour note
+    about an already known document.
+    """
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    for a in range(n):
+        b = (a + 1) % n
+        if b != a:
+            g.add_edge(a, b, weight=0.5 + 0.1 * a)
+            g.add_edge(b, a, weight=0.5 + 0.1 * b)
+    notes = {a: [Note(f"n{a}-{d}", a, f"doc{a}-{d}", round, "implications", "text", ("text",), 5 + d)
+                 for d in range(2)] for a in range(n)}
+    inboxes: dict[int, list[InboxItem]] = {}
+    for a in range(n):
+        items = [InboxItem(nt, a, round, 1.0, 0) for nt in notes[a]]
+        for u in sorted(g.predecessors(a)):
+            old = Note(f"old{u}->{a}", u, f"doc{u}-0", round - 1, "implications", "old", ("old",), 3)
+            items.append(InboxItem(old, u, round - 1, g[u][a]["weight"], 1))
+            items += [InboxItem(nt, u, round, g[u][a]["weight"], 1) for nt in notes[u]]
+        inboxes[a] = items
+    return SchedulerView(round=round, graph=g, inboxes=inboxes,
+                         all_notes=[nt for a in range(n) for nt in notes[a]], history=[],
+                         known={a: {f"doc{(a + 1) % n}-0"} for a in range(n)}, rng=random.Random(seed))
+
+
+def _plan_ids(plan: Plan) -> dict[int, list[str]]:
+    return {a: [it.note.note_id for it in items] for a, items in plan.items()}
+
+
+def check_scheduler(scheduler: Scheduler, n: int = 4, *, seed: int = 0, inbox_only: bool = True) -> Plan:
+    """Conformance check for a scheduler; raises ``AssertionError`` naming what is wrong.
+
+    On ``example_view(n, seed)``: the plan has every agent key, lists of ``InboxItem`` without
+    repeated notes, taken from that agent's inbox (unless ``inbox_only=False``, for centralised
+    schedulers such as the oracle); the view is left unchanged; the same rng seed gives the same
+    plan; an empty inbox round still gives every agent key. Returns the plan.
+    """
+    def fail(msg: str) -> None:
+        raise AssertionError(f"check_scheduler: {msg}")
+
+    view = example_view(n, seed)
+    before = {a: list(items) for a, items in view.inboxes.items()}
+    plan = scheduler(view)
+    if not isinstance(plan, dict) or sorted(plan) != list(range(n)):
+        fail(f"plan keys are {sorted(plan) if isinstance(plan, dict) else plan!r}, expected 0..{n - 1}")
+    if view.inboxes != before:
+        fail("scheduler modified view.inboxes")
+    for a, items in plan.items():
+        if not isinstance(items, list) or not all(isinstance(it, InboxItem) for it in items):
+            fail(f"plan[{a}] is not a list of InboxItem")
+        ids = [it.note.note_id for it in items]
+        if len(ids) != len(set(ids)):
+            fail(f"plan[{a}] repeats a note")
+        if inbox_only and not all(it in view.inboxes[a] for it in items):
+            fail(f"plan[{a}] holds items that are not in agent {a}'s inbox")
+    if _plan_ids(scheduler(example_view(n, seed))) != _plan_ids(plan):
+        fail("same rng seed gave a different plan")
+    empty = example_view(n, seed)
+    empty.inboxes, empty.all_notes = {a: [] for a in range(n)}, []
+    got = scheduler(empty)
+    if sorted(got) != list(range(n)) or any(got.values()):
+        fail("with empty inboxes the plan must map every agent to []")
+    return plan

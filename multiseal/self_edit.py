@@ -1,0 +1,155 @@
+"""Self-edits: SEAL's prompt styles, batched sampling of candidates, parsing into training sequences.
+
+A self-edit is the model's own fine-tuning data for a passage. As in SEAL's knowledge-incorporation
+code, a completion is split into lines (or question–answer pairs), each prefixed by the passage's
+title; the raw passage is appended as one more sequence by whoever has the passage.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from multiseal.registry import Registry
+from multiseal.world import Document
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How to ask for a self-edit and how to cut its completion into training sequences."""
+
+    instruction: str | None  # None: no self-edit is written (the passage-only baseline)
+    parse: Callable[[str, str], list[str]]  # (completion, title) -> sequences
+
+
+@dataclass(frozen=True)
+class SelfEditSettings:
+    """Sampling settings for self-edit candidates."""
+
+    style: str = "implications"
+    candidates: int = 1
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)]|\(\d+\))\s*")
+
+
+def split_lines(completion: str, title: str) -> list[str]:
+    """One sequence per non-empty line, bullets and numbering stripped, prefixed by the title."""
+    out = []
+    for line in completion.splitlines():
+        line = _BULLET.sub("", line).strip()
+        if len(line) >= 3 and not line.endswith(":"):
+            out.append(f"{title}\n{line}")
+    return out
+
+
+def split_paragraphs(completion: str, title: str) -> list[str]:
+    """One sequence per rewrite: paragraphs separated by blank lines (or lines if there are none)."""
+    parts = [p.strip() for p in re.split(r"\n\s*\n", completion) if p.strip()]
+    if len(parts) <= 1:
+        return split_lines(completion, title)
+    return [f"{title}\n{_BULLET.sub('', p)}" for p in parts]
+
+
+_QA = re.compile(
+    r"(?:^|\n)\s*(?:\d+[.)]\s*)?(?:Q(?:uestion)?\s*\d*\s*[:.])\s*(?P<q>.+?)\s*\n?\s*"
+    r"(?:A(?:nswer)?\s*\d*\s*[:.])\s*(?P<a>.+?)(?=\n\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*\d*\s*[:.]|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def split_qa(completion: str, title: str) -> list[str]:
+    """One sequence per question–answer pair (``Question: … Answer: …``); falls back to lines."""
+    pairs = [(m["q"].strip(), " ".join(m["a"].split())) for m in _QA.finditer(completion)]
+    pairs = [(q, a) for q, a in pairs if q and a]
+    if not pairs:
+        return split_lines(completion, title)
+    return [f"{title}\nQuestion: {q}\nAnswer: {a}" for q, a in pairs]
+
+
+STYLES: Registry[PromptStyle] = Registry("prompt style")
+# The instructions follow SEAL's knowledge-incorporation prompts (knowledge-incorporation/src/utils.py).
+STYLES.register("implications", PromptStyle(
+    "Read the following passage and produce a list of implications derived directly or indirectly "
+    "from the content. Write one implication per line.", split_lines))
+STYLES.register("implications-long", PromptStyle(
+    "Read the following passage and produce a long list of implications derived directly or "
+    "indirectly from the content. Write one implication per line, and restate every fact of the "
+    "passage in at least one of them.", split_lines))
+STYLES.register("rewrite", PromptStyle(
+    "Read the following passage and rewrite it in a few different ways, each one separated by a "
+    "blank line.", split_paragraphs))
+STYLES.register("self-qa", PromptStyle(
+    "Read the following passage and rewrite it in a question-answer format. Write each pair as "
+    "'Question: ...' on one line and 'Answer: ...' on the next.", split_qa))
+STYLES.register("passage-only", PromptStyle(None, lambda completion, title: []))
+
+
+def self_edit_request(doc: Document, style: str) -> str | None:
+    """The user message that asks for a self-edit of ``doc`` (None for ``passage-only``)."""
+    instruction = STYLES.get(style).instruction
+    if instruction is None:
+        return None
+    return f"{instruction}\n\nPassage:\n{doc.title}\n{doc.context}"
+
+
+def passage_sequence(doc: Document) -> str:
+    """The raw passage as one training sequence (title, newline, context), as SEAL appends it."""
+    return f"{doc.title}\n{doc.context}"
+
+
+def parse_completion(completion: str, doc: Document, style: str) -> list[str]:
+    """Training sequences from one completion, without the passage (appended by the caller)."""
+    return STYLES.get(style).parse(completion, doc.title)
+
+
+def training_sequences(completion: str, doc: Document, style: str, include_passage: bool = True) -> list[str]:
+    """SEAL's training set for one self-edit: the parsed completion, then the raw passage."""
+    seqs = parse_completion(completion, doc, style)
+    if include_passage:
+        seqs.append(passage_sequence(doc))
+    return seqs
+
+
+def sample_self_edits(
+    model,  # multiseal.model.SharedModel
+    requests: Sequence[tuple[Document, str | None, str]],
+    settings: SelfEditSettings,
+    seed: int | None = None,
+    progress: str | None = "writing self-edits",
+) -> list[list[str]]:
+    """``settings.candidates`` completions per (document, adapter, style) request, in one batched pass.
+
+    Returns, for each request, the list of candidate completions (empty strings for
+    ``passage-only``). Every prompt is repeated k times in the same ``generate`` call, so all
+    candidates of all documents and agents share the batches.
+    """
+    prompts, adapters, owners = [], [], []
+    for r, (doc, adapter, style) in enumerate(requests):
+        text = self_edit_request(doc, style)
+        if text is None:
+            continue
+        for _ in range(settings.candidates):
+            prompts.append(model.prompt(text))
+            adapters.append(adapter)
+            owners.append(r)
+    results: list[list[str]] = [[] for _ in requests]
+    if prompts:
+        completions = model.generate(
+            prompts,
+            adapters,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=seed,
+            progress=progress,
+        )
+        for r, c in zip(owners, completions):
+            results[r].append(c)
+    for r, (_, _, style) in enumerate(requests):
+        if STYLES.get(style).instruction is None:
+            results[r] = [""] * settings.candidates
+    return results

@@ -1,0 +1,53 @@
+"""Shared fixtures: one tiny random model and one SmolLM2 for the whole session.
+
+Both models are loaded once; tests add adapters to them, so every test must delete what it adds.
+``make_adapter`` does that for you and hands out names no other test uses (peft keeps the last
+adapter resident after ``delete_adapter``, so a name can never be reused on the same model).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Iterator
+
+import pytest
+import torch
+
+from multiseal.model import LoraSettings, SharedModel, build_shared_model
+
+# Two cores are shared with other work; more threads only add contention.
+torch.set_num_threads(2)
+
+_names = itertools.count()
+
+
+def unique_adapter_name(prefix: str = "t") -> str:
+    """An adapter name used nowhere else in this session (no '.', not a substring of 'lora_')."""
+    return f"{prefix}{next(_names)}x"
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> SharedModel:
+    return build_shared_model("tiny-random", progress=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2_model() -> SharedModel:
+    return build_shared_model("smollm2-135m", progress=False)
+
+
+@pytest.fixture
+def make_adapter() -> Iterator[Callable[..., str]]:
+    """``make_adapter(model, settings=LoraSettings(), init_from=None, seed=0) -> name``; deleted after the test."""
+    made: list[tuple[SharedModel, str]] = []
+
+    def make(model: SharedModel, settings: LoraSettings | None = None, init_from: str | None = None,
+             seed: int = 0) -> str:
+        name = unique_adapter_name()
+        model.add_adapter(name, settings or LoraSettings(), init_from=init_from, seed=seed)
+        made.append((model, name))
+        return name
+
+    yield make
+    for model, name in reversed(made):
+        if name in model.adapters:
+            model.delete_adapter(name)
