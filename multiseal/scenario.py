@@ -49,8 +49,8 @@ class WorldSection(Section):
     @model_validator(mode="after")
     def _check(self) -> "WorldSection":
         lo, hi = self.questions_per_doc
-        if not 1 <= lo <= hi:
-            raise ValueError("questions_per_doc must be [low, high] with 1 <= low <= high")
+        if not 1 <= lo <= hi <= 6:
+            raise ValueError("questions_per_doc must be [low, high] with 1 <= low <= high <= 6")
         if self.kind == "squad" and not self.path:
             raise ValueError("path is required when kind is 'squad'")
         return self
@@ -289,7 +289,7 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
     independent mistakes gets them all reported at once.
     """
     from multiseal import arrivals as arr
-    from multiseal.graph import validate_topology_params
+    from multiseal.graph import validate_topology
     from multiseal.scheduler import validate_scheduler_params
 
     problems: list[Problem] = []
@@ -312,13 +312,12 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
                 except ValueError as e:
                     problems.append(Problem(f"agents.overrides.{i}.style", str(e)))
     if topo and n:
-        for key, msg in validate_topology_params(topo.kind, n, topo.params):
+        params = dict(topo.params)
+        if "file" in params:
+            params["file"] = str(resolve_relative(params["file"], source))
+        for key, msg in validate_topology(topo.kind, n, params, directed=topo.directed, weights=topo.weights,
+                                          rewire_every=topo.rewire_every, schedule=topo.schedule):
             problems.append(Problem(f"topology.{key}", msg))
-        for r, edges in enumerate(topo.schedule or []):
-            for e in edges:
-                for node in e[:2]:
-                    if not (float(node).is_integer() and 0 <= int(node) < n):
-                        problems.append(Problem(f"topology.schedule[{r}]", f"agent {node} does not exist (agents are 0..{n - 1})"))
     if sched:
         for key, msg in validate_scheduler_params(sched.kind, sched.params):
             problems.append(Problem(f"scheduler.{key}", msg))
@@ -334,6 +333,15 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
                 problems.append(Problem("world.path", str(e)))
         else:
             n_docs = world.documents
+            if world.composition:
+                try:
+                    from multiseal.world import generate_world
+
+                    generate_world(world.documents, world.seed if world.seed is not None else raw.get("seed", 0)
+                                   if isinstance(raw.get("seed", 0), int) else 0,
+                                   tuple(world.questions_per_doc), world.composition)
+                except ValueError as e:
+                    problems.append(Problem("world.composition", str(e)))
     if kind == "simulation" and arrivals and n and n_docs is not None and rounds:
         if arrivals.kind == "broadcast" and arrivals.source >= n:
             problems.append(Problem("arrivals.source", f"no such agent (agents are 0..{n - 1})"))

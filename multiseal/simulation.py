@@ -1,0 +1,377 @@
+"""The round loop: documents → notes → inboxes → adapters → answers → metrics.
+
+One round (row ``t = round + 1`` of the accuracy tensor; row 0 is the base model):
+
+1. **arrivals** — the world hands agents their new documents;
+2. **self-edit** — every recipient writes notes on each new document (k candidates, its own style);
+3. **sharing** — notes travel along the graph's out-edges (delay, loss, relay) into inboxes;
+4. **scheduling** — the scheduler (or an external policy) picks the inbox items each agent adapts on;
+5. **adaptation** — each chosen agent trains its persistent adapter on those notes, plus the raw
+   passage of documents it holds and an optional replay of earlier sequences; with
+   ``sharing="weights"`` neighbours' adapters are then gossip-averaged instead of notes travelling;
+6. **evaluation** — every agent answers every question of every document (introduced or not),
+   the composition questions and the retention probe, in shared batches over the base model;
+7. **metrics** — per-agent and population metrics from :mod:`multiseal.metrics`.
+
+The class takes plain typed arguments; it never sees the scenario file.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from multiseal import metrics as M
+from multiseal.adapt import InnerLoopSettings, train_adapter
+from multiseal.arrivals import Arrivals
+from multiseal.evaluate import EvalSettings, answer_and_grade
+from multiseal.graph import DynamicGraph, distances
+from multiseal.model import LoraSettings, SharedModel
+from multiseal.notes import InboxItem, Note
+from multiseal.probe import probe_questions, select_probe
+from multiseal.scheduler import Plan, Scheduler, SchedulerView
+from multiseal.self_edit import SelfEditSettings, parse_completion, passage_sequence, sample_self_edits
+from multiseal.sharing import Postbox, average_adapters
+from multiseal.world import Question, World
+
+SHARING_MODES = ("notes", "weights", "none")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent: its adapter's name and shape, its note style and its inner-loop settings."""
+
+    adapter: str
+    style: str
+    lora: LoraSettings
+    inner: InnerLoopSettings
+
+
+@dataclass
+class AgentAction:
+    """What an external policy decides for one agent this round (None = leave it to the defaults)."""
+
+    style: str | None = None
+    adapt_on: list[InboxItem] | None = None
+    send_to: set[int] | None = None
+
+
+@dataclass
+class RoundRecord:
+    """What happened in one round, for logging and for the PettingZoo environment."""
+
+    round: int  # 0-based round; its accuracy row is round + 1
+    agents: dict[int, dict[str, float]]
+    population: dict[str, float]
+    notes: list[Note]
+    trained_sequences: dict[int, int]
+    communication: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Simulation:
+    """Several SEAL agents on one shared base model, exchanging notes over a graph."""
+
+    def __init__(
+        self,
+        model: SharedModel,
+        world: World,
+        arrivals: Arrivals,
+        graphs: DynamicGraph,
+        postbox: Postbox,
+        scheduler: Scheduler,
+        agents: Sequence[AgentSpec],
+        self_edit: SelfEditSettings,
+        evaluation: EvalSettings,
+        *,
+        rounds: int,
+        seed: int = 0,
+        sharing: str = "notes",
+        mixing: str = "uniform",
+        replay: float = 0.0,
+        probe_size: int = 8,
+        progress: bool = True,
+    ):
+        if sharing not in SHARING_MODES:
+            raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
+        self.model, self.world, self.arrivals, self.graphs = model, world, arrivals, graphs
+        self.postbox, self.scheduler, self.agents = postbox, scheduler, list(agents)
+        self.self_edit, self.evaluation = self_edit, evaluation
+        self.rounds, self.seed, self.sharing, self.mixing = rounds, seed, sharing, mixing
+        self.replay, self.probe_size, self.progress = replay, probe_size, progress
+        self.doc_index = {d.doc_id: j for j, d in enumerate(world.documents)}
+        A, D = len(self.agents), len(world.documents)
+        self.acc = np.full((rounds + 1, A, D), np.nan)
+        self.composition = np.full((rounds + 1, A), np.nan)
+        self.introduced = np.zeros((rounds + 1, D), dtype=bool)
+        self.own = np.zeros((A, D), dtype=bool)
+        self.learnt = np.full((A, D), -1, dtype=int)
+        self.round = 0
+        self.history: list[dict[int, dict[str, float]]] = []
+        self.records: list[RoundRecord] = []
+        self.outcomes: list[dict] = []  # every graded answer: row, agent, qid, answer, grades
+        self.notes_log: list[Note] = []
+        self.probe: list[Question] = []
+        self._items: dict[tuple[int, int], dict[str, float]] = {}  # (row, agent) -> qid -> headline
+        self._passages: list[set[str]] = [set() for _ in range(A)]
+        self._known: list[set[str]] = [set() for _ in range(A)]
+        self._trained: list[list[str]] = [[] for _ in range(A)]
+        self._dirty: set[int] = set()
+        self._started = False
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def questions(self) -> list[Question]:
+        return [q for d in self.world.documents for q in d.questions] + list(self.world.composition)
+
+    def start(self) -> None:
+        """Create the agents' adapters and measure row 0 (the base model; every fresh LoRA adapter
+        equals it, since its B matrix starts at zero), then fix the retention probe."""
+        if self._started:
+            return
+        for i, spec in enumerate(self.agents):
+            self.model.add_adapter(spec.adapter, spec.lora, seed=self.seed * 1000 + i)
+        candidates = probe_questions() if self.probe_size > 0 else []
+        graded = answer_and_grade(
+            self.model, [(None, q) for q in self.questions + candidates], self.evaluation,
+            progress="base answers" if self.progress else None,
+        )
+        head = self.evaluation.headline
+        by_qid = {g.qid: g for g in graded}
+        self.probe = select_probe(candidates, [by_qid[q.qid].scores[head] >= 0.5 for q in candidates], self.probe_size)
+        for a in range(len(self.agents)):
+            self._store(0, a, [g for g in graded if g.qid in self._scored_qids()])
+        self._started = True
+
+    def _scored_qids(self) -> set[str]:
+        return {q.qid for q in self.questions} | {q.qid for q in self.probe}
+
+    # ------------------------------------------------------------------ one round
+    def step(self, actions: dict[int, AgentAction] | None = None) -> RoundRecord:
+        """Play one round; ``actions`` (from a policy) override style, inbox choice and recipients."""
+        self.start()
+        if self.round >= self.rounds:
+            raise RuntimeError(f"the simulation has already played its {self.rounds} rounds")
+        actions = actions or {}
+        r, row = self.round, self.round + 1
+        g = self.graphs.at(r)
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        new_docs = self._arrive(r, row)
+        notes = self._write_notes(r, new_docs, actions)
+        seconds["self_edit"] = time.perf_counter() - t0
+        self._share(r, g, notes, actions)
+        plan = self._schedule(r, g, notes, actions)
+        t0 = time.perf_counter()
+        trained = self._adapt(r, row, plan)
+        if self.postbox.relay_on:
+            self.postbox.relay_received(r, g)
+        if self.sharing == "weights":
+            self._average(r, row, g)
+        seconds["adapt"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self._evaluate(row)
+        seconds["evaluate"] = time.perf_counter() - t0
+        per_agent, population = self._metrics(row, g)
+        comm = self.postbox.sent_by_round().get(r, {"notes": 0, "tokens": 0, "lost": 0})
+        record = RoundRecord(r, per_agent, population, notes, trained, dict(comm), seconds)
+        self.history.append(per_agent)
+        self.records.append(record)
+        self.round += 1
+        return record
+
+    def run(self, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
+        """Play every remaining round, calling ``on_round`` after each."""
+        self.start()
+        while self.round < self.rounds:
+            rec = self.step()
+            if on_round:
+                on_round(rec)
+        return self.records
+
+    # ------------------------------------------------------------------ the stages
+    def _arrive(self, r: int, row: int) -> list[tuple[int, str]]:
+        arrived = []
+        for a, docs in sorted(self.arrivals.get(r, {}).items()):
+            for doc_id in docs:
+                j = self.doc_index[doc_id]
+                self.own[a, j] = True
+                self._passages[a].add(doc_id)
+                if self.learnt[a, j] < 0:
+                    self.learnt[a, j] = row
+                arrived.append((a, doc_id))
+        for rr in range(r + 1):
+            for docs in self.arrivals.get(rr, {}).values():
+                for doc_id in docs:
+                    self.introduced[row:, self.doc_index[doc_id]] = True
+        return arrived
+
+    def _write_notes(self, r: int, arrived: list[tuple[int, str]], actions: dict[int, AgentAction]) -> list[Note]:
+        styles = [(actions.get(a) and actions[a].style) or self.agents[a].style for a, _ in arrived]
+        requests = [(self.world.doc(d), self.agents[a].adapter, s) for (a, d), s in zip(arrived, styles)]
+        samples = sample_self_edits(
+            self.model, requests, self.self_edit, seed=self.seed * 7919 + r,
+            progress=f"round {r + 1}: writing notes" if self.progress else None,
+        )
+        notes = []
+        for ((a, doc_id), style, cands) in zip(arrived, styles, samples):
+            doc = self.world.doc(doc_id)
+            for k, text in enumerate(cands):
+                if style == "passage-only":
+                    text, seqs = doc.context, [passage_sequence(doc)]
+                else:
+                    seqs = parse_completion(text, doc, style)
+                notes.append(Note(f"r{r}.a{a}.{doc_id}.{k}", a, doc_id, r, style, text, tuple(seqs),
+                                  self.model.count_tokens(text)))
+        self.notes_log.extend(notes)
+        return notes
+
+    def _share(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> None:
+        outbox: dict[int, list[Note]] = {a: [] for a in range(len(self.agents))}
+        for n in notes:
+            outbox[n.author].append(n)
+        if self.sharing == "notes":
+            send_to = {a: set(g.successors(a)) for a in outbox}
+            for a, act in actions.items():
+                if act.send_to is not None:
+                    send_to[a] = set(act.send_to) & set(g.successors(a))
+        else:
+            send_to = {a: set() for a in outbox}
+        self.postbox.post(r, g, outbox, send_to)
+        self.postbox.deliver(r)
+
+    def _schedule(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> Plan:
+        view = SchedulerView(
+            round=r, graph=g, inboxes=self.postbox.inboxes(),
+            all_notes=list(notes) if self.sharing == "notes" else [],
+            history=self.history, known={a: set(k) for a, k in enumerate(self._known)},
+            rng=random.Random(self.seed * 104729 + r),
+        )
+        plan = self.scheduler(view)
+        if self.sharing != "notes":  # nothing travels: only one's own notes exist
+            plan = {a: [it for it in items if it.note.author == a] for a, items in plan.items()}
+        for a, act in actions.items():
+            if act.adapt_on is not None:
+                plan[a] = list(act.adapt_on)
+        return plan
+
+    def training_set(self, agent: int, items: Sequence[InboxItem]) -> list[str]:
+        """Sequences for ``agent`` from chosen notes: each note's sequences, plus the raw passage of
+        every document the agent holds itself (once), without duplicates."""
+        seqs: list[str] = []
+        for it in items:
+            doc_id = it.note.doc_id
+            seqs.extend(it.note.sequences)
+            if doc_id in self._passages[agent]:
+                seqs.append(passage_sequence(self.world.doc(doc_id)))
+        return list(dict.fromkeys(seqs))
+
+    def _adapt(self, r: int, row: int, plan: Plan) -> dict[int, int]:
+        trained = {}
+        rng = random.Random(self.seed * 15485863 + r)
+        for a, items in sorted(plan.items()):
+            seqs = self.training_set(a, items)
+            if not seqs:
+                trained[a] = 0
+                continue
+            earlier = [s for s in self._trained[a] if s not in seqs]
+            n_replay = round(self.replay * len(earlier))
+            replayed = rng.sample(earlier, n_replay) if n_replay else []
+            spec = self.agents[a]
+            train_adapter(self.model, spec.adapter, seqs + replayed, spec.inner, seed=self.seed * 31 + r * 1009 + a,
+                          progress=f"round {r + 1}: training agent {a}" if self.progress else None)
+            self._trained[a].extend(s for s in seqs if s not in self._trained[a])
+            for it in items:
+                self._known[a].add(it.note.doc_id)
+                j = self.doc_index[it.note.doc_id]
+                if self.learnt[a, j] < 0:
+                    self.learnt[a, j] = row
+            self.postbox.consume(a, list(items))
+            self._dirty.add(a)
+            trained[a] = len(seqs) + len(replayed)
+        return trained
+
+    def _average(self, r: int, row: int, g) -> None:
+        """Weights sharing: gossip-average each agent's adapter with its in-neighbours'."""
+        states = {a: self.model.adapter_state(s.adapter) for a, s in enumerate(self.agents)}
+        averaged = average_adapters(states, g, mixing=self.mixing)
+        before = self.learnt.copy()
+        for a, s in enumerate(self.agents):
+            self.model.set_adapter_state(s.adapter, averaged[a])
+            preds = list(g.predecessors(a))
+            if preds:
+                self._dirty.add(a)
+            for u in preds:  # a neighbour's knowledge now reaches a through the averaged weights
+                reached = (before[u] >= 0) & (before[u] <= row) & (self.learnt[a] < 0)
+                self.learnt[a, reached] = row
+
+    def _evaluate(self, row: int) -> None:
+        """Fill ``acc[row]``: changed agents answer in shared batches; unchanged ones keep last row."""
+        changed = sorted(self._dirty)
+        for a in range(len(self.agents)):
+            if a not in changed:
+                self.acc[row, a] = self.acc[row - 1, a]
+                self.composition[row, a] = self.composition[row - 1, a]
+                self._items[(row, a)] = self._items[(row - 1, a)]
+        if changed:
+            qs = self.questions + self.probe
+            pairs = [(self.agents[a].adapter, q) for a in changed for q in qs]
+            graded = answer_and_grade(self.model, pairs, self.evaluation,
+                                      progress=f"round {row}: answering" if self.progress else None)
+            by_adapter: dict[str, list] = {}
+            for gr in graded:
+                by_adapter.setdefault(gr.adapter, []).append(gr)
+            for a in changed:
+                self._store(row, a, by_adapter[self.agents[a].adapter])
+        self._dirty.clear()
+
+    def _store(self, row: int, a: int, graded: list) -> None:
+        head = self.evaluation.headline
+        items = {g.qid: g.scores[head] for g in graded}
+        self._items[(row, a)] = items
+        for j, d in enumerate(self.world.documents):
+            self.acc[row, a, j] = float(np.mean([items[q.qid] for q in d.questions]))
+        if self.world.composition:
+            self.composition[row, a] = float(np.mean([items[q.qid] for q in self.world.composition]))
+        for g in graded:
+            self.outcomes.append({"row": row, "agent": a, "qid": g.qid, "question": g.question,
+                                  "gold": g.gold, "answer": g.answer, **g.scores})
+
+    # ------------------------------------------------------------------ metrics
+    def item_matrix(self, row: int, qids: Sequence[str]) -> np.ndarray:
+        """(agents × questions) headline grades at ``row``."""
+        return np.array([[self._items[(row, a)].get(q, np.nan) for q in qids] for a in range(len(self.agents))])
+
+    def _metrics(self, row: int, g) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
+        item_qids = [q.qid for q in self.questions]
+        probe = self.item_matrix(row, [q.qid for q in self.probe]) if self.probe else None
+        per_agent = M.agent_metrics(
+            self.acc, row, self.introduced, self.own, self.learnt, probe_correct=probe,
+            prev_item=self.item_matrix(row - 1, item_qids), cur_item=self.item_matrix(row, item_qids),
+        )
+        for a in per_agent:
+            per_agent[a]["acc_composition"] = float(self.composition[row, a])
+        population = M.population_metrics(per_agent, acc=self.acc, t=row, introduced=self.introduced)
+        for d, share in M.diffusion_by_distance(self.acc, row, self.distance_matrix(g), introduced=self.introduced).items():
+            population[f"pop.diffusion.d{d}" if d >= 0 else "pop.diffusion.unreachable"] = share
+        return per_agent, population
+
+    def distance_matrix(self, g) -> np.ndarray:
+        """``distance[a, j]``: hops from document j's first recipient to agent a (-1 = unreachable
+        or not yet introduced)."""
+        A, D = self.acc.shape[1:]
+        dist = np.full((A, D), -1, dtype=int)
+        first: dict[str, int] = {}
+        for r in sorted(self.arrivals):
+            for a in sorted(self.arrivals[r]):
+                for doc_id in self.arrivals[r][a]:
+                    first.setdefault(doc_id, a)
+        cache: dict[int, dict[int, int]] = {}
+        for doc_id, src in first.items():
+            hops = cache.setdefault(src, distances(g, src))
+            for a, h in hops.items():
+                dist[a, self.doc_index[doc_id]] = h
+        return dist
