@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """A LoRA adapter's shape (SEAL's defaults: rank 32, alpha 64, dropout 0, all linear layers)."""
+    """A LoRA adapter's shape (SEAL's rank 32, alpha 64, dropout 0; here on every linear layer by default)."""
 
     rank: int = 32
     alpha: float = 64.0
@@ -243,6 +244,8 @@ class SharedModel:
         """Create adapter ``name`` (fresh, seeded; or a copy of ``init_from``'s current weights)."""
         if name in self.adapters or name == BASE or (self.peft is not None and name in self.peft.peft_config):
             raise ValueError(f"adapter '{name}' already exists")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in "lora_":
+            raise ValueError(f"adapter name '{name}' must be an identifier and not part of 'lora_'")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if self.peft is None:
@@ -260,26 +263,36 @@ class SharedModel:
         if name not in self.adapters:
             raise KeyError(name)
         if len(self.peft.peft_config) > 1:
+            if name in self.peft.active_adapters:
+                self.peft.set_adapter(next(a for a in self.peft.peft_config if a != name))
             self.peft.delete_adapter(name)
-        # else: peft cannot hold zero adapters; the last one stays resident but unreachable by name
+        else:  # peft cannot hold zero adapters: take LoRA out of the base model altogether
+            self.model = self.peft.unload()
+            self.peft = None
         del self.adapters[name]
+
+    @staticmethod
+    def _pattern(name: str) -> "re.Pattern[str]":
+        # the adapter name sits right after the LoRA tag (``...lora_A.<name>.weight``); matching it
+        # anywhere else would confuse an adapter called ``mlp`` with the module path
+        return re.compile(rf"\.(lora_[AB]|lora_embedding_[AB])\.{re.escape(name)}(\.|$)")
 
     def adapter_parameters(self, name: str) -> dict[str, torch.nn.Parameter]:
         """The trainable LoRA parameters of one adapter, keyed by module path."""
-        marker = f".{name}."
-        return {k: p for k, p in self.peft.named_parameters() if "lora_" in k and marker in k}
+        pat = self._pattern(name)
+        return {k: p for k, p in self.peft.named_parameters() if pat.search(k)}
 
     def adapter_state(self, name: str) -> dict[str, torch.Tensor]:
         """A detached copy of one adapter's weights, keyed without the adapter name."""
-        marker = f".{name}."
-        return {k.replace(marker, "."): p.detach().clone() for k, p in self.adapter_parameters(name).items()}
+        pat = self._pattern(name)
+        return {pat.sub(r".\1\2", k): p.detach().clone() for k, p in self.adapter_parameters(name).items()}
 
     def set_adapter_state(self, name: str, state: dict[str, torch.Tensor]) -> None:
-        marker = f".{name}."
+        pat = self._pattern(name)
         params = self.adapter_parameters(name)
         with torch.no_grad():
             for k, p in params.items():
-                p.copy_(state[k.replace(marker, ".")])
+                p.copy_(state[pat.sub(r".\1\2", k)])
 
     def _freeze_all(self) -> None:
         for p in self.peft.parameters():
@@ -334,10 +347,14 @@ class SharedModel:
         if adapters is None:
             adapters = [None] * len(prompts)
         names = [BASE if a is None else a for a in adapters]
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self._generate(prompts, names, max_new_tokens, temperature, top_p, batch_size, progress)
+
+    def _generate(self, prompts, names, max_new_tokens, temperature, top_p, batch_size, progress) -> list[str]:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str] = [""] * len(prompts)
-        if seed is not None:
-            torch.manual_seed(seed)
         tok = self.tokenizer
         tok.padding_side = "left"
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

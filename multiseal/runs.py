@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Mapping
 
 from multiseal import build
 from multiseal.experiment import format_table, run_knowledge_experiment
@@ -14,19 +15,27 @@ from multiseal.scenario import Scenario, flatten
 from multiseal.tracking import Tracker
 
 
-def run_scenario(scenario: Scenario, source: str | Path | None = None, progress: bool = True) -> str:
-    """Run ``scenario`` (loaded from ``source``); returns the end-of-run summary text."""
+def run_scenario(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
+                 tags: Mapping[str, str] | None = None) -> str:
+    """Run ``scenario`` (loaded from ``source``); returns the end-of-run summary text.
+
+    ``tags`` are added to the MLflow run (a sweep marks its points this way)."""
     if scenario.kind == "knowledge":
-        return run_knowledge(scenario, source, progress)
+        return run_knowledge(scenario, source, progress, tags)
+    if scenario.kind == "restem":
+        from multiseal.restem_run import run_restem_scenario
+
+        return run_restem_scenario(scenario, source, progress, tags)
     from multiseal.simulate import run_simulation
 
-    return run_simulation(scenario, source, progress)
+    return run_simulation(scenario, source, progress, tags)
 
 
-def open_tracker(scenario: Scenario, source: str | Path | None) -> Tracker:
+def open_tracker(scenario: Scenario, source: str | Path | None, tags: Mapping[str, str] | None = None) -> Tracker:
     tracker = Tracker(
         scenario.tracking.uri, scenario.tracking.experiment, build.run_name(scenario),
-        params=flatten(scenario), tags={"multiseal.kind": scenario.kind, "multiseal.scenario": scenario.name},
+        params=flatten(scenario),
+        tags={"multiseal.kind": scenario.kind, "multiseal.scenario": scenario.name, **(tags or {})},
     )
     if source is not None and Path(source).exists():
         tracker.artifact_file(source, "scenario")
@@ -34,12 +43,13 @@ def open_tracker(scenario: Scenario, source: str | Path | None) -> Tracker:
     return tracker
 
 
-def run_knowledge(scenario: Scenario, source: str | Path | None = None, progress: bool = True) -> str:
+def run_knowledge(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
+                  tags: Mapping[str, str] | None = None) -> str:
     """SEAL's knowledge-incorporation table for one agent (see ``multiseal.experiment``)."""
     world = build.build_world(scenario.world, scenario.seed, source)
     model = build.build_model(scenario.model, progress)
     evaluation = build.build_eval(scenario.evaluation)
-    with open_tracker(scenario, source) as tracker:
+    with open_tracker(scenario, source, tags) as tracker:
         result = run_knowledge_experiment(
             model, world.documents, scenario.experiment.conditions, scenario.experiment.seeds,
             build.build_lora(scenario.model.lora), build.build_self_edit(scenario.self_edit),

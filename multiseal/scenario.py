@@ -152,9 +152,28 @@ class ExperimentSection(Section):
         return [_known_style(s) for s in v]
 
 
+class RestemSection(Section):
+    """ReST-EM outer loop (kind: restem): agents learn to write notes that earn a reward."""
+
+    iterations: int = Field(2, ge=1, description="outer-loop iterations after the iteration-0 evaluation")
+    candidates: int = Field(3, ge=1, description="self-edits sampled per (agent, training document)")
+    keep: int = Field(1, ge=1, description="best candidates with positive reward kept per (agent, document)")
+    reward: Literal["self", "neighbours", "mixed"] = "self"
+    mix_weight: float = Field(0.5, ge=0, le=1, description="mixed: weight of the author's own gain")
+    policy: Literal["separate", "knowledge"] = Field(
+        "separate", description="where the writer lives: its own adapter per agent, or the knowledge adapter")
+    policy_lr: float = Field(3e-4, gt=0, description="writer SFT learning rate")
+    policy_epochs: int = Field(2, ge=1, description="writer SFT epochs per iteration")
+    policy_batch_size: int = Field(4, ge=1)
+    train_documents: int = Field(4, ge=1, description="documents the writers are trained on")
+    eval_documents: int = Field(3, ge=1, description="held-out documents, disjoint from training")
+    eval_samples: int = Field(1, ge=1, description="self-edits per held-out (agent, document), averaged")
+    trial_batch: int = Field(16, ge=1, description="temporary adapters trained before one answering pass")
+
+
 class Scenario(Section):
     name: str = "scenario"
-    kind: Literal["simulation", "knowledge"] = "simulation"
+    kind: Literal["simulation", "knowledge", "restem"] = "simulation"
     seed: int = 0
     rounds: int = Field(2, ge=1)
     model: ModelSection = ModelSection()
@@ -170,6 +189,7 @@ class Scenario(Section):
     replay: ReplaySection = ReplaySection()
     tracking: TrackingSection = TrackingSection()
     experiment: ExperimentSection = ExperimentSection()
+    restem: RestemSection = RestemSection()
 
     @field_validator("agents", mode="before")
     @classmethod
@@ -354,6 +374,50 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
                 )
             except ValueError as e:
                 problems.append(Problem("arrivals", f"{e} (world.documents: {n_docs})"))
+    if kind == "restem":
+        problems += _check_restem(raw, agents, topo, n_docs, source)
+    return problems
+
+
+def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection | None,
+                  n_docs: int | None, source: str | Path | None) -> list[Problem]:
+    """ReST-EM needs keep <= candidates, enough documents for a disjoint split, note-writing styles
+    and, for a neighbour reward, out-neighbours for every agent."""
+    restem = _section(raw, "restem", RestemSection)
+    self_edit = _section(raw, "self_edit", SelfEditSection)
+    if restem is None:
+        return []
+    problems: list[Problem] = []
+    if restem.keep > restem.candidates:
+        problems.append(Problem("restem.keep", f"must be <= restem.candidates ({restem.candidates})"))
+    if n_docs is not None and restem.train_documents + restem.eval_documents > n_docs:
+        problems.append(Problem("restem.eval_documents", (
+            f"train_documents ({restem.train_documents}) + eval_documents ({restem.eval_documents}) "
+            f"must be <= the world's documents ({n_docs})")))
+    styles = {"self_edit.style": self_edit.style} if self_edit else {}
+    if agents:
+        styles.update({f"agents.overrides.{i}.style": o.style for i, o in agents.overrides.items() if o.style})
+    from multiseal.self_edit import STYLES
+
+    for key, style in styles.items():
+        if style in STYLES and STYLES.get(style).instruction is None:
+            problems.append(Problem(key, f"'{style}' writes no self-edit; kind 'restem' needs a style that does"))
+    if restem.reward != "self" and agents and topo:
+        from multiseal.graph import build_topology
+
+        params = dict(topo.params)
+        if "file" in params:
+            params["file"] = str(resolve_relative(params["file"], source))
+        try:
+            g = build_topology(topo.kind, agents.count, directed=topo.directed, params=params,
+                               weights=topo.weights, seed=raw.get("seed", 0) if isinstance(raw.get("seed", 0), int) else 0)
+        except (ValueError, OSError):
+            return problems  # the topology's own problems are reported by its check
+        lonely = [a for a in range(agents.count) if g.out_degree(a) == 0]
+        if lonely:
+            problems.append(Problem("restem.reward", (
+                f"'{restem.reward}' rewards notes by their readers, but agents {lonely} have no out-neighbours "
+                f"in topology '{topo.kind}' with {agents.count} agent(s)")))
     return problems
 
 

@@ -209,6 +209,23 @@ def _oracle(params: dict) -> Scheduler:
     return schedule
 
 
+def _check_policy(p: dict) -> Problems:
+    from multiseal.policies import validate_policy_params
+
+    return validate_policy_params(p)
+
+
+@_builtin("policy", ("policy", "allow_import", "policy_params", "inbox_slots", "history", "styles",
+                     "visible_neighbour_metrics"), _check_policy)
+def _policy(params: dict) -> Scheduler:
+    """A policy decides (``multiseal.policies``): ``run_simulation`` asks it every round through the
+    PettingZoo interface (``multiseal.env``) and hands its decisions to this scheduler. In a round
+    nobody decided (``check_scheduler``, a simulation stepped by hand) it acts as ``synchronous``."""
+    from multiseal.env import PolicyScheduler
+
+    return PolicyScheduler()
+
+
 # ---------------------------------------------------------------- building and checking
 
 def validate_scheduler_params(kind: str, params: dict | None) -> Problems:

@@ -33,7 +33,7 @@ class SelfEditSettings:
     max_new_tokens: int = 128
 
 
-_BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)]|\(\d+\))\s*")
+_BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)](?=\s|$)|\(\d+\))\s*")
 
 
 def split_lines(completion: str, title: str) -> list[str]:
@@ -54,10 +54,11 @@ def split_paragraphs(completion: str, title: str) -> list[str]:
     return [f"{title}\n{_BULLET.sub('', p)}" for p in parts]
 
 
+_Q = r"(?:(?i:question)|Q)\s*\d*\s*:"
+_A = r"(?:(?i:answer)|A)\s*\d*\s*:"
 _QA = re.compile(
-    r"(?:^|\n)\s*(?:\d+[.)]\s*)?(?:Q(?:uestion)?\s*\d*\s*[:.])\s*(?P<q>.+?)\s*\n?\s*"
-    r"(?:A(?:nswer)?\s*\d*\s*[:.])\s*(?P<a>.+?)(?=\n\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*\d*\s*[:.]|\Z)",
-    re.IGNORECASE | re.DOTALL,
+    rf"(?<!\S)(?:\d+[.)]\s*)?{_Q}\s*(?P<q>.+?)\s*(?<!\S){_A}\s*(?P<a>.+?)(?=\s+(?:\d+[.)]\s*)?{_Q}|\Z)",
+    re.DOTALL,
 )
 
 

@@ -7,10 +7,12 @@ coloured by final accuracy), the notes log, every graded answer and the scenario
 """
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -26,8 +28,15 @@ from multiseal.simulation import AgentSpec, RoundRecord, Simulation
 SUMMARY_METRICS = ("acc_own", "acc_received", "acc_all", "acc_unreached", "forgetting", "retention")
 
 
-def agent_specs(scenario: Scenario) -> list[AgentSpec]:
-    """One spec per agent: the scenario defaults with that agent's overrides applied."""
+_simulations = itertools.count()
+
+
+def agent_specs(scenario: Scenario, prefix: str | None = None) -> list[AgentSpec]:
+    """One spec per agent: the scenario defaults with that agent's overrides applied.
+
+    Adapter names get a per-process unique prefix, so several simulations can share one model.
+    """
+    prefix = prefix if prefix is not None else f"s{next(_simulations)}a"
     lora = build.build_lora(scenario.model.lora)
     inner = build.build_inner_loop(scenario.inner_loop)
     specs = []
@@ -38,7 +47,7 @@ def agent_specs(scenario: Scenario) -> list[AgentSpec]:
             style = o.style or style
             a_lora = replace(lora, rank=o.rank or lora.rank, alpha=o.alpha or lora.alpha)
             a_inner = replace(inner, lr=o.lr or inner.lr, epochs=inner.epochs if o.epochs is None else o.epochs)
-        specs.append(AgentSpec(f"agent{i}", style, a_lora, a_inner))
+        specs.append(AgentSpec(f"{prefix}{i}", style, a_lora, a_inner))
     return specs
 
 
@@ -86,18 +95,25 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
     return out
 
 
-def run_simulation(scenario: Scenario, source: str | Path | None = None, progress: bool = True) -> str:
-    """Run a ``kind: simulation`` scenario under MLflow; returns the end-of-run summary table."""
+def run_simulation(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
+                   tags: Mapping[str, str] | None = None) -> str:
+    """Run a ``kind: simulation`` scenario under MLflow (``tags`` added to the run); returns the
+    end-of-run summary table."""
     from multiseal.runs import open_tracker
 
     model = build.build_model(scenario.model, progress)
     sim = build_simulation(scenario, model, source, progress)
-    with open_tracker(scenario, source) as tracker:
+    with open_tracker(scenario, source, tags) as tracker:
         sim.start()
         tracker.metrics(_row0_metrics(sim), step=0)
         tracker.artifact_jsonl("probe.jsonl", [{"qid": q.qid, "question": q.question, "answer": q.answer}
                                                for q in sim.probe])
-        sim.run(on_round=lambda rec: tracker.metrics(round_metrics(rec), step=rec.round + 1))
+        actions_fn = None
+        if scenario.scheduler.kind == "policy":  # the policy decides through the PettingZoo interface
+            from multiseal.env import policy_driver
+
+            actions_fn = policy_driver(sim, scenario.scheduler.params, seed=scenario.seed)
+        sim.run(on_round=lambda rec: tracker.metrics(round_metrics(rec), step=rec.round + 1), actions_fn=actions_fn)
         log_artifacts(sim, tracker)
         summary = summary_table(sim, scenario.evaluation.headline)
         tracker.artifact_text("summary.txt", summary + "\n")

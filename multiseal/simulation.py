@@ -146,6 +146,14 @@ class Simulation:
             self._store(0, a, [g for g in graded if g.qid in self._scored_qids()])
         self._started = True
 
+    def close(self) -> None:
+        """Remove this simulation's adapters from the shared model."""
+        if self._started:
+            for spec in self.agents:
+                if spec.adapter in self.model.adapters:
+                    self.model.delete_adapter(spec.adapter)
+            self._started = False
+
     def _scored_qids(self) -> set[str]:
         return {q.qid for q in self.questions} | {q.qid for q in self.probe}
 
@@ -183,11 +191,13 @@ class Simulation:
         self.round += 1
         return record
 
-    def run(self, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
-        """Play every remaining round, calling ``on_round`` after each."""
+    def run(self, on_round: Callable[[RoundRecord], None] | None = None,
+            actions_fn: Callable[[Simulation], dict[int, AgentAction]] | None = None) -> list[RoundRecord]:
+        """Play every remaining round, calling ``on_round`` after each; ``actions_fn(self)``, when
+        given, supplies each round's actions (a policy-driven run)."""
         self.start()
         while self.round < self.rounds:
-            rec = self.step()
+            rec = self.step(actions_fn(self) if actions_fn else None)
             if on_round:
                 on_round(rec)
         return self.records

@@ -7,6 +7,7 @@ adapter resident after ``delete_adapter``, so a name can never be reused on the 
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Callable, Iterator
 
 import pytest
@@ -14,8 +15,11 @@ import torch
 
 from multiseal.model import LoraSettings, SharedModel, build_shared_model
 
-# Two cores are shared with other work; more threads only add contention.
-torch.set_num_threads(2)
+# One intra-op thread unless MULTISEAL_TEST_THREADS says otherwise. On a 2-core machine shared with
+# other processes, OpenMP's parallel regions wait for a descheduled sibling thread: measured here with
+# the load at ~5, a 64x64 linear took 16 ms with 2 threads and 5 us with 1, and a SmolLM2 forward on
+# 8x60 tokens 5.6 s against 1.7 s.
+torch.set_num_threads(int(os.environ.get("MULTISEAL_TEST_THREADS", "1")))
 
 _names = itertools.count()
 

@@ -71,7 +71,8 @@ def test_training_changes_only_that_adapter(tiny_model, make_adapter):
     assert all(marker in k for k in changed), sorted(k for k in changed if marker not in k)
     # LoRA's A starts random and B at zero; after training both sides of the adapter have moved.
     assert any(".lora_A." in k for k in changed) and any(".lora_B." in k for k in changed)
-    assert tiny_model.generate(PROMPTS, [trained] * 3, max_new_tokens=8) != tiny_model.generate(PROMPTS, None, max_new_tokens=8)
+    trained_answers = tiny_model.generate(PROMPTS, [trained] * 3, max_new_tokens=8)
+    assert trained_answers != tiny_model.generate(PROMPTS, None, max_new_tokens=8)
 
 
 def test_adapter_state_round_trip_gives_identical_answers(tiny_model, make_adapter):
@@ -131,6 +132,16 @@ def test_deleted_adapter_is_gone(tiny_model, make_adapter):
     assert tiny_model.adapter_parameters(keep)
     with pytest.raises(KeyError):
         tiny_model.delete_adapter(gone)
+
+
+def test_adapter_named_like_a_module_keeps_to_its_own_parameters(tiny_model, make_adapter):
+    other = make_adapter(tiny_model)
+    tiny_model.add_adapter("mlp", LoraSettings())
+    try:
+        own = tiny_model.adapter_parameters("mlp")
+        assert all(f".{other}." not in k for k in own), "another adapter's weights were selected"
+    finally:
+        tiny_model.delete_adapter("mlp")
 
 
 def test_duplicate_adapter_name_is_refused(tiny_model, make_adapter):

@@ -1,0 +1,127 @@
+"""``multiseal report``: a self-contained Markdown report (with PNG figures) of an experiment's runs.
+
+The report folder holds ``report.md`` and ``figures/``: a comparison of the sweep points (final
+values, mean and 95% CI over seeds; a bar chart of one chosen metric; accuracy and forgetting by
+round; diffusion by graph distance), then every run's own figures. Each figure is also logged as an
+MLflow artifact of the run(s) it describes: a run's figures under ``report/``, the comparison
+figures under ``report/comparison/`` of every run compared.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from analysis.compare import comparison_table, format_markdown, groups
+from analysis.figures import comparison_figures, run_figures, slug
+from analysis.load import ExperimentData, RunRecord, load_experiment
+from multiseal.errors import InputError
+
+RUN_FIGURES = {
+    "accuracy": "accuracy per agent by round",
+    "heatmaps": "accuracy matrix (round × document) per agent",
+    "forgetting": "forgetting by round, and accuracy by rounds since learning",
+    "diffusion": "diffusion by graph distance",
+    "graph": "graph, nodes coloured by final accuracy",
+}
+COMPARISON_FIGURES = {
+    "bars": "the chosen metric per sweep point (mean, 95% CI, one dot per seed)",
+    "accuracy": "population accuracy by round",
+    "forgetting": "population forgetting by round",
+    "diffusion": "final diffusion by graph distance",
+}
+GLOSSARY = """\
+- **acc_all**: mean accuracy over the documents introduced so far; **acc_own**: on the documents an agent
+  received from the world; **acc_received**: on those it knows only from neighbours' notes.
+- **forgetting** (Chaudhry et al. 2018): per document, best earlier accuracy minus current, averaged over
+  learnt documents; **bwt** (GEM): current minus just-after-learning accuracy.
+- **retention**: share of a fixed probe (questions the base model answered right) still answered right.
+- **diffusion**: share of (agent, introduced document) pairs answered at ≥ 0.5 accuracy; by distance: split
+  by hops from the document's first recipient.
+- Intervals are Student-t 95% confidence intervals over seeds (none with a single seed)."""
+
+
+def write_report(experiment: str, tracking_uri: str | None = None, out: str | Path | None = None,
+                 metric: str = "pop.acc_all.mean", sweep: str | None = None, log_artifacts: bool = True) -> Path:
+    """Write the report of ``experiment``'s FINISHED runs into ``out`` (default
+    ``reports/<experiment>``); returns the path of ``report.md``."""
+    with load_experiment(experiment, tracking_uri, sweep) as data:
+        _check(data, metric, sweep)
+        folder = Path(out) if out is not None else Path("reports") / slug(experiment)
+        figures = folder / "figures"
+        figures.mkdir(parents=True, exist_ok=True)
+        comparison = comparison_figures(data, figures, metric)
+        per_run = {run.run_id: run_figures(data, run, figures) for run in data.runs}
+        report = folder / "report.md"
+        report.write_text(_markdown(data, metric, folder, comparison, per_run))
+        if log_artifacts:
+            _log(data, comparison, per_run)
+    return report
+
+
+def _check(data: ExperimentData, metric: str, sweep: str | None) -> None:
+    if not data.runs:
+        others = {}
+        for r in data.all_runs:
+            others[r.status] = others.get(r.status, 0) + 1
+        seen = ", ".join(f"{n} {s}" for s, n in others.items()) or "none"
+        where = f" of sweep '{sweep}'" if sweep else ""
+        raise InputError(f"experiment '{data.name}' has no FINISHED runs{where} (runs: {seen})")
+    if not any(metric in r.metrics for r in data.runs):
+        logged = sorted({k for r in data.runs for k in r.metrics if k.startswith("pop.")})
+        raise InputError(f"--metric: no run of '{data.name}' logged '{metric}' (population metrics: "
+                         f"{', '.join(logged) or 'none'})")
+
+
+def _markdown(data: ExperimentData, metric: str, folder: Path, comparison: dict[str, Path],
+              per_run: dict[str, dict[str, Path]]) -> str:
+    by_group = groups(data.runs)
+    sweeps = sorted({r.tags["multiseal.sweep"] for r in data.runs if "multiseal.sweep" in r.tags})
+    others = len(data.all_runs) - len(data.runs)
+    lines = [
+        f"# Report: experiment `{data.name}`", "",
+        f"- tracking URI: `{data.tracking_uri}`",
+        f"- generated: {_dt.datetime.now().isoformat(timespec='seconds')}",
+        f"- runs: {len(data.runs)} finished"
+        + (f"; {others} other run{'s' if others != 1 else ''} (failed, killed or still running) left out" if others else ""),
+    ]
+    if sweeps:
+        lines.append(f"- sweep(s): {', '.join(f'`{s}`' for s in sweeps)}")
+    lines += [f"- points: {len(by_group)}, seeds per point: "
+              + ", ".join(sorted({str(len(m)) for m in by_group.values()})), ""]
+    lines += ["## Comparison", "", "Final-round values, mean [95% CI] over seeds.", "",
+              format_markdown(comparison_table(data.runs)), ""]
+    for name, caption in COMPARISON_FIGURES.items():
+        if name in comparison:
+            text = caption if name != "bars" else f"{metric}: {caption}"
+            lines += [f"![{text}]({_rel(comparison[name], folder)})", "", f"*{text}*", ""]
+    lines += ["### Metrics", "", GLOSSARY, "", "## Runs", ""]
+    for run in data.runs:
+        lines += _run_section(run, per_run.get(run.run_id, {}), folder)
+    return "\n".join(lines) + "\n"
+
+
+def _run_section(run: RunRecord, figures: dict[str, Path], folder: Path) -> list[str]:
+    point = ", ".join(f"`{k}={v}`" for k, v in run.point.items()) or "—"
+    finals = [(k, run.metrics[k]) for k in ("pop.acc_all.mean", "pop.forgetting.mean", "pop.diffusion") if k in run.metrics]
+    lines = [f"### {run.name}", "", f"run `{run.run_id}`, point {point}"
+             + (", final " + ", ".join(f"{k} {v:.3f}" for k, v in finals) if finals else ""), ""]
+    for name, caption in RUN_FIGURES.items():
+        if name in figures:
+            lines += [f"![{caption}]({_rel(figures[name], folder)})", ""]
+    if not figures:
+        lines += ["_no figures: the run logged no per-agent metrics or artifacts_", ""]
+    return lines
+
+
+def _rel(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix()
+
+
+def _log(data: ExperimentData, comparison: dict[str, Path], per_run: dict[str, dict[str, Path]]) -> None:
+    """Each run gets its own figures under ``report/`` and the comparison under ``report/comparison/``."""
+    for run in data.runs:
+        for path in per_run.get(run.run_id, {}).values():
+            data.client.log_artifact(run.run_id, str(path), "report")
+        if len(data.runs) > 1:
+            for path in comparison.values():
+                data.client.log_artifact(run.run_id, str(path), "report/comparison")

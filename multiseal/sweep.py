@@ -1,0 +1,420 @@
+"""Sweeps: one base scenario run over a grid and/or a list of overrides, one MLflow run per point.
+
+A sweep file (paths relative to it)::
+
+    name: topologies              # names the sweep; also the MLflow experiment unless `experiment:` is set
+    base: topology-base.yaml      # the scenario every point starts from
+    set: {rounds: 2}              # overrides shared by every point (optional)
+    grid:                         # every combination of these values ...
+      topology.kind: [ring, star, complete, line]
+      seed: [0, 1, 2]
+    points:                       # ... crossed with each of these explicit points (optional)
+      - {scheduler.kind: synchronous}
+      - {scheduler.kind: budgeted, scheduler.params.budget: 2}
+    jobs: 1                       # points running at once, each in its own process
+
+Every point is validated (key paths, then the whole scenario) before anything runs, and all
+problems are reported at once, named by their place in the sweep file (``grid.topology.kind``,
+``points[1].scheduler.kind``). A point's id is a hash of its overrides, so it is stable across
+re-runs: points whose MLflow run FINISHED are skipped, which makes a sweep resumable. Each run is
+tagged ``multiseal.sweep``, ``multiseal.point`` and ``multiseal.point.<key>`` (one per varying key).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from multiseal.errors import Problem, ScenarioError
+from multiseal.overrides import apply_overrides, check_key_path
+from multiseal.scenario import _problems_from, read_yaml, resolve_relative, validate_scenario
+from multiseal.tracking import tracking_uri as resolve_uri
+
+SWEEP_TAG = "multiseal.sweep"
+POINT_TAG = "multiseal.point"
+# Settings the sweep owns: a point may not move its run to another store or experiment.
+RESERVED_KEYS = ("tracking.uri", "tracking.experiment")
+# A sweep's name goes into tags and MLflow search filters: keep it to plain characters.
+NAME_PATTERN = re.compile(r"[\w.\- ]+")
+
+
+class SweepFile(BaseModel):
+    """The sweep file as written; ``load_sweep`` turns it into a :class:`Sweep`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str | None = Field(None, pattern=rf"^{NAME_PATTERN.pattern}$", description="sweep name (default: the file's stem)")
+    base: str = Field(description="base scenario file, relative to the sweep file")
+    experiment: str | None = Field(None, description="MLflow experiment (default: the sweep name)")
+    fixed: dict[str, Any] = Field(default_factory=dict, alias="set", description="overrides for every point")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="key path -> values; all combinations")
+    points: list[dict[str, Any]] = Field(default_factory=list, description="explicit points, crossed with the grid")
+    jobs: int = Field(1, ge=1, description="points run at once, in separate processes")
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, v in grid.items() if not v]
+        if empty:
+            raise ValueError(f"{', '.join(empty)}: needs at least one value")
+        return grid
+
+
+@dataclass(frozen=True)
+class Point:
+    """One scenario of the sweep: the overrides that make it differ from the others."""
+
+    overrides: dict[str, Any]
+    origin: dict[str, str]  # key path -> where the sweep file sets it ("grid.seed", "points[1].scheduler.kind")
+    id: str
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={tag_value(v)}" for k, v in self.overrides.items()) or "(base)"
+
+    def tags(self, sweep: str) -> dict[str, str]:
+        tags = {SWEEP_TAG: sweep, POINT_TAG: self.id}
+        tags.update({f"{POINT_TAG}.{k}": tag_value(v) for k, v in self.overrides.items()})
+        return tags
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep: every point's scenario is known to be valid."""
+
+    name: str
+    source: Path
+    base: Path
+    experiment: str
+    tracking_uri: str
+    fixed: dict[str, Any]
+    points: list[Point]
+    jobs: int = 1
+
+    def settings(self, point: Point) -> dict[str, Any]:
+        """Every override a point's run gets, in the order they are applied."""
+        return {
+            "tracking.run_name": f"{self.name}: {point.label}", **self.fixed, **point.overrides,
+            "tracking.uri": self.tracking_uri, "tracking.experiment": self.experiment,
+        }
+
+
+@dataclass
+class PointResult:
+    point: Point
+    status: str  # "finished", "failed" or "skipped"
+    seconds: float = 0.0
+    output: str = ""
+
+
+@dataclass
+class SweepResult:
+    results: list[PointResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[PointResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+# --------------------------------------------------------------------------- values
+
+
+def tag_value(v: Any) -> str:
+    """How a point's value reads in a tag and a label: strings as they are, the rest as YAML."""
+    return v if isinstance(v, str) else yaml_value(v)
+
+
+def yaml_value(v: Any) -> str:
+    """A one-line YAML text that ``multiseal.overrides.parse_value`` reads back as ``v``."""
+    text = yaml.safe_dump(v, default_flow_style=True, width=math.inf).strip()
+    return text.removesuffix("...").strip()
+
+
+def point_id(overrides: dict[str, Any]) -> str:
+    """A stable short hash of a point's full overrides (key order does not matter)."""
+    blob = json.dumps(overrides, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_sweep_file(path: str | Path) -> SweepFile:
+    """Parse and type-check a sweep file; every problem is named by its key path."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ScenarioError(path, [Problem("", f"cannot read file: {e.strerror}")]) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ScenarioError(path, [Problem("", f"not valid YAML{where}: {getattr(e, 'problem', e)}")]) from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(path, [Problem("", "a sweep file must be a mapping of keys to values")])
+    try:
+        return SweepFile.model_validate(raw)
+    except ValidationError as e:
+        raise ScenarioError(path, _problems_from(e)) from None
+
+
+def expand_points(spec: SweepFile) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The points' overrides (each explicit point × each grid combination) and where each key comes from."""
+    keys = list(spec.grid)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())] if keys else [{}]
+    listed = spec.points or [{}]
+    overrides, origins = [], []
+    for i, explicit in enumerate(listed):
+        for combo in combos:
+            overrides.append({**explicit, **combo})
+            origin = {k: f"points[{i}].{k}" for k in explicit}
+            origin.update({k: f"grid.{k}" for k in combo})
+            origins.append(origin)
+    return overrides, origins
+
+
+def _key_problems(spec: SweepFile) -> list[Problem]:
+    """Bad or conflicting key paths, each reported once at its place in the sweep file."""
+    places = [(f"set.{k}", k) for k in spec.fixed] + [(f"grid.{k}", k) for k in spec.grid]
+    places += [(f"points[{i}].{k}", k) for i, p in enumerate(spec.points) for k in p]
+    problems = []
+    for place, key in places:
+        if key in RESERVED_KEYS:
+            problems.append(Problem(place, "is set by the sweep (use the sweep file's `experiment:` or --tracking-uri)"))
+        elif msg := check_key_path(key):
+            problems.append(Problem(place, msg))
+    for key in spec.grid:
+        if key in spec.fixed:
+            problems.append(Problem(f"grid.{key}", "is also under `set:`"))
+        problems += [Problem(f"points[{i}].{key}", "is also in `grid:`") for i, p in enumerate(spec.points) if key in p]
+    for i, p in enumerate(spec.points):
+        problems += [Problem(f"points[{i}].{k}", "is also under `set:`") for k in p if k in spec.fixed]
+    return problems
+
+
+def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | None = None) -> Sweep:
+    """Read a sweep file and validate every point's scenario; raise ScenarioError with every problem.
+
+    ``tracking_uri`` (e.g. from the command line) wins over the base scenario's ``tracking.uri``;
+    ``jobs`` over the file's ``jobs:``.
+    """
+    path = Path(path)
+    spec = read_sweep_file(path)
+    base = resolve_relative(spec.base, path)
+    if not base.is_file():
+        raise ScenarioError(path, [Problem("base", f"no such scenario file: {base}")])
+    problems = _key_problems(spec)
+    if problems:
+        raise ScenarioError(path, problems)
+    name = spec.name or path.stem
+    if not NAME_PATTERN.fullmatch(name):
+        raise ScenarioError(path, [Problem("name", f"'{name}' (the file's stem): use letters, digits, '_', '-', '.', ' '")])
+    base_raw = read_yaml(base)
+    uri = resolve_uri(tracking_uri or _base_uri(base_raw))
+    sweep = Sweep(name, path, base, spec.experiment or name, uri, dict(spec.fixed), [], jobs or spec.jobs)
+    seen: dict[str, int] = {}
+    for i, (overrides, origin) in enumerate(zip(*expand_points(spec))):
+        point = Point(overrides, origin, point_id({**spec.fixed, **overrides}))
+        if point.id in seen:
+            problems.append(Problem(next(iter(origin.values()), "points"),
+                                    f"point {point.label} appears twice (also point {seen[point.id] + 1})"))
+            continue
+        seen[point.id] = i
+        problems += _point_problems(sweep, point, base_raw)
+        sweep.points.append(point)
+    if problems:
+        raise ScenarioError(path, _dedupe(problems))
+    return sweep
+
+
+def _base_uri(raw: dict) -> str | None:
+    tracking = raw.get("tracking")
+    return tracking.get("uri") if isinstance(tracking, dict) else None
+
+
+def _point_problems(sweep: Sweep, point: Point, base_raw: dict) -> list[Problem]:
+    """The point's scenario validated in full; each problem is pinned on the override that caused it."""
+    try:
+        validate_scenario(apply_overrides(base_raw, sweep.settings(point), sweep.base), sweep.base)
+        return []
+    except ScenarioError as e:
+        found = e.problems
+    origin = {**{k: f"set.{k}" for k in sweep.fixed}, **point.origin}
+    out = []
+    for p in found:
+        culprit = _culprit(p.path, origin)
+        if culprit is not None:
+            out.append(Problem(origin[culprit], f"{p.message}" + (f" (at {p.path})" if p.path != culprit else "")))
+        else:
+            out.append(Problem(f"{sweep.base.name} {p.path}".strip(), f"{p.message} (at point {point.label})"))
+    return out
+
+
+def _culprit(path: str, origin: dict[str, str]) -> str | None:
+    """The override key a problem at ``path`` belongs to: the same key, one inside it or one above it."""
+    for key in sorted(origin, key=len, reverse=True):
+        if path == key or path.startswith(key + ".") or (path and key.startswith(path + ".")):
+            return key
+    return None
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: dict[tuple[str, str], Problem] = {}
+    for p in problems:
+        seen.setdefault((p.path, p.message), p)
+    return list(seen.values())
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+def finished_points(sweep: Sweep) -> set[str]:
+    """Ids of the points that already have a FINISHED run in the sweep's experiment."""
+    if _missing_sqlite(sweep.tracking_uri):
+        return set()  # nothing logged yet; do not create an empty store just to look
+    import logging
+
+    from mlflow import MlflowClient
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    client = MlflowClient(sweep.tracking_uri)
+    exp = client.get_experiment_by_name(sweep.experiment)
+    if exp is None:
+        return set()
+    query = f"tags.`{SWEEP_TAG}` = '{sweep.name}' and attributes.status = 'FINISHED'"
+    done, token = set(), None
+    while True:
+        page = client.search_runs([exp.experiment_id], query, max_results=1000, page_token=token)
+        done.update(r.data.tags.get(POINT_TAG, "") for r in page)
+        token = page.token
+        if not token:
+            return done
+
+
+def _missing_sqlite(uri: str) -> bool:
+    if not uri.startswith("sqlite:///"):
+        return False
+    return not Path(uri.removeprefix("sqlite:///")).exists()
+
+
+# --------------------------------------------------------------------------- running
+
+
+def point_command(sweep: Sweep, point: Point, progress: bool = False) -> list[str]:
+    """The ``python -m multiseal run`` command line of one point."""
+    cmd = [sys.executable, "-m", "multiseal", "run", str(sweep.base)]
+    for key, value in sweep.settings(point).items():
+        cmd += ["--set", f"{key}={yaml_value(value)}"]
+    for key, value in point.tags(sweep.name).items():
+        cmd += ["--tag", f"{key}={value}"]
+    if not progress:
+        cmd.append("--no-progress")
+    return cmd
+
+
+def describe(sweep: Sweep, done: set[str] | None = None) -> str:
+    """The points as a table (what ``--dry-run`` prints)."""
+    done = finished_points(sweep) if done is None else done
+    lines = [f"sweep '{sweep.name}': {len(sweep.points)} point(s) of {sweep.base} -> experiment "
+             f"'{sweep.experiment}' at {sweep.tracking_uri}", f"{'point':<10}  {'status':<8}  overrides"]
+    for p in sweep.points:
+        lines.append(f"{p.id:<10}  {'finished' if p.id in done else 'to run':<8}  {p.label}")
+    if sweep.fixed:
+        lines.append("every point also sets: " + " ".join(f"{k}={tag_value(v)}" for k, v in sweep.fixed.items()))
+    return "\n".join(lines)
+
+
+def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) -> SweepResult:
+    """Run every point not finished yet, ``sweep.jobs`` at a time, each in its own process.
+
+    With one job the point's output streams to the terminal; with several it is collected and the
+    point's summary (or, for a failed point, the end of its output) is printed when it ends. A
+    failed point does not stop the others.
+    """
+    out = out or sys.stdout
+    done = finished_points(sweep)
+    todo = [p for p in sweep.points if p.id not in done]
+    result = SweepResult([PointResult(p, "skipped") for p in sweep.points if p.id in done])
+    print(f"sweep '{sweep.name}': {len(sweep.points)} point(s), {len(result.results)} finished already, "
+          f"{len(todo)} to run, {min(sweep.jobs, max(len(todo), 1))} at a time "
+          f"(experiment '{sweep.experiment}' at {sweep.tracking_uri})", file=out, flush=True)
+    env = _child_env(sweep.jobs)
+    stream = sweep.jobs == 1
+    running: dict[subprocess.Popen, tuple[Point, float, Any]] = {}
+    queue = list(todo)
+    started = 0
+    try:
+        while queue or running:
+            while queue and len(running) < sweep.jobs:
+                point = queue.pop(0)
+                started += 1
+                print(f"[{started}/{len(todo)}] {point.id} {point.label}", file=out, flush=True)
+                log = None if stream else tempfile.TemporaryFile("w+")
+                proc = subprocess.Popen(point_command(sweep, point, progress and stream), env=env,
+                                        stdout=log, stderr=subprocess.STDOUT if log else None, text=True)
+                running[proc] = (point, time.monotonic(), log)
+            for proc in [p for p in running if p.poll() is not None]:
+                point, t0, log = running.pop(proc)
+                result.results.append(_finish(proc, point, time.monotonic() - t0, log, out))
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        _stop(list(running))
+        raise
+    failed = result.failed
+    print(f"sweep '{sweep.name}': {len(result.results) - len(failed)} of {len(sweep.points)} point(s) finished"
+          + (f", {len(failed)} failed: {', '.join(r.point.id for r in failed)}" if failed else ""), file=out, flush=True)
+    return result
+
+
+def _finish(proc: subprocess.Popen, point: Point, seconds: float, log: Any, out: TextIO) -> PointResult:
+    text = ""
+    if log is not None:
+        log.seek(0)
+        text = log.read()
+        log.close()
+    ok = proc.returncode == 0
+    print(f"  {point.id} {'finished' if ok else f'FAILED (exit {proc.returncode})'} in {seconds:.0f} s", file=out)
+    if text:
+        tail = text.strip().splitlines()[-40:] if not ok else text.strip().splitlines()
+        print("\n".join("    " + line for line in tail), file=out)
+    out.flush()
+    return PointResult(point, "finished" if ok else "failed", seconds, text)
+
+
+def _child_env(jobs: int) -> dict[str, str]:
+    """With several points at once, share the cores out instead of every process taking them all."""
+    env = dict(os.environ)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if jobs > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, threads)
+    return env
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """Ctrl-C: let each point mark its run KILLED, then make sure it is gone."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()

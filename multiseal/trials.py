@@ -1,0 +1,137 @@
+"""Trials: what a self-edit does for a learner, measured with a temporary adapter.
+
+A trial copies a learner's knowledge adapter, trains the copy on a list of sequences (a note plus the
+passage) and answers the document's questions closed-book; the copy is then deleted. Trials run in
+batches: all temporary adapters of a batch are trained first, then one ``answer_and_grade`` call
+answers every (adapter, question) pair of the batch in shared generation batches. Identical trials
+run once. ``BaselineCache`` holds the learners' pre-update scores, the other side of a gain.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Protocol, Sequence
+
+from multiseal.adapt import InnerLoopSettings, train_adapter
+from multiseal.evaluate import EvalSettings, answer_and_grade, mean_scores
+from multiseal.model import SharedModel
+from multiseal.world import Document
+
+
+class Learner(Protocol):
+    """What a trial needs of an agent: its knowledge adapter and its inner-loop settings."""
+
+    adapter: str
+    inner: InnerLoopSettings
+
+
+class Clock:
+    """Seconds spent per named phase (``with clock("train"): ...``), accumulated."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
+
+
+class BaselineCache:
+    """Pre-update scores per (adapter, document): filled in one batched pass, dropped on change.
+
+    Call ``invalidate`` when an adapter is trained (in ReST-EM: the M-step with ``policy:
+    knowledge``); with ``policy: separate`` the baselines are computed once for the whole run.
+    """
+
+    def __init__(self) -> None:
+        self._scores: dict[tuple[str, str], dict[str, float]] = {}
+        self.answered = 0  # questions answered to fill the cache (for cost accounting)
+
+    def ensure(self, model: SharedModel, needed: Iterable[tuple[str, Document]], evaluation: EvalSettings,
+               progress: str | None = None) -> None:
+        todo = [(a, d) for (a, _), d in {(a, d.doc_id): d for a, d in needed}.items()
+                if (a, d.doc_id) not in self._scores]
+        if not todo:
+            return
+        pairs = [(a, q) for a, d in todo for q in d.questions]
+        graded = answer_and_grade(model, pairs, evaluation, progress=progress)
+        self.answered += len(pairs)
+        start = 0
+        for a, d in todo:
+            self._scores[(a, d.doc_id)] = mean_scores(graded[start : start + len(d.questions)])
+            start += len(d.questions)
+
+    def get(self, adapter: str, doc_id: str) -> dict[str, float]:
+        return self._scores[(adapter, doc_id)]
+
+    def invalidate(self, adapter: str) -> None:
+        self._scores = {k: v for k, v in self._scores.items() if k[0] != adapter}
+
+
+_temp_names = itertools.count()
+
+
+def _temp_name() -> str:
+    # peft keeps the last deleted adapter resident, so a name is never reused in a process.
+    return f"rst{next(_temp_names)}x"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Learner ``learner`` adapts a copy of its knowledge adapter on ``sequences``, then answers ``doc``."""
+
+    learner: int
+    doc: Document
+    sequences: tuple[str, ...]
+
+
+def run_trials(model: SharedModel, trials: Sequence[Trial], agents: Sequence[Learner],
+               evaluation: EvalSettings, *, batch: int = 16, seed: int = 0, clock: Clock | None = None,
+               prefix: str = "", progress: bool = False) -> list[dict[str, float]]:
+    """Mean grades of each trial on its document's questions, in batches of ``batch`` adapters.
+
+    Within a batch every temporary adapter is trained first, then one ``answer_and_grade`` call
+    answers all (adapter, question) pairs; the adapters are deleted afterwards. Trials with the same
+    learner, document and sequences are run once (training is deterministic for ``seed``).
+    """
+    clock = clock or Clock()
+    index: dict[tuple, int] = {}
+    unique: list[Trial] = []
+    for t in trials:
+        key = (t.learner, t.doc.doc_id, t.sequences)
+        if key not in index:
+            index[key] = len(unique)
+            unique.append(t)
+    scores: list[dict[str, float]] = []
+    for start in range(0, len(unique), batch):
+        chunk = unique[start : start + batch]
+        names: list[str] = []
+        try:
+            with clock(prefix + "train"):
+                for k, t in enumerate(chunk):
+                    agent = agents[t.learner]
+                    name = _temp_name()
+                    model.add_adapter(name, model.adapters[agent.adapter], init_from=agent.adapter)
+                    names.append(name)
+                    desc = f"trial {start + k + 1}/{len(unique)}" if progress else None
+                    train_adapter(model, name, list(t.sequences), agent.inner, seed=seed, progress=desc)
+            with clock(prefix + "answer"):
+                pairs = [(n, q) for n, t in zip(names, chunk) for q in t.doc.questions]
+                graded = answer_and_grade(model, pairs, evaluation, progress="answering" if progress else None)
+        finally:
+            with warnings.catch_warnings():  # peft warns when the active adapter goes; it is reset on use
+                warnings.simplefilter("ignore", UserWarning)
+                for n in names:
+                    model.delete_adapter(n)
+        pos = 0
+        for t in chunk:
+            scores.append(mean_scores(graded[pos : pos + len(t.doc.questions)]))
+            pos += len(t.doc.questions)
+    return [scores[index[(t.learner, t.doc.doc_id, t.sequences)]] for t in trials]
