@@ -5,6 +5,7 @@ plain typed arguments.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from multiseal.adapt import InnerLoopSettings
@@ -25,6 +26,13 @@ from multiseal.world import World, generate_world, load_squad_json
 
 
 def build_model(cfg: ModelSection, progress: bool = True) -> SharedModel:
+    """The shared base model. ``threads`` matters on a small CPU: with more threads than free cores,
+    each OpenMP region waits for descheduled siblings and runs several times slower."""
+    threads = cfg.threads or (int(os.environ["MULTISEAL_THREADS"]) if os.environ.get("MULTISEAL_THREADS") else None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     return build_shared_model(
         cfg.base, device=cfg.device, dtype=cfg.dtype, chat=cfg.chat,
         allow_download=cfg.allow_download, progress=progress,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from multiseal.errors import InputError
@@ -61,8 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
+    # `kill` (SIGTERM) ends a run like Ctrl-C: MLflow marks it KILLED, never leaves it RUNNING
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return _dispatch(args)
     except InputError as e:

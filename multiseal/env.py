@@ -51,9 +51,9 @@ configured style, notes to every out-neighbour, adaptation on its whole inbox.
 so an episode's return is the final ``acc_own`` (+ the weighted final population accuracy) minus the
 communication bill. ``info["reward_terms"]`` holds the three terms.
 
-The same translation drives a ``scheduler.kind: policy`` run (:func:`policy_driver`): the policy
-sees these observations and its actions reach the simulation as ``AgentAction`` s plus the
-decisions of :class:`PolicyScheduler`, which resolves them once this round's notes have arrived.
+The same translation drives a ``scheduler.kind: policy`` run (``multiseal.policies.policy_driver``):
+the policy sees these observations and its actions reach the simulation as ``AgentAction`` s plus
+the decisions of ``multiseal.policies.PolicyScheduler``, resolved once this round's notes have arrived.
 """
 from __future__ import annotations
 
@@ -62,15 +62,15 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from multiseal.notes import InboxItem, Note
-from multiseal.scheduler import Plan, SchedulerView
+from multiseal.notes import InboxItem
+from multiseal.policies import Decision, PolicyScheduler
 from multiseal.self_edit import STYLES
 from multiseal.simulation import AgentAction, RoundRecord, Simulation
 
@@ -99,48 +99,6 @@ def default_styles(agent_styles: Sequence[str] = ()) -> list[str]:
     (so the scenario's own choice can always be taken)."""
     out = [s for s in STYLES.names() if STYLES.get(s).instruction is not None]
     return out + [s for s in dict.fromkeys(agent_styles) if s not in out]
-
-
-# ------------------------------------------------------------------ the scheduler a policy drives
-
-@dataclass(frozen=True)
-class Decision:
-    """One agent's adaptation choice for one round: pending notes by id, and the senders whose
-    deliveries of this round it takes as they arrive (itself: its own new notes)."""
-
-    note_ids: frozenset[str] = frozenset()
-    new_from: frozenset[int] = frozenset()
-
-
-class PolicyScheduler:
-    """The ``policy`` scheduler kind: applies the decisions a policy made for this round.
-
-    ``decide`` stores one round's decisions; the next call resolves them against the inboxes as they
-    are after this round's deliveries, then forgets them. Agents without a decision (and every agent
-    in a round nobody decided, e.g. ``check_scheduler`` or a simulation stepped by hand) adapt on their
-    whole inbox, as ``synchronous``. ``adapted[a]`` keeps the notes planned for agent a so far.
-    """
-
-    def __init__(self) -> None:
-        self._decisions: dict[int, Decision] | None = None
-        self.adapted: dict[int, list[Note]] = {}
-
-    def decide(self, decisions: Mapping[int, Decision]) -> None:
-        self._decisions = dict(decisions)
-
-    def __call__(self, view: SchedulerView) -> Plan:
-        decisions, self._decisions = self._decisions or {}, None
-        plan: Plan = {}
-        for a in view.agents():
-            seen: set[str] = set()
-            inbox = [it for it in view.inboxes.get(a, []) if not (it.note.note_id in seen or seen.add(it.note.note_id))]
-            d = decisions.get(a)
-            if d is not None:
-                inbox = [it for it in inbox if it.note.note_id in d.note_ids
-                         or (it.received_round == view.round and it.sender in d.new_from)]
-            plan[a] = inbox
-            self.adapted.setdefault(a, []).extend(it.note for it in inbox)
-        return plan
 
 
 # ------------------------------------------------------------------ observation / action translation
@@ -219,20 +177,22 @@ class Interface:
                        key=lambda it: (-it.note.round, it.hops, -it.weight, it.note.note_id))
         return items[: self.inbox_slots]
 
-    def _words_of(self, key: str, text: str) -> frozenset[str]:
-        if key not in self._words:
-            self._words[key] = frozenset(_WORD.findall(text.lower()))
-        return self._words[key]
+    def _words_of(self, text: str) -> frozenset[str]:
+        if text not in self._words:
+            if len(self._words) > 50_000:  # episodes keep writing new notes: bound the cache
+                self._words.clear()
+            self._words[text] = frozenset(_WORD.findall(text.lower()))
+        return self._words[text]
 
     def _vocabulary(self, sim: Simulation, agent: int) -> set[str]:
         vocab: set[str] = set()
         for j in np.flatnonzero(sim.own[agent]):
             doc = sim.world.documents[j]
-            vocab |= self._words_of(f"doc:{doc.doc_id}", f"{doc.title}\n{doc.context}")
+            vocab |= self._words_of(f"{doc.title}\n{doc.context}")
         adapted = getattr(sim.scheduler, "adapted", {}).get(agent, [])
         for n in adapted:
             if sim.sharing == "notes" or n.author == agent:
-                vocab |= self._words_of(n.note_id, n.text)
+                vocab |= self._words_of(n.text)
         return vocab
 
     def observe(self, sim: Simulation) -> dict[int, np.ndarray]:
@@ -253,7 +213,7 @@ class Interface:
             vocab = self._vocabulary(sim, a)
             for i, it in enumerate(self.slots(sim, a)):
                 n = it.note
-                words = self._words_of(n.note_id, n.text)
+                words = self._words_of(n.text)
                 blocks["slots"][i] = [
                     1.0, float(n.author == a), n.author / max(self.n_agents - 1, 1), _unit(it.weight),
                     _unit((sim.round - n.round) / max(self.rounds, 1)), _unit(n.tokens / self.note_tokens),
@@ -283,6 +243,12 @@ class Interface:
         if sim.sharing == "notes":
             send[list(g.successors(agent))] = 2
         return {"style": np.ones(len(self.styles), dtype=np.int8), "adapt": adapt, "adapt_new": new, "send": send}
+
+    def info(self, sim: Simulation, agent: int) -> dict[str, Any]:
+        """What a policy may read besides the observation: ``action_mask``, ``round`` and ``slots``
+        (the note ids in slot order)."""
+        return {"action_mask": self.action_mask(sim, agent), "round": sim.round,
+                "slots": tuple(it.note.note_id for it in self.slots(sim, agent))}
 
     # -- acting -----------------------------------------------------------------
     def _bits(self, action: Mapping[str, Any], key: str, n: int, agent: int) -> np.ndarray:
@@ -440,16 +406,10 @@ class MultiSealEnv(ParallelEnv):
         return {agent_name(a): o for a, o in self.interface.observe(self.sim).items()}
 
     def _infos(self, invalid: Mapping[int, dict[str, int]], terms: Mapping[int, dict[str, float]]) -> dict[str, dict]:
-        out = {}
-        for a, name in enumerate(self.possible_agents):
-            out[name] = {
-                "action_mask": self.interface.action_mask(self.sim, a),
-                "invalid": dict(invalid.get(a) or dict.fromkeys(ACTION_KEYS, 0)),
-                "invalid_actions": self._invalid[name],
-                "reward_terms": dict(terms[a]), "round": self.sim.round,
-                "slots": tuple(it.note.note_id for it in self.interface.slots(self.sim, a)),
-            }
-        return out
+        return {name: {**self.interface.info(self.sim, a),
+                       "invalid": dict(invalid.get(a) or dict.fromkeys(ACTION_KEYS, 0)),
+                       "invalid_actions": self._invalid[name], "reward_terms": dict(terms[a])}
+                for a, name in enumerate(self.possible_agents)}
 
     def _teardown(self) -> None:
         if self.sim is not None:
@@ -485,29 +445,3 @@ def parallel_env(scenario, *, model=None, source: str | Path | None = None, **op
 def env(scenario, *, model=None, source: str | Path | None = None, **options: Any):
     """The AEC form, through PettingZoo's own ``parallel_to_aec`` conversion."""
     return parallel_to_aec(parallel_env(scenario, model=model, source=source, **options))
-
-
-# ------------------------------------------------------------------ policy-driven runs
-
-def policy_actions(sim: Simulation, policy: Callable, interface: Interface) -> dict[int, AgentAction]:
-    """One round of a policy-driven run: observe, ask the policy, hand its decisions to the scheduler."""
-    obs = interface.observe(sim)
-    infos = {agent_name(a): {"action_mask": interface.action_mask(sim, a), "round": sim.round}
-             for a in range(interface.n_agents)}
-    chosen = policy({agent_name(a): o for a, o in obs.items()}, infos)
-    index = {n: i for i, n in enumerate(interface.names)}
-    tr = interface.apply(sim, {index[k]: v for k, v in chosen.items()})
-    return tr.actions
-
-
-def policy_driver(sim: Simulation, params: Mapping[str, Any], seed: int = 0) -> Callable[[Simulation], dict[int, AgentAction]]:
-    """The ``actions_fn`` of a ``scheduler.kind: policy`` run: builds the interface from the scheduler
-    params (``inbox_slots``, ``history``, ``styles``, ``visible_neighbour_metrics``) and the policy
-    (``policy``, ``policy_params``, ``allow_import``) once, then decides every round."""
-    from multiseal.policies import build_policy
-
-    options = {k: params[k] for k in ("inbox_slots", "history", "styles", "visible_neighbour_metrics") if k in params}
-    interface = Interface.for_simulation(sim, **options)
-    policy = build_policy(params["policy"], interface, seed=seed, params=params.get("policy_params"),
-                          allow_import=bool(params.get("allow_import", False)))
-    return lambda s: policy_actions(s, policy, interface)

@@ -28,15 +28,19 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from multiseal.errors import InputError
+from multiseal.notes import Note
 from multiseal.registry import Registry
+from multiseal.scheduler import Plan, SchedulerView
 
 if TYPE_CHECKING:
     from multiseal.env import Interface
+    from multiseal.simulation import AgentAction, Simulation
 
 Problems = list[tuple[str, str]]
 INTERFACE_PARAMS = ("inbox_slots", "history", "styles", "visible_neighbour_metrics")
@@ -72,6 +76,48 @@ def _builtin(name: str, allowed: tuple[str, ...] = (),
         _CHECKS[name] = check or (lambda p: [])
         return fn
     return deco
+
+
+# ---------------------------------------------------------------- the scheduler a policy drives
+
+@dataclass(frozen=True)
+class Decision:
+    """One agent's adaptation choice for one round: pending notes by id, and the senders whose
+    deliveries of this round it takes as they arrive (itself: its own new notes)."""
+
+    note_ids: frozenset[str] = frozenset()
+    new_from: frozenset[int] = frozenset()
+
+
+class PolicyScheduler:
+    """The ``policy`` scheduler kind: applies the decisions a policy made for this round.
+
+    ``decide`` stores one round's decisions; the next call resolves them against the inboxes as they
+    are after this round's deliveries (a policy decides before this round's notes exist), then forgets
+    them. Agents without a decision, and every agent in a round nobody decided (``check_scheduler``,
+    a simulation stepped by hand), adapt on their whole inbox, as ``synchronous``. ``adapted[a]``
+    keeps the notes planned for agent a so far (the interface's ``overlap`` feature reads it).
+    """
+
+    def __init__(self) -> None:
+        self._decisions: dict[int, Decision] = {}
+        self.adapted: dict[int, list[Note]] = {}
+
+    def decide(self, decisions: Mapping[int, Decision]) -> None:
+        self._decisions = dict(decisions)
+
+    def __call__(self, view: SchedulerView) -> Plan:
+        decisions, self._decisions = self._decisions, {}
+        plan: Plan = {}
+        for a in view.agents():
+            items = list(view.inboxes.get(a, []))  # the postbox never holds a note twice
+            d = decisions.get(a)
+            if d is not None:
+                items = [it for it in items if it.note.note_id in d.note_ids
+                         or (it.received_round == view.round and it.sender in d.new_from)]
+            plan[a] = items
+            self.adapted.setdefault(a, []).extend(it.note for it in items)
+        return plan
 
 
 # ---------------------------------------------------------------- built-in policies
@@ -241,3 +287,27 @@ def check_policy(policy: Policy, env: Any, *, seed: int = 0) -> dict[str, float]
                 raise AssertionError(f"check_policy: {name} set masked-out bits {info['invalid']}")
             returns[name] += rewards.get(name, 0.0)
     return returns
+
+
+# ---------------------------------------------------------------- policy-driven runs
+
+def policy_actions(sim: Simulation, policy: Policy, interface: Interface) -> dict[int, AgentAction]:
+    """One round of a policy-driven run: observe, ask the policy, hand its decisions to the scheduler."""
+    obs = interface.observe(sim)
+    chosen = policy({interface.names[a]: o for a, o in obs.items()},
+                    {interface.names[a]: interface.info(sim, a) for a in obs})
+    index = {n: i for i, n in enumerate(interface.names)}
+    return interface.apply(sim, {index[k]: v for k, v in chosen.items()}).actions
+
+
+def policy_driver(sim: Simulation, params: Mapping[str, Any], seed: int = 0) -> Callable[[Simulation], dict[int, AgentAction]]:
+    """The ``actions_fn`` of a ``scheduler.kind: policy`` run (``Simulation.run(actions_fn=...)``):
+    builds the interface from the scheduler params (``inbox_slots``, ``history``, ``styles``,
+    ``visible_neighbour_metrics``) and the policy (``policy``, ``policy_params``, ``allow_import``)
+    once, then decides every round."""
+    from multiseal.env import Interface
+
+    interface = Interface.for_simulation(sim, **{k: params[k] for k in INTERFACE_PARAMS if k in params})
+    policy = build_policy(params["policy"], interface, seed=seed, params=params.get("policy_params"),
+                          allow_import=bool(params.get("allow_import", False)))
+    return lambda s: policy_actions(s, policy, interface)

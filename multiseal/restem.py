@@ -46,6 +46,7 @@ from multiseal.adapt import InnerLoopSettings
 from multiseal.evaluate import EvalSettings
 from multiseal.model import SharedModel
 from multiseal.self_edit import (
+    STYLES,
     SelfEditSettings,
     parse_completion,
     sample_self_edits,
@@ -369,8 +370,6 @@ def run_restem(
     iteration 0 first; ``on_iteration`` sees each as soon as it is complete.
     """
     check_disjoint(train_docs, eval_docs)
-    from multiseal.self_edit import STYLES
-
     silent = sorted({a.style for a in agents if STYLES.get(a.style).instruction is None})
     if silent:
         raise ValueError(f"styles {silent} write no self-edit; ReST-EM needs a style that does")

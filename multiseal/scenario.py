@@ -35,6 +35,7 @@ class ModelSection(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     chat: bool | None = Field(None, description="use the chat template (default: when the tokenizer has one)")
     allow_download: bool = Field(False, description="let a HF id be fetched from the hub")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: $MULTISEAL_THREADS or torch's own)")
     lora: LoraSection = LoraSection()
 
 

@@ -221,7 +221,7 @@ def _policy(params: dict) -> Scheduler:
     """A policy decides (``multiseal.policies``): ``run_simulation`` asks it every round through the
     PettingZoo interface (``multiseal.env``) and hands its decisions to this scheduler. In a round
     nobody decided (``check_scheduler``, a simulation stepped by hand) it acts as ``synchronous``."""
-    from multiseal.env import PolicyScheduler
+    from multiseal.policies import PolicyScheduler
 
     return PolicyScheduler()
 

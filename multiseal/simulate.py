@@ -110,7 +110,7 @@ def run_simulation(scenario: Scenario, source: str | Path | None = None, progres
                                                for q in sim.probe])
         actions_fn = None
         if scenario.scheduler.kind == "policy":  # the policy decides through the PettingZoo interface
-            from multiseal.env import policy_driver
+            from multiseal.policies import policy_driver
 
             actions_fn = policy_driver(sim, scenario.scheduler.params, seed=scenario.seed)
         sim.run(on_round=lambda rec: tracker.metrics(round_metrics(rec), step=rec.round + 1), actions_fn=actions_fn)

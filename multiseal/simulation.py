@@ -134,7 +134,7 @@ class Simulation:
             return
         for i, spec in enumerate(self.agents):
             self.model.add_adapter(spec.adapter, spec.lora, seed=self.seed * 1000 + i)
-        candidates = probe_questions() if self.probe_size > 0 else []
+        candidates = probe_questions()[: 2 * self.probe_size]  # enough spares for wrong answers
         graded = answer_and_grade(
             self.model, [(None, q) for q in self.questions + candidates], self.evaluation,
             progress="base answers" if self.progress else None,

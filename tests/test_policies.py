@@ -8,9 +8,17 @@ import warnings
 import numpy as np
 import pytest
 
-from multiseal.env import Interface, PolicyScheduler, parallel_env
+from multiseal.env import Interface, parallel_env
 from multiseal.errors import ScenarioError
-from multiseal.policies import POLICIES, PolicyError, build_policy, check_policy, validate_policy_params
+from multiseal.policies import (
+    POLICIES,
+    PolicyError,
+    PolicyScheduler,
+    build_policy,
+    check_policy,
+    policy_driver,
+    validate_policy_params,
+)
 from multiseal.scenario import validate_scenario
 from multiseal.scheduler import build_scheduler, check_scheduler
 from multiseal.simulate import build_simulation
@@ -80,8 +88,6 @@ def test_random_policy_is_reproducible_from_its_seed():
 def test_greedy_behaves_like_synchronous_when_nothing_is_left_pending(tiny_model):
     """Greedy takes every delivery and sends to every neighbour in the configured style: the same
     rounds as the synchronous scheduler, so the same accuracy tensor."""
-    from multiseal.env import policy_driver
-
     sync = build_simulation(scenario(), tiny_model, progress=False)
     sync.agents = [type(s)(f"gs{i}x", s.style, s.lora, s.inner) for i, s in enumerate(sync.agents)]
     sync.run()

@@ -134,11 +134,11 @@ def test_conflicting_reserved_and_duplicate_points_are_errors(tmp_path):
     problems = problems_of(write_sweep(tmp_path, """
         base: base.yaml
         set: {seed: 1, tracking.experiment: x}
-        grid: {seed: [0, 1]}
-        points: [{seed: 2}]
+        grid: {seed: [0, 1], topology.kind: [ring]}
+        points: [{topology.kind: star}]
     """))
     assert problems["grid.seed"] == "is also under `set:`"
-    assert problems["points[0].seed"] == "is also in `grid:`"
+    assert problems["points[0].topology.kind"] == "is also in `grid:`"
     assert "set by the sweep" in problems["set.tracking.experiment"]
     problems = problems_of(write_sweep(tmp_path, "base: base.yaml\npoints: [{seed: 1}, {seed: 1}]\n"))
     assert "appears twice" in problems["points[1].seed"]

@@ -1,0 +1,33 @@
+"""On the real SmolLM2: an agent learns a neighbour's document from the neighbour's notes alone."""
+from __future__ import annotations
+
+import pytest
+
+from multiseal.scenario import validate_scenario
+from multiseal.simulate import build_simulation
+
+pytestmark = pytest.mark.smollm2
+
+
+def test_accuracy_on_neighbours_document_rises_after_adapting_on_its_notes(smollm2_model):
+    sc = validate_scenario({
+        "model": {"base": "smollm2-135m", "lora": {"rank": 16, "alpha": 32}},
+        "world": {"documents": 2, "questions_per_doc": [4, 4]},
+        "agents": 2,
+        "rounds": 1,
+        "arrivals": {"kind": "disjoint", "docs_per_round": 1},
+        # greedy rewrites: deterministic notes that restate the passage in the author's words
+        "self_edit": {"style": "rewrite", "temperature": 0.0, "max_new_tokens": 96},
+        "inner_loop": {"epochs": 5, "lr": 2.0e-3},
+        "topology": {"kind": "complete"},
+        "evaluation": {"headline": "f1", "retention_probe": 0},
+    })
+    sim = build_simulation(sc, smollm2_model, progress=False)
+    try:
+        sim.run()
+        doc0 = sim.doc_index[sim.arrivals[0][0][0]]  # agent 0's document; agent 1 never sees its passage
+        assert not sim.own[1, doc0] and sim.learnt[1, doc0] == 1
+        before, after = sim.acc[0, 1, doc0], sim.acc[1, 1, doc0]
+        assert after > before, (before, after, [n.text for n in sim.notes_log])
+    finally:
+        sim.close()
