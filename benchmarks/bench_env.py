@@ -4,7 +4,8 @@ The scenario is the small one RL experiments and the API tests use: 3 agents on 
 documents (2 rounds, each document to 2 agents), 8-token notes, one inner-loop epoch on sequences cut
 to ``--max-length`` tokens, 4-token answers, no retention probe. Every env step writes notes, shares
 them, trains the agents that chose something, re-evaluates them and builds the next observations.
-``reset`` (rebuilding the simulation and measuring the base model, row 0) is timed apart.
+``reset`` (rebuilding the simulation and measuring the base model, row 0) is timed apart. Wall time
+depends on what else runs on the machine; CPU time of this process is printed too.
 
     python benchmarks/bench_env.py                              # tiny-random, 5 episodes
     python benchmarks/bench_env.py --model smollm2-135m --episodes 2
@@ -60,7 +61,7 @@ def main() -> int:
     _, infos = env.reset(seed=10_000)
     env.step({a: env.action_space(a).sample(mask=infos[a]["action_mask"]) for a in env.agents})
 
-    resets, steps, phases = [], [], {"self_edit": [], "adapt": [], "evaluate": []}
+    resets, steps, cpu, phases = [], [], [], {"self_edit": [], "adapt": [], "evaluate": []}
     for ep in range(args.episodes):
         for i, a in enumerate(env.possible_agents):
             env.action_space(a).seed(ep * 100 + i)
@@ -69,9 +70,10 @@ def main() -> int:
         resets.append(time.perf_counter() - t)
         while env.agents:
             actions = {a: env.action_space(a).sample(mask=infos[a]["action_mask"]) for a in env.agents}
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             _, _, _, _, infos = env.step(actions)
             steps.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
             for k in phases:
                 phases[k].append(env.sim.records[-1].seconds.get(k, 0.0))
     env.close()
@@ -82,8 +84,11 @@ def main() -> int:
     print(f"{args.episodes} episodes x {args.rounds} rounds, 3 agents, max_length {args.max_length}, random policy")
     print(f"env step: mean {statistics.mean(steps):.3f}s  median {statistics.median(steps):.3f}s  "
           f"max {max(steps):.3f}s  ->  {len(steps) / total:.2f} steps/s")
+    print(f"CPU time per step (this process, all threads): mean {statistics.mean(cpu):.3f}s  ->  "
+          f"{len(cpu) / sum(cpu):.2f} steps per CPU-second (about the rate on an idle core, with 1 thread)")
+    rest = statistics.mean(steps) - sum(statistics.mean(v) for v in phases.values())
     print("  of which " + ", ".join(f"{k} {statistics.mean(v):.3f}s" for k, v in phases.items())
-          + f", the rest (metrics, observations) {statistics.mean(steps) - sum(statistics.mean(v) for v in phases.values()):.3f}s")
+          + f", the rest (metrics, observations) {rest:.3f}s")
     print(f"reset: mean {statistics.mean(resets):.3f}s (rebuild + base-model answers, row 0)")
     return 0
 

@@ -21,7 +21,7 @@ class InnerLoopSettings:
 
     epochs: int = 10
     lr: float = 1e-3
-    batch_size: int = 8
+    batch_size: int = 1
     max_length: int = 256
     weight_decay: float = 0.0
 

@@ -2,11 +2,13 @@
 
 One PettingZoo agent per multiseal agent (``agent_0``, ``agent_1``, ...); one env step is one round
 (``Simulation.step``); an episode is ``scenario.rounds`` rounds, after which every agent is
-*terminated* (the scenario's world is used up: nothing follows the last round). ``reset(seed=s)``
-rebuilds the simulation from the scenario with ``seed = s`` on the same loaded base model (the model
-is loaded once per env; each episode's adapters get fresh names and are deleted at the next reset or
-``close``) and measures the base model's answers (row 0); ``reset()`` without a seed plays the next seed (the last one + 1, starting
-from the scenario's). The world follows the scenario seed unless ``world.seed`` pins it.
+*terminated* (the scenario's world is used up: nothing follows the last round).
+
+``reset(seed=s)`` rebuilds the simulation from the scenario with ``seed = s`` on the same loaded base
+model (loaded once per env; each episode's adapters get fresh names and are deleted at the next
+reset or ``close``) and measures the base model's answers (row 0). ``reset()`` without a seed plays
+the next seed (the last one + 1, starting from the scenario's). The world follows the seed unless
+``world.seed`` pins it.
 
 **Actions** (``action_space(agent)``, a gymnasium ``Dict`` of fixed shape; A agents, S styles, N slots):
 
@@ -253,10 +255,12 @@ class Interface:
     # -- acting -----------------------------------------------------------------
     def _bits(self, action: Mapping[str, Any], key: str, n: int, agent: int) -> np.ndarray:
         if key not in action:
-            raise ValueError(f"the action of {agent_name(agent)} has no '{key}' (expected keys {', '.join(ACTION_KEYS)})")
+            raise ValueError(f"the action of {agent_name(agent)} has no '{key}' "
+                             f"(expected keys {', '.join(ACTION_KEYS)})")
         bits = np.asarray(action[key]).reshape(-1)
         if bits.shape != (n,):
-            raise ValueError(f"{agent_name(agent)}: action '{key}' must have {n} entries, got shape {np.shape(action[key])}")
+            raise ValueError(f"{agent_name(agent)}: action '{key}' must have {n} entries, "
+                             f"got shape {np.shape(action[key])}")
         return bits != 0
 
     def translate(self, sim: Simulation, actions: Mapping[int, Mapping[str, Any]]) -> Translation:
@@ -288,7 +292,8 @@ class Interface:
     def apply(self, sim: Simulation, actions: Mapping[int, Mapping[str, Any]]) -> Translation:
         """Translate, hand the decisions to the simulation's :class:`PolicyScheduler`; return the translation."""
         if not isinstance(sim.scheduler, PolicyScheduler):
-            raise TypeError("a policy drives a simulation whose scheduler is a PolicyScheduler (scheduler.kind: policy)")
+            raise TypeError("a policy drives a simulation whose scheduler is a PolicyScheduler "
+                            "(scheduler.kind: policy)")
         tr = self.translate(sim, actions)
         sim.scheduler.decide(tr.decisions)
         return tr

@@ -224,7 +224,8 @@ def validate_policy_params(params: Mapping[str, Any]) -> Problems:
     elif name in POLICIES:
         allowed = _ALLOWED[name]
         out += [(f"params.policy_params.{k}", m) for k, m in _CHECKS[name](dict(inner))]
-        out += [(f"params.policy_params.{k}", f"unknown parameter for policy {name}; allowed: {', '.join(allowed) or 'none'}")
+        out += [(f"params.policy_params.{k}",
+                 f"unknown parameter for policy {name}; allowed: {', '.join(allowed) or 'none'}")
                 for k in inner if k not in allowed]
     elif _IMPORT_PATH.match(name):
         if allow is not True:
@@ -300,7 +301,8 @@ def policy_actions(sim: Simulation, policy: Policy, interface: Interface) -> dic
     return interface.apply(sim, {index[k]: v for k, v in chosen.items()}).actions
 
 
-def policy_driver(sim: Simulation, params: Mapping[str, Any], seed: int = 0) -> Callable[[Simulation], dict[int, AgentAction]]:
+def policy_driver(sim: Simulation, params: Mapping[str, Any],
+                  seed: int = 0) -> Callable[[Simulation], dict[int, AgentAction]]:
     """The ``actions_fn`` of a ``scheduler.kind: policy`` run (``Simulation.run(actions_fn=...)``):
     builds the interface from the scheduler params (``inbox_slots``, ``history``, ``styles``,
     ``visible_neighbour_metrics``) and the policy (``policy``, ``policy_params``, ``allow_import``)

@@ -40,7 +40,7 @@ import math
 import random
 import statistics
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from multiseal.adapt import InnerLoopSettings
 from multiseal.evaluate import EvalSettings
@@ -56,6 +56,9 @@ from multiseal.self_edit import (
 from multiseal.sft import SftSettings, finetune_on_completions
 from multiseal.trials import BaselineCache, Clock, Trial, run_trials
 from multiseal.world import Document
+
+if TYPE_CHECKING:
+    from multiseal.simulation import AgentSpec
 
 REWARDS = ("self", "neighbours", "mixed")
 POLICIES = ("separate", "knowledge")
@@ -190,11 +193,11 @@ def learners(author: int, agents: Sequence[RestemAgent], reward: str) -> list[in
 # --------------------------------------------------------------------------- agents
 
 
-def make_agents(model: SharedModel, specs: Sequence, neighbours: Sequence[Sequence[tuple[int, float]]],
+def make_agents(model: SharedModel, specs: Sequence[AgentSpec], neighbours: Sequence[Sequence[tuple[int, float]]],
                 policy: str, seed: int = 0) -> list[RestemAgent]:
     """Create every agent's knowledge adapter (and writer, for ``separate``) on ``model``.
 
-    ``specs`` are ``multiseal.simulation.AgentSpec`` (adapter name, style, LoRA shape, inner loop);
+    ``specs`` give each agent's adapter name, style, LoRA shape and inner loop;
     ``neighbours[i]`` are agent i's out-neighbours with their trust weights.
     """
     if policy not in POLICIES:

@@ -94,7 +94,7 @@ class SelfEditSection(Section):
 class InnerLoopSection(Section):
     epochs: int = Field(10, ge=0)
     lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(1, ge=1, description="SEAL: 1; larger batches are length-bucketed but take fewer optimiser steps")
     max_length: int = Field(256, ge=8)
 
 

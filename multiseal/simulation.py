@@ -256,7 +256,7 @@ class Simulation:
     def _schedule(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> Plan:
         view = SchedulerView(
             round=r, graph=g, inboxes=self.postbox.inboxes(),
-            all_notes=list(notes) if self.sharing == "notes" else [],
+            all_notes=list(notes),
             history=self.history, known={a: set(k) for a, k in enumerate(self._known)},
             rng=random.Random(self.seed * 104729 + r),
         )

@@ -187,23 +187,26 @@ def expand_points(spec: SweepFile) -> tuple[list[dict[str, Any]], list[dict[str,
     return overrides, origins
 
 
-def _key_problems(spec: SweepFile) -> list[Problem]:
-    """Bad or conflicting key paths, each reported once at its place in the sweep file."""
+def _key_problems(spec: SweepFile) -> tuple[list[Problem], set[str]]:
+    """Bad or conflicting key paths, each reported once at its place in the sweep file, and the
+    keys that cannot be applied at all."""
     places = [(f"set.{k}", k) for k in spec.fixed] + [(f"grid.{k}", k) for k in spec.grid]
     places += [(f"points[{i}].{k}", k) for i, p in enumerate(spec.points) for k in p]
-    problems = []
+    problems, bad = [], set()
     for place, key in places:
         if key in RESERVED_KEYS:
             problems.append(Problem(place, "is set by the sweep (use the sweep file's `experiment:` or --tracking-uri)"))
+            bad.add(key)
         elif msg := check_key_path(key):
             problems.append(Problem(place, msg))
+            bad.add(key)
     for key in spec.grid:
         if key in spec.fixed:
             problems.append(Problem(f"grid.{key}", "is also under `set:`"))
         problems += [Problem(f"points[{i}].{key}", "is also in `grid:`") for i, p in enumerate(spec.points) if key in p]
     for i, p in enumerate(spec.points):
         problems += [Problem(f"points[{i}].{k}", "is also under `set:`") for k in p if k in spec.fixed]
-    return problems
+    return problems, bad
 
 
 def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | None = None) -> Sweep:
@@ -217,24 +220,21 @@ def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | No
     base = resolve_relative(spec.base, path)
     if not base.is_file():
         raise ScenarioError(path, [Problem("base", f"no such scenario file: {base}")])
-    problems = _key_problems(spec)
-    if problems:
-        raise ScenarioError(path, problems)
+    problems, bad_keys = _key_problems(spec)  # bad keys are left out below, so the rest is still checked
     name = spec.name or path.stem
     if not NAME_PATTERN.fullmatch(name):
         raise ScenarioError(path, [Problem("name", f"'{name}' (the file's stem): use letters, digits, '_', '-', '.', ' '")])
     base_raw = read_yaml(base)
     uri = resolve_uri(tracking_uri or _base_uri(base_raw))
     sweep = Sweep(name, path, base, spec.experiment or name, uri, dict(spec.fixed), [], jobs or spec.jobs)
-    seen: dict[str, int] = {}
-    for i, (overrides, origin) in enumerate(zip(*expand_points(spec))):
+    seen: set[str] = set()
+    for overrides, origin in zip(*expand_points(spec)):
         point = Point(overrides, origin, point_id({**spec.fixed, **overrides}))
         if point.id in seen:
-            problems.append(Problem(next(iter(origin.values()), "points"),
-                                    f"point {point.label} appears twice (also point {seen[point.id] + 1})"))
+            problems.append(Problem(next(iter(origin.values()), "points"), f"point {point.label} appears twice"))
             continue
-        seen[point.id] = i
-        problems += _point_problems(sweep, point, base_raw)
+        seen.add(point.id)
+        problems += _point_problems(sweep, point, base_raw, bad_keys)
         sweep.points.append(point)
     if problems:
         raise ScenarioError(path, _dedupe(problems))
@@ -246,10 +246,12 @@ def _base_uri(raw: dict) -> str | None:
     return tracking.get("uri") if isinstance(tracking, dict) else None
 
 
-def _point_problems(sweep: Sweep, point: Point, base_raw: dict) -> list[Problem]:
-    """The point's scenario validated in full; each problem is pinned on the override that caused it."""
+def _point_problems(sweep: Sweep, point: Point, base_raw: dict, skip: set[str] = frozenset()) -> list[Problem]:
+    """The point's scenario validated in full (without the keys in ``skip``, already reported); each
+    problem is pinned on the override that caused it."""
+    settings = {k: v for k, v in sweep.settings(point).items() if k not in skip}
     try:
-        validate_scenario(apply_overrides(base_raw, sweep.settings(point), sweep.base), sweep.base)
+        validate_scenario(apply_overrides(base_raw, settings, sweep.base), sweep.base)
         return []
     except ScenarioError as e:
         found = e.problems

@@ -170,7 +170,8 @@ def test_action_masks_follow_the_graph_and_the_inbox(tiny_model):
 def test_invalid_bits_are_ignored_and_counted_never_fatal(tiny_model):
     e = make(tiny_model, scenario(topology={"kind": "line", "directed": True}))
     _, infos = e.reset(seed=0)
-    everything = {"style": 99, "adapt": np.ones(8, np.int8), "adapt_new": np.ones(3, np.int8), "send": np.ones(3, np.int8)}
+    everything = {"style": 99, "adapt": np.ones(8, np.int8), "adapt_new": np.ones(3, np.int8),
+                  "send": np.ones(3, np.int8)}
     obs, rewards, term, trunc, infos = e.step({a: dict(everything) for a in e.agents})
     # agent 1: 8 empty slots, new notes from 2 (not an in-neighbour), sending to 0 and to itself, style
     assert infos["agent_1"]["invalid"] == {"style": 1, "adapt": 8, "adapt_new": 1, "send": 2}

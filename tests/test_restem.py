@@ -347,3 +347,13 @@ def test_a_restem_scenario_runs_and_logs_to_mlflow(tmp_path):
     assert "restem.reward.positive_share" in run.data.metrics
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "restem")}
     assert {"restem/candidates.jsonl", "restem/kept_iter1.jsonl", "restem/split.jsonl"} <= arts
+
+
+def test_neighbours_follow_the_graphs_out_edges_and_trust_weights():
+    from multiseal.graph import build_topology
+    from multiseal.restem import neighbours_from_graph
+
+    ring = build_topology("ring", 3)
+    assert neighbours_from_graph(ring, 3) == [((1, 1.0), (2, 1.0)), ((0, 1.0), (2, 1.0)), ((0, 1.0), (1, 1.0))]
+    line = build_topology("edges", 3, directed=True, params={"edges": [[0, 1, 2.0], [1, 2]]})
+    assert neighbours_from_graph(line, 3) == [((1, 2.0),), ((2, 1.0),), ()]

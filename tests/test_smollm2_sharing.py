@@ -11,14 +11,14 @@ pytestmark = pytest.mark.smollm2
 
 def test_accuracy_on_neighbours_document_rises_after_adapting_on_its_notes(smollm2_model):
     sc = validate_scenario({
-        "model": {"base": "smollm2-135m", "lora": {"rank": 16, "alpha": 32}},
+        "model": {"base": "smollm2-135m"},  # SEAL's LoRA: rank 32, alpha 64
         "world": {"documents": 2, "questions_per_doc": [4, 4]},
         "agents": 2,
         "rounds": 1,
         "arrivals": {"kind": "disjoint", "docs_per_round": 1},
         # greedy rewrites: deterministic notes that restate the passage in the author's words
         "self_edit": {"style": "rewrite", "temperature": 0.0, "max_new_tokens": 96},
-        "inner_loop": {"epochs": 5, "lr": 2.0e-3},
+        "inner_loop": {"epochs": 10, "lr": 1.0e-3, "batch_size": 1},  # SEAL's inner loop
         "topology": {"kind": "complete"},
         "evaluation": {"headline": "f1", "retention_probe": 0},
     })

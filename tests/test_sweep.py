@@ -103,6 +103,17 @@ def test_a_bad_key_path_is_an_error_naming_the_key_where_the_sweep_file_sets_it(
     assert "known here" in problems["grid.topology.knd"]
 
 
+def test_bad_keys_and_bad_values_are_reported_together(tmp_path):
+    path = write_sweep(tmp_path, """
+        base: base.yaml
+        grid: {topology.knd: [ring]}
+        points: [{scheduler.kind: synchronous}, {scheduler.kind: budgetd}]
+    """)
+    problems = problems_of(path)
+    assert set(problems) == {"grid.topology.knd", "points[1].scheduler.kind"}
+    assert "'budgetd' is not one of" in problems["points[1].scheduler.kind"]
+
+
 def test_a_bad_value_is_reported_once_at_its_grid_key_before_anything_runs(tmp_path):
     path = write_sweep(tmp_path, """
         base: base.yaml

@@ -8,7 +8,7 @@ by all agents, so a few short episodes give it enough pulls. Training episodes u
 ``1000, 1001, ...``; every method is then evaluated on seeds ``0 .. --eval-seeds - 1`` with the same
 reward bookkeeping (``multiseal.env.round_rewards``), the bandit without exploration.
 
-    python scenarios/examples/bandit_styles.py --model tiny-random      # a quick check (about a minute)
+    python scenarios/examples/bandit_styles.py --model tiny-random      # a quick check (a minute or two)
     python scenarios/examples/bandit_styles.py                          # SmolLM2-135M (longer)
     python scenarios/examples/bandit_styles.py --scenario scenarios/quickstart.yaml --episodes 6
 
