@@ -93,7 +93,7 @@ def format_markdown(rows: list[dict[str, object]], confidence: float = 0.95) -> 
     metrics = [k for k in rows[0] if k not in ("group", "n")]
     for row in rows[1:]:
         metrics += [k for k in row if k not in ("group", "n") and k not in metrics]
-    head = f"| point | seeds | " + " | ".join(f"{m} (mean [{confidence:.0%} CI])" for m in metrics) + " |"
+    head = "| point | seeds | " + " | ".join(f"{m} (mean [{confidence:.0%} CI])" for m in metrics) + " |"
     lines = [head, "| --- | ---: |" + " ---: |" * len(metrics)]
     for row in rows:
         cells = [row[m].text() if isinstance(row.get(m), Summary) else "—" for m in metrics]  # type: ignore[union-attr]

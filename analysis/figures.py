@@ -33,6 +33,15 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _integer_axis(ax) -> None:
+    """Rounds are whole numbers: integer ticks, and at least one unit of room around a lone point."""
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    lo, hi = ax.get_xlim()
+    if hi - lo < 1.5:
+        mid = (lo + hi) / 2
+        ax.set_xlim(mid - 1, mid + 1)
+
+
 def _distance_label(d: int) -> str:
     return "unreachable" if d == UNREACHABLE else f"{d} hop{'s' if d != 1 else ''}"
 
@@ -50,7 +59,7 @@ def plot_agent_accuracy(series: Mapping[int, Series], path: str | Path, metric: 
     if population:
         ax.plot(*zip(*population), color="black", linestyle="--", linewidth=2, label="population mean")
     ax.set(xlabel="round", ylabel=metric, ylim=(-0.02, 1.02), title=title or f"{metric} per agent")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _integer_axis(ax)
     ax.legend(fontsize="small")
     return _save(fig, path)
 
@@ -133,7 +142,7 @@ def plot_forgetting(forgetting: Mapping[int, Series], path: str | Path,
         if any(retention.values()):
             ax.legend(fontsize="small")
     for ax in axes[0]:
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        _integer_axis(ax)
     if title:
         fig.suptitle(title, fontsize="medium")
     return _save(fig, path)
@@ -148,7 +157,7 @@ def plot_diffusion(series: Mapping[int, Series], path: str | Path, title: str = 
             ax.plot(*zip(*s), marker="o", label=_distance_label(d))
     ax.set(xlabel="round", ylabel="diffusion (share known)", ylim=(-0.02, 1.02),
            title=title or "diffusion by graph distance")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _integer_axis(ax)
     if series:
         ax.legend(fontsize="small", title="distance")
     return _save(fig, path)
@@ -209,7 +218,7 @@ def plot_comparison_curves(data: Mapping[str, Mapping[int, CI]], path: str | Pat
         if ok.any():
             ax.fill_between(np.array(steps)[ok], lo[ok], hi[ok], color=line.get_color(), alpha=0.15)
     ax.set(xlabel="round", ylabel=ylabel, title=title or f"{ylabel} by round (mean, 95% CI over seeds)")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _integer_axis(ax)
     if data:
         ax.legend(fontsize="small")
     return _save(fig, path)

@@ -9,7 +9,9 @@ One iteration (SEAL's outer loop; ReST-EM is expectation–maximisation on rewar
    author's out-neighbours (``neighbours``) or both (``mixed``). A trial trains a temporary adapter,
    initialised from the learner's current knowledge adapter, on the candidate's lines plus the passage,
    then answers the document's questions closed-book; the adapter is thrown away;
-3. reward from the gain ``g = acc_after − acc_before`` of each learner on that document::
+3. reward from the gain ``g = acc_after − acc_ref`` of each learner on that document, where
+   ``acc_ref`` (``baseline``) is its accuracy before the update (``before``, the paper's) or after
+   training on the passage alone (``passage``: only what the note adds beyond the passage counts)::
 
        self:        r = g_author
        neighbours:  r = Σ_v w_v g_v / Σ_v w_v      (v: out-neighbours, w_v: trust weight of a → v)
@@ -49,6 +51,7 @@ from multiseal.self_edit import (
     STYLES,
     SelfEditSettings,
     parse_completion,
+    passage_sequence,
     sample_self_edits,
     self_edit_request,
     training_sequences,
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 
 REWARDS = ("self", "neighbours", "mixed")
 POLICIES = ("separate", "knowledge")
+BASELINES = ("before", "passage")
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,11 @@ class RestemSettings:
     sft: SftSettings = SftSettings()
     eval_samples: int = 1
     trial_batch: int = 16
+    baseline: str = "before"
 
     def __post_init__(self) -> None:
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
         if self.policy not in POLICIES:
@@ -287,13 +294,17 @@ def sample_candidates(model: SharedModel, agents: Sequence[RestemAgent], docs: S
 def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: list[dict],
                      settings: RestemSettings, evaluation: EvalSettings, cache: BaselineCache, *,
                      roles: Callable[[int], list[tuple[str, int]]], seed: int, clock: Clock, prefix: str = "",
-                     progress: bool = False) -> None:
+                     passage: bool = False, progress: bool = False) -> None:
     """Run every (candidate, learner) trial and store per-learner scores and gains in the candidates.
 
     ``roles(author)`` lists ``("self" | "neighbour", learner)`` pairs. Adds ``scores`` (learner →
-    grades), ``self_gain`` and ``neighbour_gains`` (headline metric) to each candidate dict.
+    grades), ``base`` (before the update), ``passage`` (after training on the passage alone, when
+    ``passage`` or ``settings.baseline == "passage"``), ``self_gain`` and ``neighbour_gains`` (headline
+    metric, over ``settings.baseline``) to each candidate dict. Passage-only trials missing from the
+    cache share the candidates' batches.
     """
     metric = evaluation.headline
+    passage = passage or settings.baseline == "passage"
     trials, owners = [], []
     for c in cands:
         for role, learner in roles(c["agent"]):
@@ -302,14 +313,25 @@ def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: l
     with clock(prefix + "baseline"):
         cache.ensure(model, [(agents[t.learner].adapter, t.doc) for t in trials], evaluation,
                      progress="pre-update answers" if progress else None)
-    results = run_trials(model, trials, agents, evaluation, batch=settings.trial_batch, seed=seed,
-                         clock=clock, prefix=prefix, progress=progress)
+    extra: dict[tuple[str, str], Trial] = {}
+    if passage:
+        for t in trials:
+            key = (agents[t.learner].adapter, t.doc.doc_id)
+            if not cache.has_passage(*key):
+                extra.setdefault(key, Trial(t.learner, t.doc, (passage_sequence(t.doc),)))
+    results = run_trials(model, trials + list(extra.values()), agents, evaluation, batch=settings.trial_batch,
+                         seed=seed, clock=clock, prefix=prefix, progress=progress)
+    for key, score in zip(extra, results[len(trials):]):
+        cache.put_passage(*key, score)
     for c in cands:
-        c.update(scores={}, base={}, self_gain=None, neighbour_gains=[], neighbour_weights=[])
+        c.update(scores={}, base={}, passage={}, self_gain=None, neighbour_gains=[], neighbour_weights=[])
     for (c, role, learner), score in zip(owners, results):
-        base = cache.get(agents[learner].adapter, c["doc"].doc_id)
-        c["scores"][learner], c["base"][learner] = score, base
-        gain = _gain(score, base, metric)
+        adapter, doc_id = agents[learner].adapter, c["doc"].doc_id
+        c["scores"][learner], c["base"][learner] = score, cache.get(adapter, doc_id)
+        if passage:
+            c["passage"][learner] = cache.passage(adapter, doc_id)
+        reference = c["passage"][learner] if settings.baseline == "passage" else c["base"][learner]
+        gain = _gain(score, reference, metric)
         if role == "self":
             c["self_gain"] = gain
         else:
@@ -324,8 +346,10 @@ def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_d
     """Accuracy after training on the agents' own notes about held-out documents (paper's protocol).
 
     Keys: ``<metric>`` (authors adapting on their own notes, the headline), ``base.<metric>`` (before
-    the update), ``agent.<i>.<metric>``, and with a neighbour reward ``neighbours.<metric>`` and
-    ``neighbours.base.<metric>`` (the neighbours adapting on the same notes).
+    the update), ``passage.<metric>`` (after training on the passage alone: what the notes add to),
+    ``agent.<i>.<metric>``, and with a neighbour reward ``neighbours.<metric>``,
+    ``neighbours.base.<metric>`` and ``neighbours.passage.<metric>`` (the neighbours adapting on the
+    same notes).
     """
     with clock("heldout.generate"):
         notes = sample_candidates(model, agents, eval_docs, self_edit, settings.eval_samples, seed=seed,
@@ -336,13 +360,14 @@ def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_d
         return [("self", a)] + ([("neighbour", v) for v, _ in agents[a].neighbours] if with_nb else [])
 
     score_candidates(model, agents, notes, settings, evaluation, cache, roles=roles, seed=seed, clock=clock,
-                     prefix="heldout.", progress=progress)
+                     prefix="heldout.", passage=True, progress=progress)
     out: dict[str, float] = {}
     metrics = list(notes[0]["scores"][notes[0]["agent"]]) if notes else []
     for m in metrics:
         own = [(n["scores"][n["agent"]], n["base"][n["agent"]]) for n in notes]
         out[m] = statistics.fmean(s[m] for s, _ in own)
         out[f"base.{m}"] = statistics.fmean(b[m] for _, b in own)
+        out[f"passage.{m}"] = statistics.fmean(n["passage"][n["agent"]][m] for n in notes)
         for a in range(len(agents)):
             mine = [n["scores"][a][m] for n in notes if n["agent"] == a]
             out[f"agent.{a}.{m}"] = statistics.fmean(mine)
@@ -351,6 +376,8 @@ def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_d
             if nb:
                 out[f"neighbours.{m}"] = statistics.fmean(s[m] for s, _ in nb)
                 out[f"neighbours.base.{m}"] = statistics.fmean(b[m] for _, b in nb)
+                out[f"neighbours.passage.{m}"] = statistics.fmean(
+                    n["passage"][v][m] for n in notes for v, _ in agents[n["agent"]].neighbours)
     return out, notes
 
 
@@ -406,7 +433,7 @@ def run_restem(
         def roles(a: int) -> list[tuple[str, int]]:
             return [("self" if v == a else "neighbour", v) for v in learners(a, agents, settings.reward)]
 
-        answered = cache.answered
+        answered, passage_trials = cache.answered, cache.passage_trials
         score_candidates(model, agents, cands, settings, evaluation, cache, roles=roles, seed=seed, clock=clock,
                          progress=progress)
         reward_and_select(cands, agents, settings)
@@ -417,6 +444,7 @@ def run_restem(
             "candidates": len(cands), "kept": sum(c["kept"] for c in cands),
             "trials": sum(len(c["scores"]) for c in cands),
             "baseline_questions": cache.answered - answered,
+            "passage_trials": cache.passage_trials - passage_trials,
         }
         with clock("sft"):
             rec.sft = train_writers(model, agents, cands, settings, cache, seed=seed * 1000 + it, progress=progress)
@@ -480,6 +508,7 @@ def _candidate_row(iteration: int, c: dict) -> dict:
         "style": c["style"], "completion": c["completion"], "lines": c["lines"],
         "self_gain": c["self_gain"], "neighbour_gains": c["neighbour_gains"], "reward": c["reward"],
         "kept": c["kept"], "scores": {str(k): v for k, v in c["scores"].items()},
+        "passage": {str(k): v for k, v in c["passage"].items()},
     }
 
 
@@ -488,4 +517,5 @@ def _note_row(iteration: int, n: dict) -> dict:
         "iteration": iteration, "agent": n["agent"], "doc_id": n["doc"].doc_id, "sample": n["candidate"],
         "completion": n["completion"], "lines": n["lines"], "self_gain": n["self_gain"],
         "scores": {str(k): v for k, v in n["scores"].items()},
+        "passage": {str(k): v for k, v in n["passage"].items()},
     }

@@ -1,7 +1,7 @@
 """A ``kind: restem`` scenario, from typed settings to a finished MLflow run.
 
 Metrics per iteration (step = iteration; step 0 is the held-out evaluation before any RL):
-``restem.heldout.<metric>`` (and ``.base.``, ``.agent.<i>.``, ``.neighbours.``),
+``restem.heldout.<metric>`` (and ``.base.``, ``.passage.``, ``.agent.<i>.``, ``.neighbours.``),
 ``restem.reward.{mean,max,min,std,positive_share}``, ``restem.gain.*``, ``restem.sft.*``,
 ``restem.seconds.<phase>`` and ``restem.seconds_per_candidate``. Artifacts: every candidate with
 its gains and reward (``restem/candidates.jsonl``), the kept self-edits per iteration
@@ -33,7 +33,7 @@ def build_restem(cfg: RestemSection) -> RestemSettings:
         iterations=cfg.iterations, candidates=cfg.candidates, keep=cfg.keep, reward=cfg.reward,
         mix_weight=cfg.mix_weight, policy=cfg.policy,
         sft=SftSettings(epochs=cfg.policy_epochs, lr=cfg.policy_lr, batch_size=cfg.policy_batch_size),
-        eval_samples=cfg.eval_samples, trial_batch=cfg.trial_batch,
+        eval_samples=cfg.eval_samples, trial_batch=cfg.trial_batch, baseline=cfg.baseline,
     )
 
 
@@ -41,7 +41,8 @@ def summary_table(records: Sequence[IterationRecord], headline: str) -> str:
     """One row per iteration: reward statistics and held-out accuracy (Markdown)."""
     nb = any(f"neighbours.{headline}" in r.heldout for r in records)
     head = (f"| iteration | reward mean | reward max | positive share | kept | held-out {headline} "
-            f"| held-out base {headline} |" + (f" held-out neighbours {headline} |" if nb else "") + " seconds |")
+            f"| held-out passage-only {headline} | held-out base {headline} |"
+            + (f" held-out neighbours {headline} |" if nb else "") + " seconds |")
     lines = [head, "|" + " ---: |" * (head.count("|") - 1)]
     for r in records:
         rw = r.rewards
@@ -52,6 +53,7 @@ def summary_table(records: Sequence[IterationRecord], headline: str) -> str:
             f"{rw['positive_share']:.2f}" if "positive_share" in rw else "–",
             str(int(r.counts["kept"])) if "kept" in r.counts else "–",
             f"{r.heldout.get(headline, float('nan')):.3f}",
+            f"{r.heldout.get(f'passage.{headline}', float('nan')):.3f}",
             f"{r.heldout.get(f'base.{headline}', float('nan')):.3f}",
         ]
         if nb:
@@ -103,5 +105,5 @@ def run_restem_scenario(scenario: Scenario, source: str | Path | None = None, pr
         tracker.artifact_text("table.md", "\n\n".join(tables.values()) + "\n", "restem")
         run_id = tracker.run_id
     return (f"ReST-EM: {n} agent(s), {len(train_docs)} training / {len(eval_docs)} held-out documents, "
-            f"reward '{settings.reward}', policy '{settings.policy}' (MLflow run {run_id}, experiment "
+            f"reward '{settings.reward}' over '{settings.baseline}', policy '{settings.policy}' (MLflow run {run_id}, experiment "
             f"'{scenario.tracking.experiment}')\n" + tables[headline])

@@ -170,6 +170,8 @@ class RestemSection(Section):
     eval_documents: int = Field(3, ge=1, description="held-out documents, disjoint from training")
     eval_samples: int = Field(1, ge=1, description="self-edits per held-out (agent, document), averaged")
     trial_batch: int = Field(16, ge=1, description="temporary adapters trained before one answering pass")
+    baseline: Literal["before", "passage"] = Field(
+        "before", description="gain measured over the accuracy before the update, or after the passage alone")
 
 
 class Scenario(Section):

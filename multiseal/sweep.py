@@ -399,12 +399,13 @@ def _finish(proc: subprocess.Popen, point: Point, seconds: float, log: Any, out:
 
 
 def _child_env(jobs: int) -> dict[str, str]:
-    """With several points at once, share the cores out instead of every process taking them all."""
+    """With several points at once, share the cores out instead of every process taking them all:
+    more torch threads than free cores make every OpenMP region wait for descheduled threads."""
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     if jobs > 1:
         threads = str(max(1, (os.cpu_count() or 1) // jobs))
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("MULTISEAL_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, threads)
     return env
 

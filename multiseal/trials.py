@@ -44,15 +44,20 @@ class Clock:
 
 
 class BaselineCache:
-    """Pre-update scores per (adapter, document): filled in one batched pass, dropped on change.
+    """The reference scores a gain is measured against, per (adapter, document).
 
-    Call ``invalidate`` when an adapter is trained (in ReST-EM: the M-step with ``policy:
-    knowledge``); with ``policy: separate`` the baselines are computed once for the whole run.
+    ``before``: the adapter's own answers before any update, filled in one batched answering pass
+    (``ensure``). ``passage``: the scores of a trial on the raw passage alone, filled by the caller
+    (``put_passage``) so those trials share batches with the others. Call ``invalidate`` when an
+    adapter is trained (in ReST-EM: the M-step with ``policy: knowledge``); otherwise every value is
+    computed once per run.
     """
 
     def __init__(self) -> None:
         self._scores: dict[tuple[str, str], dict[str, float]] = {}
+        self._passage: dict[tuple[str, str], dict[str, float]] = {}
         self.answered = 0  # questions answered to fill the cache (for cost accounting)
+        self.passage_trials = 0
 
     def ensure(self, model: SharedModel, needed: Iterable[tuple[str, Document]], evaluation: EvalSettings,
                progress: str | None = None) -> None:
@@ -71,8 +76,19 @@ class BaselineCache:
     def get(self, adapter: str, doc_id: str) -> dict[str, float]:
         return self._scores[(adapter, doc_id)]
 
+    def has_passage(self, adapter: str, doc_id: str) -> bool:
+        return (adapter, doc_id) in self._passage
+
+    def put_passage(self, adapter: str, doc_id: str, scores: dict[str, float]) -> None:
+        self._passage[(adapter, doc_id)] = scores
+        self.passage_trials += 1
+
+    def passage(self, adapter: str, doc_id: str) -> dict[str, float]:
+        return self._passage[(adapter, doc_id)]
+
     def invalidate(self, adapter: str) -> None:
         self._scores = {k: v for k, v in self._scores.items() if k[0] != adapter}
+        self._passage = {k: v for k, v in self._passage.items() if k[0] != adapter}
 
 
 _temp_names = itertools.count()

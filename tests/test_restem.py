@@ -97,7 +97,7 @@ def test_learners_follow_the_reward():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"reward": "others"}, "reward"), ({"policy": "shared"}, "policy"), ({"keep": 4, "candidates": 3}, "keep"),
-    ({"mix_weight": 1.5}, "mix_weight"),
+    ({"mix_weight": 1.5}, "mix_weight"), ({"baseline": "after"}, "baseline"),
 ])
 def test_settings_reject_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -281,6 +281,29 @@ def test_baselines_are_answered_once_unless_the_writer_is_the_knowledge_adapter(
         answered[policy] = [r.counts["baseline_questions"] for r in records[1:]]
     assert answered["separate"] == [6, 0], "training-document baselines once per run"
     assert answered["knowledge"] == [6, 6], "the M-step changed the answering adapter: baselines again"
+
+
+def test_a_passage_baseline_rewards_only_what_the_note_adds(tiny_model, make_adapter, monkeypatch):
+    agents = [RestemAgent(a.adapter, a.writer, a.style, a.inner, ()) for a in _agents(tiny_model, make_adapter, 1)]
+    train, held = _world_split(3)
+    passages = {d.title + "\n" + d.context for d in train + held}
+    requested = []
+
+    def fake(model, trials, agents, evaluation, **kwargs):
+        requested.extend(t for t in trials if t.sequences[0] in passages)
+        return [{"strict": 0.5 if t.sequences[0] in passages else float(i % 2 == 0), "em": 0.0, "f1": 0.0}
+                for i, t in enumerate(trials)]
+
+    monkeypatch.setattr(R, "run_trials", fake)
+    records = run_restem(tiny_model, agents, train, held, RestemSettings(iterations=2, candidates=2, baseline="passage",
+                         sft=SftSettings(epochs=1, lr=1e-2)), TINY_EVAL, TINY_WRITE, progress=False)
+    for r in records[1:]:
+        assert {c["reward"] for c in r.candidates} <= {0.5, -0.5}
+        assert all(c["passage"]["0"]["strict"] == 0.5 for c in r.candidates)
+    assert records[0].heldout["passage.strict"] == 0.5
+    assert sorted(t.doc.doc_id for t in requested) == sorted(d.doc_id for d in train + held), \
+        "one passage-only trial per (learner, document) for the whole run"
+    assert [r.counts["passage_trials"] for r in records[1:]] == [3, 0]
 
 
 def test_a_neighbour_reward_needs_neighbours(tiny_model, make_adapter):

@@ -13,7 +13,7 @@ from multiseal.scheduler import (
     validate_scheduler_params,
 )
 
-EXAMPLE_PARAMS = {"budgeted": {"budget": 3}}
+EXAMPLE_PARAMS = {"budgeted": {"budget": 3}, "policy": {"policy": "greedy"}}
 CENTRALISED = {"oracle"}
 
 
