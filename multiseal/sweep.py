@@ -308,6 +308,16 @@ def finished_points(sweep: Sweep) -> set[str]:
             return done
 
 
+def prepare_store(sweep: Sweep) -> None:
+    """Create the store and the experiment once, before parallel points start: two processes
+    migrating a new SQLite store at the same time collide (``duplicate column name``)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(sweep.tracking_uri)
+    if client.get_experiment_by_name(sweep.experiment) is None:
+        client.create_experiment(sweep.experiment)
+
+
 def _missing_sqlite(uri: str) -> bool:
     if not uri.startswith("sqlite:///"):
         return False
@@ -355,6 +365,8 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
     print(f"sweep '{sweep.name}': {len(sweep.points)} point(s), {len(result.results)} finished already, "
           f"{len(todo)} to run, {min(sweep.jobs, max(len(todo), 1))} at a time "
           f"(experiment '{sweep.experiment}' at {sweep.tracking_uri})", file=out, flush=True)
+    if todo and sweep.jobs > 1:
+        prepare_store(sweep)
     env = _child_env(sweep.jobs)
     stream = sweep.jobs == 1
     running: dict[subprocess.Popen, tuple[Point, float, Any]] = {}
