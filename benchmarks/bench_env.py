@@ -22,9 +22,9 @@ import warnings
 
 import torch
 
-from multiseal.env import parallel_env
-from multiseal.model import build_shared_model
-from multiseal.scenario import validate_scenario
+from multiseal.run.pettingzoo import parallel_env
+from multiseal.learning.model import build_shared_model
+from multiseal.config.load import validate_scenario
 
 
 def small_scenario(model: str, max_length: int, rounds: int = 2) -> dict:

@@ -14,11 +14,14 @@ import time
 
 import torch
 
-from multiseal.adapt import InnerLoopSettings, train_adapter
-from multiseal.evaluate import EvalSettings, answer_and_grade
-from multiseal.model import LoraSettings, build_shared_model
-from multiseal.self_edit import passage_sequence
-from multiseal.world import generate_world
+from multiseal.learning.train import train_adapter
+from multiseal.types import InnerLoopSettings
+from multiseal.learning.evaluate import answer_and_grade
+from multiseal.types import EvalSettings
+from multiseal.learning.model import build_shared_model
+from multiseal.types import LoraSettings
+from multiseal.learning.self_edit import passage_sequence
+from multiseal.world.synthetic import generate_world
 
 
 def main() -> None:

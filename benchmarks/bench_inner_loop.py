@@ -29,10 +29,12 @@ import time
 
 import torch
 
-from multiseal.adapt import InnerLoopSettings, tokenize_sequences, train_adapter
-from multiseal.model import LoraSettings, build_shared_model
-from multiseal.self_edit import training_sequences
-from multiseal.world import Document
+from multiseal.learning.train import tokenize_sequences, train_adapter
+from multiseal.types import InnerLoopSettings
+from multiseal.learning.model import build_shared_model
+from multiseal.types import LoraSettings
+from multiseal.learning.self_edit import training_sequences
+from multiseal.types import Document
 
 PASSAGE = Document(
     doc_id="bench",

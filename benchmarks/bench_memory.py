@@ -48,7 +48,8 @@ def worker(model_name: str, agents: int, rank: int) -> dict:
     import peft  # noqa: F401  (imported before the first reading, so "RSS base" is about the model)
     from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: F401
 
-    from multiseal.model import LoraSettings, build_shared_model
+    from multiseal.learning.model import build_shared_model
+    from multiseal.types import LoraSettings
 
     rss_imports = rss_bytes()
     model = build_shared_model(model_name, progress=False)

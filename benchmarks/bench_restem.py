@@ -25,23 +25,15 @@ import time
 
 import torch
 
-from multiseal.adapt import InnerLoopSettings
-from multiseal.evaluate import EvalSettings
-from multiseal.model import LoraSettings, build_shared_model
-from multiseal.restem import (
-    RestemAgent,
-    RestemSettings,
-    learners,
-    reward_and_select,
-    reward_stats,
-    sample_candidates,
-    score_candidates,
-    train_writers,
-)
-from multiseal.self_edit import SelfEditSettings
-from multiseal.sft import SftSettings
-from multiseal.trials import BaselineCache, Clock
-from multiseal.world import generate_world
+from multiseal.types import InnerLoopSettings
+from multiseal.types import EvalSettings
+from multiseal.learning.model import build_shared_model
+from multiseal.types import LoraSettings
+from multiseal.rl.restem import RestemAgent, RestemSettings, learners, reward_and_select, reward_stats, sample_candidates, score_candidates, train_writers
+from multiseal.types import SelfEditSettings
+from multiseal.learning.train import SftSettings
+from multiseal.rl.trials import BaselineCache, Clock
+from multiseal.world.synthetic import generate_world
 
 
 def main() -> int:

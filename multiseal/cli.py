@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from multiseal.overrides import parse_assignments
-    from multiseal.scenario import load_scenario
+    from multiseal.config.load import load_scenario
+    from multiseal.config.overrides import parse_assignments
 
     if args.command == "validate":
         overrides = parse_assignments(args.overrides)
@@ -98,12 +98,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             overrides["tracking.uri"] = args.tracking_uri
         scenario = load_scenario(args.scenario, overrides)
         _quiet_libraries()
-        from multiseal.runs import run_scenario
+        from multiseal.run.recipes import run_scenario
 
         print(run_scenario(scenario, args.scenario, progress=not args.no_progress, tags=_parse_tags(args.tags)))
         return 0
     if args.command == "sweep":
-        from multiseal.sweep import describe, load_sweep, run_sweep
+        from multiseal.run.sweep import describe, run_sweep
+        from multiseal.run.sweep_file import load_sweep
 
         if args.jobs is not None and args.jobs < 1:
             raise InputError(f"--jobs: must be at least 1, got {args.jobs}")
@@ -116,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
               + (f" --tracking-uri '{args.tracking_uri}'" if args.tracking_uri else ""))
         return 1 if result.failed else 0
     if args.command == "report":
-        from multiseal.report import write_report
+        from multiseal.analysis.report import write_report
 
         print(write_report(args.experiment, args.tracking_uri, args.out, metric=args.metric, sweep=args.sweep,
                            log_artifacts=not args.no_log))

@@ -13,7 +13,8 @@ from typing import Callable, Iterator
 import pytest
 import torch
 
-from multiseal.model import LoraSettings, SharedModel, build_shared_model
+from multiseal.learning.model import SharedModel, build_shared_model
+from multiseal.types import LoraSettings
 
 # One intra-op thread unless MULTISEAL_TEST_THREADS says otherwise. On a 2-core machine shared with
 # other processes, OpenMP's parallel regions wait for a descheduled sibling thread: measured here with

@@ -8,7 +8,8 @@ import random
 import pytest
 import torch
 
-from multiseal.adapt import InnerLoopSettings, length_buckets, tokenize_sequences, train_adapter
+from multiseal.learning.train import length_buckets, tokenize_sequences, train_adapter
+from multiseal.types import InnerLoopSettings
 
 FACT = "The Velmora Institute of Tidal Studies was founded by Ida Renn in 1987."
 SEQUENCES = [

@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from analysis import (
+from multiseal.analysis import (
     compare,
     comparison_figures,
     comparison_table,
@@ -19,10 +19,10 @@ from analysis import (
     run_figures,
     to_frame,
 )
-from analysis.compare import diffusion_by_distance
+from multiseal.analysis.compare import diffusion_by_distance
+from multiseal.analysis.stats import mean_ci
 from multiseal.errors import InputError
-from multiseal.metrics import mean_ci
-from multiseal.tracking import Tracker
+from multiseal.run.tracking import Tracker
 
 EXPERIMENT = "synthetic"
 SWEEP = "syn"
@@ -176,7 +176,7 @@ def test_unknown_experiment_is_an_input_error_naming_it(store):
 
 
 def test_retention_curve_follows_documents_from_the_round_they_were_learnt():
-    from analysis.figures import retention_curve
+    from multiseal.analysis.figures import retention_curve
 
     acc = np.array([[[0.0, 0.0]], [[1.0, 0.0]], [[0.5, 1.0]]])  # rows × 1 agent × 2 docs
     learnt = np.array([[1, 2]])

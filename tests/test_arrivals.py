@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from multiseal.arrivals import (
+from multiseal.world.arrivals import (
     ARRIVALS,
     build_arrivals,
     check_arrivals,

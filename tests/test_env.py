@@ -10,8 +10,14 @@ import pytest
 from gymnasium import spaces
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 
-from multiseal.env import ACTION_KEYS, HISTORY_METRICS, NEIGHBOUR_FEATURES, SLOT_FEATURES, env, parallel_env
-from multiseal.scenario import validate_scenario
+from multiseal.config.load import validate_scenario
+from multiseal.rl.interface import (
+    ACTION_KEYS,
+    HISTORY_METRICS,
+    NEIGHBOUR_FEATURES,
+    SLOT_FEATURES,
+)
+from multiseal.run.pettingzoo import env, parallel_env
 
 SMALL = {
     "rounds": 2, "seed": 3,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from multiseal.grading import (
+from multiseal.learning.grading import (
     GRADERS,
     exact_match,
     first_sentence,

@@ -6,15 +6,13 @@ import random
 import networkx as nx
 import pytest
 
-from multiseal.graph import (
+from multiseal.sim.graph import DynamicGraph, distances, is_disconnected
+from multiseal.sim.topologies import (
     TOPOLOGIES,
-    DynamicGraph,
     TopologyError,
     build_topology,
     check_topology,
-    distances,
     grid_shape,
-    is_disconnected,
     validate_topology,
     validate_topology_params,
 )

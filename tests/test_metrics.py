@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from multiseal.metrics import (
+from multiseal.analysis.stats import mean_ci, t_critical
+from multiseal.sim.metrics import (
     METRIC_NAMES,
     accuracy_all,
     accuracy_future,
@@ -23,11 +24,9 @@ from multiseal.metrics import (
     forgetting_per_doc,
     forward_transfer,
     item_churn,
-    mean_ci,
     population_metrics,
     population_summary,
     retention,
-    t_critical,
 )
 
 # Any RuntimeWarning (mean of empty slice, invalid value) fails the test.

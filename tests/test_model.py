@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multiseal.adapt import InnerLoopSettings, train_adapter
 from multiseal.errors import ModelUnavailableError
-from multiseal.model import LoraSettings, build_shared_model, resolve_device
+from multiseal.learning.model import build_shared_model
+from multiseal.learning.train import train_adapter
+from multiseal.learning.weights import resolve_device
+from multiseal.types import InnerLoopSettings, LoraSettings
 
 FACT = "The Velmora Institute of Tidal Studies was founded by Ida Renn in 1987."
 PROMPTS = ["The Velmora Institute", "Who founded the institute?", "Tidal studies began in"]

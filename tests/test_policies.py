@@ -8,20 +8,20 @@ import warnings
 import numpy as np
 import pytest
 
-from multiseal.env import Interface, parallel_env
+from multiseal.config.builders import build_simulation
+from multiseal.config.load import validate_scenario
 from multiseal.errors import ScenarioError
-from multiseal.policies import (
+from multiseal.rl.interface import Interface
+from multiseal.rl.policies import (
     POLICIES,
     PolicyError,
-    PolicyScheduler,
     build_policy,
     check_policy,
     policy_driver,
     validate_policy_params,
 )
-from multiseal.scenario import validate_scenario
-from multiseal.scheduler import build_scheduler, check_scheduler
-from multiseal.simulate import build_simulation
+from multiseal.run.pettingzoo import parallel_env
+from multiseal.sim.schedulers import PolicyScheduler, build_scheduler, check_scheduler
 
 SMALL = {
     "rounds": 2, "seed": 0,
@@ -170,7 +170,7 @@ def test_scenario_errors_name_the_scheduler_key():
 def test_shipped_policy_scenario_validates():
     from pathlib import Path
 
-    from multiseal.scenario import load_scenario
+    from multiseal.config.load import load_scenario
 
     sc = load_scenario(Path(__file__).parent.parent / "scenarios" / "policy-greedy.yaml")
     assert sc.scheduler.kind == "policy" and sc.scheduler.params["policy"] == "greedy"
@@ -181,7 +181,7 @@ def test_shipped_policy_scenario_validates():
 def test_a_policy_run_logs_to_mlflow_like_any_other(tmp_path):
     import mlflow
 
-    from multiseal.simulate import run_simulation
+    from multiseal.run.recipes.simulation import run_simulation
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sc = scenario(scheduler={"kind": "policy", "params": {"policy": "random"}},

@@ -5,10 +5,10 @@ import re
 
 import pytest
 from mlflow import MlflowClient
-
-from multiseal.cli import main
-from multiseal.report import write_report
 from test_analysis import EXPERIMENT, SEEDS, TOPOLOGIES, fill_store
+
+from multiseal.analysis.report import write_report
+from multiseal.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,8 @@ def test_cli_report_unknown_experiment_or_metric_is_bad_input(store, tmp_path, c
     assert "'pop.acc_al.mean'" in err and "pop.acc_all.mean" in err
 
 
-def test_python_m_analysis_writes_the_report_without_logging(store, tmp_path, capsys):
-    from analysis.__main__ import main as analysis_main
+def test_python_m_multiseal_analysis_writes_the_report_without_logging(store, tmp_path, capsys):
+    from multiseal.analysis.__main__ import main as analysis_main
 
     assert analysis_main(["--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path / "a"),
                           "--sweep", "syn"]) == 0

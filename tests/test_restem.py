@@ -8,12 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from multiseal import restem as R
-from multiseal import trials as T
-from multiseal.adapt import InnerLoopSettings
-from multiseal.evaluate import EvalSettings
-from multiseal.model import LoraSettings
-from multiseal.restem import (
+from multiseal.rl import restem as R
+from multiseal.rl import trials as T
+from multiseal.learning.train import (
+    SftSettings,
+    collate,
+    completion_loss,
+    finetune_on_completions,
+    tokenize_pairs,
+)
+from multiseal.rl.restem import (
     RestemAgent,
     RestemSettings,
     check_disjoint,
@@ -25,10 +29,14 @@ from multiseal.restem import (
     select_candidates,
     split_documents,
 )
-from multiseal.self_edit import SelfEditSettings
-from multiseal.sft import SftSettings, collate, completion_loss, finetune_on_completions, tokenize_pairs
-from multiseal.trials import Trial, run_trials
-from multiseal.world import generate_world
+from multiseal.rl.trials import Trial, run_trials
+from multiseal.types import (
+    EvalSettings,
+    InnerLoopSettings,
+    LoraSettings,
+    SelfEditSettings,
+)
+from multiseal.world.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_LORA = LoraSettings(rank=4, alpha=8)
@@ -318,15 +326,15 @@ def test_a_neighbour_reward_needs_neighbours(tiny_model, make_adapter):
 
 
 def test_the_shipped_restem_scenario_validates():
-    from multiseal.scenario import load_scenario
+    from multiseal.config.load import load_scenario
 
     sc = load_scenario(ROOT / "scenarios" / "restem.yaml")
     assert sc.kind == "restem" and sc.restem.train_documents + sc.restem.eval_documents <= sc.world.documents
 
 
 def test_restem_keys_are_validated_all_at_once():
+    from multiseal.config.load import validate_scenario
     from multiseal.errors import ScenarioError
-    from multiseal.scenario import validate_scenario
 
     raw = {"kind": "restem", "world": {"documents": 5}, "self_edit": {"style": "passage-only"},
            "restem": {"candidates": 2, "keep": 3, "reward": "neighbours", "train_documents": 4, "eval_documents": 2}}
@@ -341,7 +349,7 @@ def test_restem_keys_are_validated_all_at_once():
 
 
 def test_restem_checks_only_apply_to_restem_runs():
-    from multiseal.scenario import validate_scenario
+    from multiseal.config.load import validate_scenario
 
     validate_scenario({"kind": "simulation", "world": {"documents": 2}, "restem": {"reward": "neighbours"}})
 
@@ -349,8 +357,8 @@ def test_restem_checks_only_apply_to_restem_runs():
 def test_a_restem_scenario_runs_and_logs_to_mlflow(tmp_path):
     import mlflow
 
-    from multiseal.runs import run_scenario
-    from multiseal.scenario import validate_scenario
+    from multiseal.config.load import validate_scenario
+    from multiseal.run.recipes import run_scenario
 
     sc = validate_scenario({
         "name": "restem-smoke", "kind": "restem", "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
@@ -373,8 +381,8 @@ def test_a_restem_scenario_runs_and_logs_to_mlflow(tmp_path):
 
 
 def test_neighbours_follow_the_graphs_out_edges_and_trust_weights():
-    from multiseal.graph import build_topology
-    from multiseal.restem import neighbours_from_graph
+    from multiseal.rl.restem import neighbours_from_graph
+    from multiseal.sim.topologies import build_topology
 
     ring = build_topology("ring", 3)
     assert neighbours_from_graph(ring, 3) == [((1, 1.0), (2, 1.0)), ((0, 1.0), (2, 1.0)), ((0, 1.0), (1, 1.0))]

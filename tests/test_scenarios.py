@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from multiseal.cli import main
+from multiseal.config.load import load_scenario, validate_scenario
 from multiseal.errors import ScenarioError
-from multiseal.scenario import load_scenario, validate_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").rglob("*.yaml"))

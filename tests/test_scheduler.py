@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from multiseal.notes import InboxItem, Note
-from multiseal.scheduler import (
+from multiseal.sim.schedulers import (
     SCHEDULERS,
     SchedulerError,
     build_scheduler,
@@ -12,6 +11,7 @@ from multiseal.scheduler import (
     example_view,
     validate_scheduler_params,
 )
+from multiseal.types import InboxItem, Note
 
 EXAMPLE_PARAMS = {"budgeted": {"budget": 3}, "policy": {"policy": "greedy"}}
 CENTRALISED = {"oracle"}

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from multiseal.self_edit import (
+from multiseal.learning.self_edit import (
     STYLES,
-    SelfEditSettings,
     parse_completion,
     passage_sequence,
     sample_self_edits,
     self_edit_request,
     training_sequences,
 )
-from multiseal.world import Document, Question
+from multiseal.types import Document, Question, SelfEditSettings
 
 DOC = Document(
     doc_id="d0",

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multiseal.graph import build_topology
-from multiseal.notes import Note
-from multiseal.sharing import Postbox, average_adapters
+from multiseal.sim.sharing import Postbox, average_adapters
+from multiseal.sim.topologies import build_topology
+from multiseal.types import Note
 
 
 def note(author: int, i: int = 0, tokens: int = 10, doc: str | None = None, round: int = 0) -> Note:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multiseal.scenario import validate_scenario
-from multiseal.simulate import build_simulation, round_metrics, summary_table
+from multiseal.config.builders import build_simulation
+from multiseal.config.load import validate_scenario
+from multiseal.run.recipes.simulation import round_metrics, summary_table
 
 TINY = {
     "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},

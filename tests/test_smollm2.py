@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from multiseal.adapt import InnerLoopSettings, train_adapter
-from multiseal.evaluate import EvalSettings, answer_and_grade, mean_scores
-from multiseal.model import LoraSettings
-from multiseal.self_edit import training_sequences
-from multiseal.world import Document, Question
+from multiseal.learning.evaluate import answer_and_grade, mean_scores
+from multiseal.learning.self_edit import training_sequences
+from multiseal.learning.train import train_adapter
+from multiseal.types import (
+    Document,
+    EvalSettings,
+    InnerLoopSettings,
+    LoraSettings,
+    Question,
+)
 
 pytestmark = pytest.mark.smollm2
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from multiseal.scenario import validate_scenario
-from multiseal.simulate import build_simulation
+from multiseal.config.builders import build_simulation
+from multiseal.config.load import validate_scenario
 
 pytestmark = pytest.mark.smollm2
 

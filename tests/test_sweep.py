@@ -10,12 +10,13 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from multiseal import sweep as sw
-from multiseal.cli import _parser, _parse_tags, main
+from multiseal.run import sweep as sw
+from multiseal.run import sweep_file as swf
+from multiseal.cli import _parse_tags, _parser, main
+from multiseal.config.load import load_scenario
+from multiseal.config.overrides import parse_assignments, parse_value
 from multiseal.errors import ScenarioError
-from multiseal.overrides import parse_assignments, parse_value
-from multiseal.scenario import load_scenario
-from multiseal.tracking import Tracker
+from multiseal.run.tracking import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {
@@ -34,7 +35,7 @@ def write_sweep(folder: Path, body: str, base: dict | None = None) -> Path:
 
 def problems_of(path: Path, **kw) -> dict[str, str]:
     with pytest.raises(ScenarioError) as e:
-        sw.load_sweep(path, **kw)
+        swf.load_sweep(path, **kw)
     assert str(path) in str(e.value)
     return {p.path: p.message for p in e.value.problems}
 
@@ -52,7 +53,7 @@ def test_points_are_each_listed_point_crossed_with_the_grid(tmp_path):
           - {scheduler.kind: synchronous}
           - {scheduler.kind: isolated}
     """)
-    sweep = sw.load_sweep(path)
+    sweep = swf.load_sweep(path)
     assert len(sweep.points) == 8
     assert sweep.experiment == "s" and sweep.base == tmp_path / "base.yaml"
     first = sweep.points[0]
@@ -67,24 +68,24 @@ def test_points_are_each_listed_point_crossed_with_the_grid(tmp_path):
 
 
 def test_a_sweep_without_grid_or_points_is_the_base_alone(tmp_path):
-    sweep = sw.load_sweep(write_sweep(tmp_path, "base: base.yaml\n"))
+    sweep = swf.load_sweep(write_sweep(tmp_path, "base: base.yaml\n"))
     assert [p.overrides for p in sweep.points] == [{}]
     assert sweep.name == "sweep" and sweep.experiment == "sweep"  # the file's stem
 
 
 def test_point_ids_are_stable_and_ignore_key_order(tmp_path):
-    a = sw.load_sweep(write_sweep(tmp_path, "base: base.yaml\ngrid: {topology.kind: [ring, star], seed: [0, 1]}\n"))
-    b = sw.load_sweep(write_sweep(tmp_path, "base: base.yaml\ngrid: {seed: [0, 1], topology.kind: [ring, star]}\n"))
+    a = swf.load_sweep(write_sweep(tmp_path, "base: base.yaml\ngrid: {topology.kind: [ring, star], seed: [0, 1]}\n"))
+    b = swf.load_sweep(write_sweep(tmp_path, "base: base.yaml\ngrid: {seed: [0, 1], topology.kind: [ring, star]}\n"))
     assert {p.id for p in a.points} == {p.id for p in b.points}
-    assert sw.point_id({"seed": 0, "topology.kind": "ring"}) == sw.point_id({"topology.kind": "ring", "seed": 0})
-    assert sw.point_id({"seed": 0}) != sw.point_id({"seed": 1})
+    assert swf.point_id({"seed": 0, "topology.kind": "ring"}) == swf.point_id({"topology.kind": "ring", "seed": 0})
+    assert swf.point_id({"seed": 0}) != swf.point_id({"seed": 1})
 
 
 def test_the_file_sets_experiment_and_jobs_and_the_command_line_wins(tmp_path):
     path = write_sweep(tmp_path, "name: s\nbase: base.yaml\nexperiment: exp\njobs: 3\n")
-    sweep = sw.load_sweep(path)
+    sweep = swf.load_sweep(path)
     assert (sweep.experiment, sweep.jobs) == ("exp", 3)
-    assert sw.load_sweep(path, jobs=1, tracking_uri="sqlite:///x.db").jobs == 1
+    assert swf.load_sweep(path, jobs=1, tracking_uri="sqlite:///x.db").jobs == 1
 
 
 # ----------------------------------------------------------------------------- validation
@@ -172,13 +173,13 @@ def test_cli_sweep_with_a_bad_key_exits_2_naming_the_key(tmp_path, capsys):
 
 @pytest.mark.parametrize("value", ["ring", "1e-3", "yes", 3, 0.5, 1e-05, True, None, [0, 1], {"k": 2}, "a: b"])
 def test_override_values_survive_the_command_line(value):
-    assert parse_value(sw.yaml_value(value)) == value
+    assert parse_value(swf.yaml_value(value)) == value
 
 
 def test_a_points_command_line_runs_its_scenario_with_its_tags(tmp_path):
     path = write_sweep(tmp_path, "name: s\nbase: base.yaml\nset: {inner_loop.lr: 1.0e-5}\n"
                                  "grid: {topology.kind: [star], seed: [7]}\n")
-    sweep = sw.load_sweep(path, tracking_uri="sqlite:////tmp/x.db")
+    sweep = swf.load_sweep(path, tracking_uri="sqlite:////tmp/x.db")
     point = sweep.points[0]
     cmd = sw.point_command(sweep, point)
     assert cmd[:4] == [sys.executable, "-m", "multiseal", "run"]
@@ -191,8 +192,8 @@ def test_a_points_command_line_runs_its_scenario_with_its_tags(tmp_path):
 
 
 def test_run_tags_are_checked_and_reach_the_mlflow_run(tmp_path):
-    from multiseal.runs import open_tracker
-    from multiseal.scenario import validate_scenario
+    from multiseal.config.load import validate_scenario
+    from multiseal.run.tracking import open_tracker
 
     with pytest.raises(ScenarioError, match="expected KEY=VALUE"):
         _parse_tags(["novalue"])
@@ -212,8 +213,8 @@ def test_run_tags_are_checked_and_reach_the_mlflow_run(tmp_path):
 FAKE_RUN = """
 import sys
 from multiseal.cli import _parser, _parse_tags
-from multiseal.overrides import parse_assignments
-from multiseal.tracking import Tracker
+from multiseal.config.overrides import parse_assignments
+from multiseal.run.tracking import Tracker
 args = _parser().parse_args(sys.argv[1:])
 sets = parse_assignments(args.overrides)
 Tracker(sets["tracking.uri"], sets["tracking.experiment"], sets["tracking.run_name"], tags=_parse_tags(args.tags)).end()
@@ -231,7 +232,7 @@ def store(tmp_path) -> str:
 def test_finished_points_are_skipped_and_the_rest_run(tmp_path, store, monkeypatch, capsys):
     path = write_sweep(tmp_path, "name: r\nexperiment: resume\nbase: base.yaml\n"
                                  "grid: {topology.kind: [ring, star, complete]}\n")
-    sweep = sw.load_sweep(path, tracking_uri=store, jobs=2)
+    sweep = swf.load_sweep(path, tracking_uri=store, jobs=2)
     ring, star, complete = sweep.points
     Tracker(store, "resume", "done before", tags=ring.tags("r")).end()  # finished earlier
     Tracker(store, "resume", "crashed before", tags=star.tags("r")).end("FAILED")  # must run again
@@ -260,7 +261,7 @@ def test_finished_points_are_skipped_and_the_rest_run(tmp_path, store, monkeypat
 
 def test_a_failed_point_is_reported_and_does_not_stop_the_others(tmp_path, store, monkeypatch, capsys):
     path = write_sweep(tmp_path, "name: f\nexperiment: resume\nbase: base.yaml\ngrid: {seed: [0, 1]}\n")
-    sweep = sw.load_sweep(path, tracking_uri=store)
+    sweep = swf.load_sweep(path, tracking_uri=store)
     bad = sweep.points[0].id
     monkeypatch.setattr(sw, "point_command", lambda s, p, progress=False: [
         sys.executable, "-c", f"import sys; print('boom'); sys.exit({3 if p.id == bad else 0})"])
@@ -283,7 +284,7 @@ def test_dry_run_lists_every_point_and_starts_nothing(tmp_path, capsys):
 
 
 def test_the_shipped_topology_sweep_is_valid_and_big_enough():
-    sweep = sw.load_sweep(ROOT / "scenarios" / "sweeps" / "topologies.yaml", tracking_uri="sqlite:////tmp/unused.db")
+    sweep = swf.load_sweep(ROOT / "scenarios" / "sweeps" / "topologies.yaml", tracking_uri="sqlite:////tmp/unused.db")
     topologies = {p.overrides["topology.kind"] for p in sweep.points}
     seeds = {p.overrides["seed"] for p in sweep.points}
     assert len(topologies) >= 4 and len(seeds) >= 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from multiseal.tracking import Tracker, tracking_uri
+from multiseal.run.tracking import Tracker, tracking_uri
 
 
 def _client(uri):

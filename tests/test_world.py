@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from multiseal.errors import DataError
-from multiseal.world import Document, World, generate_world, load_squad_json
+from multiseal.types import Document, World
+from multiseal.world.squad import load_squad_json
+from multiseal.world.synthetic import generate_world
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,4 +1,4 @@
-"""``python -m analysis --experiment NAME [--tracking-uri URI] --out DIR``: the report of an experiment.
+"""``python -m multiseal.analysis --experiment NAME [--tracking-uri URI] --out DIR``: the report of an experiment.
 
 The same report as ``multiseal report``, but read-only on the MLflow store unless ``--log`` is given.
 """
@@ -12,7 +12,7 @@ from multiseal.errors import InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m multiseal.analysis", description=__doc__.splitlines()[0])
     p.add_argument("--experiment", required=True, help="MLflow experiment name")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     p.add_argument("--out", metavar="DIR", help="report folder (default: reports/<experiment>)")
@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sweep", help="only the runs of this sweep")
     p.add_argument("--log", action="store_true", help="also log the figures as artifacts of their runs")
     args = p.parse_args(argv)
-    from multiseal.report import write_report
+    from multiseal.analysis.report import write_report
 
     try:
         print(write_report(args.experiment, args.tracking_uri, args.out, metric=args.metric, sweep=args.sweep,

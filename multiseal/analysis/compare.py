@@ -1,7 +1,7 @@
 """Comparing sweep points: a metric's final value per run, mean and 95% confidence interval over seeds.
 
 Runs that differ only in their seed form one *group* (``RunRecord.group``). For each group and
-metric: ``mean ± t_{n-1} · s / sqrt(n)`` over the runs' final values (``multiseal.metrics.mean_ci``);
+metric: ``mean ± t_{n-1} · s / sqrt(n)`` over the runs' final values (:func:`multiseal.analysis.stats.mean_ci`);
 one run gives a mean without an interval.
 """
 from __future__ import annotations
@@ -10,9 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from multiseal.metrics import mean_ci
-
-from analysis.load import ExperimentData, RunRecord
+from multiseal.analysis.load import ExperimentData, RunRecord
+from multiseal.analysis.stats import mean_ci
 
 # The population metrics a report compares by default (those a run lacks are left out).
 DEFAULT_METRICS: tuple[str, ...] = (

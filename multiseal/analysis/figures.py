@@ -17,8 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.compare import Summary, compare, curves, diffusion_by_distance  # noqa: E402
-from analysis.load import UNREACHABLE, ExperimentData, RunRecord, Series  # noqa: E402
+from multiseal.analysis.compare import Summary, compare, curves, diffusion_by_distance  # noqa: E402
+from multiseal.analysis.load import UNREACHABLE, ExperimentData, RunRecord, Series  # noqa: E402
+from multiseal.run.artifacts import plot_graph  # noqa: E402
 
 DPI = 100
 CI = tuple[float, float, float]  # mean, lo, hi
@@ -163,23 +164,6 @@ def plot_diffusion(series: Mapping[int, Series], path: str | Path, title: str = 
     return _save(fig, path)
 
 
-def plot_graph(graph, path: str | Path, title: str = "") -> Path:
-    """The communication graph, nodes coloured by their ``final_accuracy`` attribute."""
-    import networkx as nx
-
-    fig, ax = plt.subplots(figsize=(4.8, 4))
-    nodes = list(graph.nodes)
-    values = [float(graph.nodes[n].get("final_accuracy", math.nan)) for n in nodes]
-    pos = nx.circular_layout(graph)
-    drawn = nx.draw_networkx_nodes(graph, pos, nodelist=nodes, ax=ax, node_color=values, cmap="viridis",
-                                   vmin=0.0, vmax=1.0, node_size=500)
-    nx.draw_networkx_labels(graph, pos, ax=ax, font_color="white")
-    one_way = graph.is_directed() and any(not graph.has_edge(v, u) for u, v in graph.edges)
-    nx.draw_networkx_edges(graph, pos, ax=ax, arrows=one_way, alpha=0.5, node_size=500)
-    fig.colorbar(drawn, ax=ax, label="final accuracy")
-    ax.set_title(title or "communication graph", fontsize="medium")
-    ax.set_axis_off()
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- across sweep points

@@ -17,6 +17,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from multiseal.errors import InputError
+from multiseal.run.tracking import client
+from multiseal.run.tracking import tracking_uri as resolve_uri
 
 POINT_PREFIX = "multiseal.point."
 AGENT_KEY = re.compile(r"^agent\.(\d+)\.(.+)$")
@@ -71,17 +73,9 @@ class ExperimentData:
 
     def __init__(self, experiment: str, tracking_uri: str | None = None, sweep: str | None = None,
                  statuses: Iterable[str] = ("FINISHED",)):
-        import logging
-
-        from mlflow import MlflowClient
-
-        from multiseal.tracking import tracking_uri as resolve_uri
-
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.name = experiment
         self.tracking_uri = resolve_uri(tracking_uri)
-        self.client = MlflowClient(self.tracking_uri)
+        self.client = client(self.tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             known = ", ".join(sorted(e.name for e in self.client.search_experiments())) or "none"

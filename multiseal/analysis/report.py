@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from analysis.compare import comparison_table, format_markdown, groups
-from analysis.figures import comparison_figures, run_figures, slug
-from analysis.load import ExperimentData, RunRecord, load_experiment
+from multiseal.analysis.compare import comparison_table, format_markdown, groups
+from multiseal.analysis.figures import comparison_figures, run_figures, slug
+from multiseal.analysis.load import ExperimentData, RunRecord, load_experiment
 from multiseal.errors import InputError
 
 RUN_FIGURES = {

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from multiseal.config.schema import Scenario
 from multiseal.errors import Problem, ScenarioError
 
 
@@ -22,8 +23,6 @@ def _model_field(model: type[BaseModel], key: str):
 
 def check_key_path(path: str) -> str | None:
     """None when ``path`` names a scenario setting, else the reason it does not."""
-    from multiseal.scenario import Scenario
-
     model: Any = Scenario
     parts = path.split(".")
     for i, part in enumerate(parts):

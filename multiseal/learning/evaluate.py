@@ -5,33 +5,16 @@ mixed-adapter inference), instead of one pass per agent.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
-from multiseal.world import Question
+from multiseal.learning.grading import grade_all
+from multiseal.types import EvalSettings, Graded, Question
 
 QA_INSTRUCTION = "Answer the question with a short phrase, without explanation."
 
 
-@dataclass(frozen=True)
-class EvalSettings:
-    """How answers are produced and which grader is the headline metric."""
-
-    max_new_tokens: int = 24
-    batch_size: int = 64
-    headline: str = "strict"
 
 
-@dataclass(frozen=True)
-class Graded:
-    """One answer with all grades."""
-
-    adapter: str | None
-    qid: str
-    question: str
-    gold: str
-    answer: str
-    scores: dict[str, float]
 
 
 def question_prompt(model, question: Question) -> str:
@@ -40,14 +23,12 @@ def question_prompt(model, question: Question) -> str:
 
 
 def answer_and_grade(
-    model,  # multiseal.model.SharedModel
+    model,  # multiseal.learning.model.SharedModel
     pairs: Sequence[tuple[str | None, Question]],
     settings: EvalSettings,
     progress: str | None = "answering",
 ) -> list[Graded]:
     """Answer every (adapter, question) pair in shared batches and grade with every grader."""
-    from multiseal.grading import grade_all
-
     prompts = [question_prompt(model, q) for _, q in pairs]
     answers = model.generate(
         prompts,

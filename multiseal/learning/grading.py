@@ -6,7 +6,7 @@ must run offline, so its graders are string-based. Every grader has the same sig
 ``fn(prediction, gold, question) -> float`` in [0, 1]; ``question`` is unused by the string graders
 but lets a judge take its place. Adding a grader, for instance a local LLM judge, is one function::
 
-    from multiseal.grading import GRADERS
+    from multiseal.learning.grading import GRADERS
 
     @GRADERS.register("judge")
     def judge(prediction: str, gold: str, question: str) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from multiseal.registry import Registry
-from multiseal.world import Document
+from multiseal.types import Document, SelfEditSettings
 
 
 @dataclass(frozen=True)
@@ -22,15 +22,6 @@ class PromptStyle:
     parse: Callable[[str, str], list[str]]  # (completion, title) -> sequences
 
 
-@dataclass(frozen=True)
-class SelfEditSettings:
-    """Sampling settings for self-edit candidates."""
-
-    style: str = "implications"
-    candidates: int = 1
-    temperature: float = 1.0
-    top_p: float = 0.95
-    max_new_tokens: int = 128
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)](?=\s|$)|\(\d+\))\s*")
@@ -116,7 +107,7 @@ def training_sequences(completion: str, doc: Document, style: str, include_passa
 
 
 def sample_self_edits(
-    model,  # multiseal.model.SharedModel
+    model,  # multiseal.learning.model.SharedModel
     requests: Sequence[tuple[Document, str | None, str]],
     settings: SelfEditSettings,
     seed: int | None = None,

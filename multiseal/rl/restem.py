@@ -42,26 +42,26 @@ import math
 import random
 import statistics
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
-from multiseal.adapt import InnerLoopSettings
-from multiseal.evaluate import EvalSettings
-from multiseal.model import SharedModel
-from multiseal.self_edit import (
+from multiseal.learning.model import SharedModel
+from multiseal.learning.self_edit import (
     STYLES,
-    SelfEditSettings,
     parse_completion,
     passage_sequence,
     sample_self_edits,
     self_edit_request,
     training_sequences,
 )
-from multiseal.sft import SftSettings, finetune_on_completions
-from multiseal.trials import BaselineCache, Clock, Trial, run_trials
-from multiseal.world import Document
-
-if TYPE_CHECKING:
-    from multiseal.simulation import AgentSpec
+from multiseal.learning.train import SftSettings, finetune_on_completions
+from multiseal.rl.trials import BaselineCache, Clock, Trial, run_trials
+from multiseal.types import (
+    AgentSpec,
+    Document,
+    EvalSettings,
+    InnerLoopSettings,
+    SelfEditSettings,
+)
 
 REWARDS = ("self", "neighbours", "mixed")
 POLICIES = ("separate", "knowledge")

@@ -15,10 +15,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol, Sequence
 
-from multiseal.adapt import InnerLoopSettings, train_adapter
-from multiseal.evaluate import EvalSettings, answer_and_grade, mean_scores
-from multiseal.model import SharedModel
-from multiseal.world import Document
+from multiseal.learning.evaluate import answer_and_grade, mean_scores
+from multiseal.learning.model import SharedModel
+from multiseal.learning.train import train_adapter
+from multiseal.types import Document, EvalSettings, InnerLoopSettings
 
 
 class Learner(Protocol):

@@ -13,12 +13,27 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from multiseal.config.load import flatten
+from multiseal.config.schema import Scenario
+
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 
 def tracking_uri(configured: str | None = None) -> str:
     """Scenario setting, else ``$MLFLOW_TRACKING_URI``, else the local SQLite store."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def client(uri: str | None = None):  # -> mlflow.MlflowClient
+    """The one way multiseal talks to MLflow: a client on ``tracking_uri(uri)``, with MLflow's and
+    alembic's chatter turned down (every part that reads or writes runs goes through here)."""
+    import logging
+
+    import mlflow
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    return mlflow.MlflowClient(tracking_uri(uri))
 
 
 class Tracker:
@@ -35,16 +50,8 @@ class Tracker:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
     ):
-        import logging
-
-        import mlflow
-
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        self._mlflow = mlflow
         self.uri = tracking_uri(uri)
-        mlflow.set_tracking_uri(self.uri)
-        self._client = mlflow.MlflowClient(self.uri)
+        self._client = client(self.uri)
         exp = self._client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self._client.create_experiment(experiment)
         self._run = self._client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags or {}))
@@ -121,3 +128,15 @@ def _param_value(v: Any) -> str:
 def _metric_key(k: str) -> str:
     # MLflow allows alphanumerics, _ - . space / ; anything else becomes '_'
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in k)
+
+
+def open_tracker(scenario: Scenario, source: str | Path | None, tags: Mapping[str, str] | None = None) -> Tracker:
+    tracker = Tracker(
+        scenario.tracking.uri, scenario.tracking.experiment, scenario.tracking.run_name or scenario.name,
+        params=flatten(scenario),
+        tags={"multiseal.kind": scenario.kind, "multiseal.scenario": scenario.name, **(tags or {})},
+    )
+    if source is not None and Path(source).exists():
+        tracker.artifact_file(source, "scenario")
+    tracker.artifact_text("scenario.resolved.json", json.dumps(scenario.model_dump(mode="json"), indent=2), "scenario")
+    return tracker

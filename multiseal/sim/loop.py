@@ -19,57 +19,45 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from multiseal import metrics as M
-from multiseal.adapt import InnerLoopSettings, train_adapter
-from multiseal.arrivals import Arrivals
-from multiseal.evaluate import EvalSettings, answer_and_grade
-from multiseal.graph import DynamicGraph, distances
-from multiseal.model import LoraSettings, SharedModel
-from multiseal.notes import InboxItem, Note
-from multiseal.probe import probe_questions, select_probe
-from multiseal.scheduler import Plan, Scheduler, SchedulerView
-from multiseal.self_edit import SelfEditSettings, parse_completion, passage_sequence, sample_self_edits
-from multiseal.sharing import Postbox, average_adapters
-from multiseal.world import Question, World
+from multiseal.learning.evaluate import answer_and_grade
+from multiseal.learning.model import SharedModel
+from multiseal.learning.self_edit import (
+    parse_completion,
+    passage_sequence,
+    sample_self_edits,
+)
+from multiseal.learning.train import train_adapter
+from multiseal.sim import metrics as M
+from multiseal.sim.graph import DynamicGraph, distances
+from multiseal.sim.sharing import Postbox, average_adapters
+from multiseal.types import (
+    AgentAction,
+    AgentSpec,
+    EvalSettings,
+    InboxItem,
+    Note,
+    Plan,
+    Question,
+    RoundRecord,
+    Scheduler,
+    SchedulerView,
+    SelfEditSettings,
+    World,
+)
+from multiseal.world.arrivals import Arrivals
+from multiseal.world.probe import probe_questions, select_probe
 
 SHARING_MODES = ("notes", "weights", "none")
 
 
-@dataclass(frozen=True)
-class AgentSpec:
-    """One agent: its adapter's name and shape, its note style and its inner-loop settings."""
-
-    adapter: str
-    style: str
-    lora: LoraSettings
-    inner: InnerLoopSettings
 
 
-@dataclass
-class AgentAction:
-    """What an external policy decides for one agent this round (None = leave it to the defaults)."""
-
-    style: str | None = None
-    adapt_on: list[InboxItem] | None = None
-    send_to: set[int] | None = None
 
 
-@dataclass
-class RoundRecord:
-    """What happened in one round, for logging and for the PettingZoo environment."""
-
-    round: int  # 0-based round; its accuracy row is round + 1
-    agents: dict[int, dict[str, float]]
-    population: dict[str, float]
-    notes: list[Note]
-    trained_sequences: dict[int, int]
-    communication: dict[str, int]
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Simulation:

@@ -25,7 +25,6 @@ Sources: GEM = Lopez-Paz & Ranzato, "Gradient Episodic Memory for Continual Lear
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -337,72 +336,10 @@ def diffusion_by_distance(
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# confidence intervals (numpy + stdlib only)
 
 
-def _t_two_sided_prob(theta: float, df: int) -> float:
-    """``P(|T| <= sqrt(df) tan(theta))`` for Student's t with integer ``df`` (Abramowitz & Stegun
-    26.7.3-4, exact finite series in theta = atan(t / sqrt(df)))."""
-    s, c2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2 == 1:
-        if df == 1:
-            return 2 * theta / math.pi
-        term = total = math.cos(theta)
-        for k in range(1, (df - 3) // 2 + 1):
-            term *= (2 * k) / (2 * k + 1) * c2
-            total += term
-        return 2 / math.pi * (theta + s * total)
-    term = total = 1.0
-    for k in range(1, (df - 2) // 2 + 1):
-        term *= (2 * k - 1) / (2 * k) * c2
-        total += term
-    return s * total
 
 
-def t_critical(confidence: float, df: int) -> float:
-    """Two-sided critical value of Student's t: ``t`` with ``P(|T_df| <= t) = confidence``
-    (e.g. 4.303 for 95 % and df = 2, 12.706 for df = 1).
-
-    Exact (bisection on the closed-form CDF) for df <= 200; beyond, the Cornish-Fisher expansion
-    around the normal quantile (A&S 26.7.5), accurate to better than 1e-8 there.
-    """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    if df > 200:
-        z = NormalDist().inv_cdf((1 + confidence) / 2)
-        g1 = (z**3 + z) / 4
-        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-        g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-        g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-        return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
-    lo, hi = 0.0, math.pi / 2
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if _t_two_sided_prob(mid, df) < confidence:
-            lo = mid
-        else:
-            hi = mid
-    return math.sqrt(df) * math.tan((lo + hi) / 2)
-
-
-def mean_ci(values: npt.ArrayLike, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval, ignoring NaN: ``mean ± t_{df=n-1} * s / sqrt(n)``
-    with ``s`` the sample std (ddof = 1). For seeds or agents treated as a sample.
-
-    Returns ``(mean, lo, hi)``; ``(nan, nan, nan)`` for no values, ``(x, nan, nan)`` for one.
-    """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(v.mean())
-    if v.size == 1:
-        return mean, math.nan, math.nan
-    half = t_critical(confidence, v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return mean, mean - half, mean + half
 
 
 # --------------------------------------------------------------------------------------------

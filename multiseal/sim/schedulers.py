@@ -9,39 +9,19 @@ conformance check a new scheduler should pass.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
 
 import networkx as nx
 
 from multiseal.errors import InputError
-from multiseal.notes import InboxItem, Note
 from multiseal.registry import Registry
+from multiseal.types import Decision, InboxItem, Note, Plan, Scheduler, SchedulerView
 
-Plan = dict[int, list[InboxItem]]
 Problems = list[tuple[str, str]]
 
 
-@dataclass
-class SchedulerView:
-    """What a scheduler may look at in one round."""
-
-    round: int
-    graph: nx.DiGraph
-    inboxes: dict[int, list[InboxItem]]  # pending items per agent (own notes included, hops=0)
-    all_notes: list[Note]  # every note written this round by anyone (for the oracle)
-    history: list[dict[int, dict[str, float]]]  # past rounds' per-agent metrics (may be empty)
-    known: dict[int, set[str]]  # doc ids each agent has already adapted on (for novelty)
-    rng: random.Random  # seeded by the simulation per round
-
-    def agents(self) -> list[int]:
-        """Every agent: the graph's nodes plus any inbox key, sorted."""
-        return sorted(set(self.graph.nodes) | set(self.inboxes))
 
 
-class Scheduler(Protocol):
-    def __call__(self, view: SchedulerView) -> Plan: ...
 
 
 class SchedulerError(InputError, ValueError):
@@ -209,20 +189,44 @@ def _oracle(params: dict) -> Scheduler:
     return schedule
 
 
-def _check_policy(p: dict) -> Problems:
-    from multiseal.policies import validate_policy_params
+class PolicyScheduler:
+    """The ``policy`` scheduler kind: applies the decisions a policy made for this round.
 
-    return validate_policy_params(p)
+    ``decide`` stores one round's decisions; the next call resolves them against the inboxes as they
+    are after this round's deliveries (a policy decides before this round's notes exist), then forgets
+    them. Agents without a decision, and every agent in a round nobody decided (``check_scheduler``,
+    a simulation stepped by hand), adapt on their whole inbox, as ``synchronous``. ``adapted[a]``
+    keeps the notes planned for agent a so far (the interface's ``overlap`` feature reads it).
+    """
+
+    def __init__(self) -> None:
+        self._decisions: dict[int, Decision] = {}
+        self.adapted: dict[int, list[Note]] = {}
+
+    def decide(self, decisions: Mapping[int, Decision]) -> None:
+        self._decisions = dict(decisions)
+
+    def __call__(self, view: SchedulerView) -> Plan:
+        decisions, self._decisions = self._decisions, {}
+        plan: Plan = {}
+        for a in view.agents():
+            items = list(view.inboxes.get(a, []))  # the postbox never holds a note twice
+            d = decisions.get(a)
+            if d is not None:
+                items = [it for it in items if it.note.note_id in d.note_ids
+                         or (it.received_round == view.round and it.sender in d.new_from)]
+            plan[a] = items
+            self.adapted.setdefault(a, []).extend(it.note for it in items)
+        return plan
 
 
 @_builtin("policy", ("policy", "allow_import", "policy_params", "inbox_slots", "history", "styles",
-                     "visible_neighbour_metrics"), _check_policy)
+                     "visible_neighbour_metrics"))
 def _policy(params: dict) -> Scheduler:
-    """A policy decides (``multiseal.policies``): ``run_simulation`` asks it every round through the
-    PettingZoo interface (``multiseal.env``) and hands its decisions to this scheduler. In a round
+    """A policy decides (``multiseal.rl.policies``, which also checks these params): the simulation
+    recipe asks it every round through the PettingZoo interface (``multiseal.rl.interface``) and
+    hands its decisions to this scheduler. In a round
     nobody decided (``check_scheduler``, a simulation stepped by hand) it acts as ``synchronous``."""
-    from multiseal.policies import PolicyScheduler
-
     return PolicyScheduler()
 
 

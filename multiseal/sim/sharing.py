@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 import networkx as nx
+from torch import Tensor
 
-from multiseal.notes import InboxItem, Note
-
-if TYPE_CHECKING:
-    from torch import Tensor
+from multiseal.types import InboxItem, Note
 
 Edge = tuple[int, int]
 _COUNTERS = ("notes", "tokens", "lost")

@@ -5,7 +5,7 @@ Asked every round; a drop means updates on new documents damaged what the model 
 """
 from __future__ import annotations
 
-from multiseal.world import Question
+from multiseal.types import Question
 
 GENERAL_KNOWLEDGE: tuple[tuple[str, str], ...] = (
     ("What is the capital of France?", "Paris"),

@@ -25,10 +25,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from multiseal.env import Interface, parallel_env, round_rewards
-from multiseal.policies import build_policy
-from multiseal.scenario import Scenario, load_scenario, validate_scenario
-from multiseal.simulate import build_simulation
+from multiseal.rl.env import round_rewards
+from multiseal.rl.interface import Interface
+from multiseal.run.pettingzoo import parallel_env
+from multiseal.rl.policies import build_policy
+from multiseal.config.load import load_scenario, validate_scenario
+from multiseal.config.schema import Scenario
+from multiseal.config.builders import build_simulation
 
 SCHEDULERS = {"synchronous": {}, "isolated": {}, "round-robin": {}, "budgeted": {"budget": 2}}
 

@@ -1,0 +1,149 @@
+"""Builders: typed scenario sections in, library objects out (torchtune's builder pattern).
+
+This is the only place where scenario sections meet library classes; everything downstream takes
+plain typed arguments and never reads the YAML tree.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from multiseal.config.load import resolve_relative
+from multiseal.config.schema import (
+    EvaluationSection,
+    InnerLoopSection,
+    LoraSection,
+    ModelSection,
+    RestemSection,
+    Scenario,
+    SelfEditSection,
+    WorldSection,
+)
+from multiseal.learning.model import SharedModel, build_shared_model
+from multiseal.learning.train import SftSettings
+from multiseal.rl.restem import RestemSettings
+from multiseal.sim.graph import DynamicGraph, is_disconnected
+from multiseal.sim.loop import Simulation
+from multiseal.sim.schedulers import build_scheduler
+from multiseal.sim.sharing import Postbox
+from multiseal.types import (
+    AgentSpec,
+    EvalSettings,
+    InnerLoopSettings,
+    LoraSettings,
+    SelfEditSettings,
+    World,
+)
+from multiseal.world.arrivals import build_arrivals
+from multiseal.world.squad import load_squad_json
+from multiseal.world.synthetic import generate_world
+
+
+def build_model(cfg: ModelSection, progress: bool = True) -> SharedModel:
+    """The shared base model. ``threads`` matters on a small CPU: with more threads than free cores,
+    each OpenMP region waits for descheduled siblings and runs several times slower."""
+    threads = cfg.threads or (int(os.environ["MULTISEAL_THREADS"]) if os.environ.get("MULTISEAL_THREADS") else None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return build_shared_model(
+        cfg.base, device=cfg.device, dtype=cfg.dtype, chat=cfg.chat,
+        allow_download=cfg.allow_download, progress=progress,
+    )
+
+
+def build_lora(cfg: LoraSection) -> LoraSettings:
+    return LoraSettings(cfg.rank, cfg.alpha, cfg.dropout, tuple(cfg.target_modules))
+
+
+def build_world(cfg: WorldSection, seed: int, source: str | Path | None = None) -> World:
+    """The synthetic world (seeded) or the documents of a SQuAD-style file."""
+    if cfg.kind == "squad":
+        return load_squad_json(resolve_relative(cfg.path, source))
+    return generate_world(
+        cfg.documents, cfg.seed if cfg.seed is not None else seed,
+        questions_per_doc=tuple(cfg.questions_per_doc), composition=cfg.composition,
+    )
+
+
+def build_self_edit(cfg: SelfEditSection) -> SelfEditSettings:
+    return SelfEditSettings(cfg.style, cfg.candidates, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+
+
+def build_inner_loop(cfg: InnerLoopSection) -> InnerLoopSettings:
+    return InnerLoopSettings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.max_length)
+
+
+def build_eval(cfg: EvaluationSection) -> EvalSettings:
+    return EvalSettings(cfg.max_new_tokens, cfg.batch_size, cfg.headline)
+
+
+def run_name(scenario: Scenario) -> str:
+    return scenario.tracking.run_name or scenario.name
+
+
+_simulations = itertools.count()
+
+def agent_specs(scenario: Scenario, prefix: str | None = None) -> list[AgentSpec]:
+    """One spec per agent: the scenario defaults with that agent's overrides applied.
+
+    Adapter names get a per-process unique prefix, so several simulations can share one model.
+    """
+    prefix = prefix if prefix is not None else f"s{next(_simulations)}a"
+    lora = build_lora(scenario.model.lora)
+    inner = build_inner_loop(scenario.inner_loop)
+    specs = []
+    for i in range(scenario.agents.count):
+        o = scenario.agents.overrides.get(i)
+        a_lora, a_inner, style = lora, inner, scenario.self_edit.style
+        if o is not None:
+            style = o.style or style
+            a_lora = replace(lora, rank=o.rank or lora.rank, alpha=o.alpha or lora.alpha)
+            a_inner = replace(inner, lr=o.lr or inner.lr, epochs=inner.epochs if o.epochs is None else o.epochs)
+        specs.append(AgentSpec(f"{prefix}{i}", style, a_lora, a_inner))
+    return specs
+
+def build_graphs(scenario: Scenario, source: str | Path | None = None) -> DynamicGraph:
+    t = scenario.topology
+    params = dict(t.params)
+    if "file" in params:
+        params["file"] = str(resolve_relative(params["file"], source))
+    return DynamicGraph(t.kind, scenario.agents.count, directed=t.directed, params=params, seed=scenario.seed,
+                        weights=t.weights, rewire_every=t.rewire_every, schedule=t.schedule)
+
+def build_simulation(scenario: Scenario, model: SharedModel, source: str | Path | None = None,
+                     progress: bool = True) -> Simulation:
+    """All parts of a multi-agent run from its scenario (the model is passed in: load it once)."""
+    world = build_world(scenario.world, scenario.seed, source)
+    a = scenario.arrivals
+    arrivals = build_arrivals(a.kind, scenario.agents.count, world.doc_ids, scenario.rounds,
+                              docs_per_round=a.docs_per_round, copies=a.copies, source=a.source,
+                              table=a.table or None, seed=scenario.seed)
+    graphs = build_graphs(scenario, source)
+    if is_disconnected(graphs.at(0)) and scenario.sharing.mode != "none" and scenario.agents.count > 1:
+        warnings.warn(f"topology '{scenario.topology.kind}' is disconnected: some notes can never reach some agents",
+                      stacklevel=2)
+    s = scenario.sharing
+    postbox = Postbox(scenario.agents.count, delay=s.delay, loss=s.loss, relay=s.relay, max_hops=s.max_hops,
+                      seed=scenario.seed)
+    return Simulation(
+        model, world, arrivals, graphs, postbox,
+        build_scheduler(scenario.scheduler.kind, scenario.scheduler.params),
+        agent_specs(scenario), build_self_edit(scenario.self_edit), build_eval(scenario.evaluation),
+        rounds=scenario.rounds, seed=scenario.seed, sharing=s.mode, mixing=s.mixing,
+        replay=scenario.replay.fraction, probe_size=scenario.evaluation.retention_probe, progress=progress,
+    )
+
+
+def build_restem(cfg: RestemSection) -> RestemSettings:
+    """The outer loop's settings from the scenario's ``restem`` section."""
+    return RestemSettings(
+        iterations=cfg.iterations, candidates=cfg.candidates, keep=cfg.keep, reward=cfg.reward,
+        mix_weight=cfg.mix_weight, policy=cfg.policy,
+        sft=SftSettings(epochs=cfg.policy_epochs, lr=cfg.policy_lr, batch_size=cfg.policy_batch_size),
+        eval_samples=cfg.eval_samples, trial_batch=cfg.trial_batch, baseline=cfg.baseline,
+    )

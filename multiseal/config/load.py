@@ -1,0 +1,246 @@
+"""Reading a scenario file: YAML, overrides, the typed schema, and the checks that span sections.
+
+``load_scenario`` reports *all* problems of a file in one ``ScenarioError``, each named by its dotted
+key path (``topology.params.k: must be < 4``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from multiseal.config.overrides import apply_overrides
+from multiseal.config.schema import (
+    AgentsSection,
+    ArrivalsSection,
+    RestemSection,
+    Scenario,
+    SchedulerSection,
+    Section,
+    SelfEditSection,
+    TopologySection,
+    WorldSection,
+    _known_style,
+)
+from multiseal.errors import DataError, Problem, ScenarioError
+from multiseal.learning.self_edit import STYLES
+from multiseal.rl.policies import validate_policy_params
+from multiseal.sim.schedulers import validate_scheduler_params
+from multiseal.sim.topologies import build_topology, validate_topology
+from multiseal.world.arrivals import build_arrivals
+from multiseal.world.squad import load_squad_json
+from multiseal.world.synthetic import generate_world
+
+
+def _path(loc: tuple) -> str:
+    parts = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]" if parts else str(p))
+        elif p in ("function-after", "function-before") or str(p).startswith(("function-", "tagged-union")):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+def _problems_from(error: ValidationError) -> list[Problem]:
+    out = []
+    for e in error.errors():
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "literal_error":
+            msg = f"{e.get('input')!r} is not one of {e['ctx']['expected']}"
+        msg = msg.removeprefix("Value error, ")
+        out.append(Problem(_path(e["loc"]), msg))
+    return out
+
+def read_yaml(path: str | Path) -> dict:
+    """Parse a YAML mapping; a syntax error or a non-mapping is a ScenarioError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ScenarioError(path, [Problem("", f"cannot read file: {e.strerror}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ScenarioError(path, [Problem("", f"not valid YAML{where}: {getattr(e, 'problem', e)}")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError(path, [Problem("", "a scenario must be a mapping of keys to values")])
+    return raw
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, validate and cross-check a scenario file; raise ScenarioError with every problem."""
+    raw = read_yaml(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides, source=path)
+    return validate_scenario(raw, source=path)
+
+def validate_scenario(raw: dict, source: str | Path | None = None) -> Scenario:
+    problems: list[Problem] = []
+    scenario = None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as e:
+        problems += _problems_from(e)
+    problems += cross_check(raw, source)
+    if problems:
+        raise ScenarioError(source, _dedupe(problems))
+    assert scenario is not None
+    return scenario
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return out
+
+def _section(raw: dict, key: str, model: type[Section]) -> Section | None:
+    """One section validated alone (None when it is invalid; its errors come from the full pass)."""
+    try:
+        value = raw.get(key, {})
+        if key == "agents":
+            value = Scenario._agents(value)
+        return model.model_validate(value if value is not None else {})
+    except (ValidationError, TypeError, ValueError):
+        return None
+
+def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
+    """Checks that span sections (agent ids vs agent count, topology params, data files...).
+
+    Each check runs when the sections it needs are valid on their own, so a file with several
+    independent mistakes gets them all reported at once.
+    """
+    problems: list[Problem] = []
+    agents = _section(raw, "agents", AgentsSection)
+    topo = _section(raw, "topology", TopologySection)
+    sched = _section(raw, "scheduler", SchedulerSection)
+    world = _section(raw, "world", WorldSection)
+    arrivals = _section(raw, "arrivals", ArrivalsSection)
+    rounds = raw.get("rounds", 2) if isinstance(raw.get("rounds", 2), int) else None
+    kind = raw.get("kind", "simulation")
+    n = agents.count if agents else None
+
+    if agents:
+        for i, o in agents.overrides.items():
+            if not 0 <= i < agents.count:
+                problems.append(Problem(f"agents.overrides.{i}", f"no such agent (agents are 0..{agents.count - 1})"))
+            if o.style is not None:
+                try:
+                    _known_style(o.style)
+                except ValueError as e:
+                    problems.append(Problem(f"agents.overrides.{i}.style", str(e)))
+    if topo and n:
+        params = dict(topo.params)
+        if "file" in params:
+            params["file"] = str(resolve_relative(params["file"], source))
+        for key, msg in validate_topology(topo.kind, n, params, directed=topo.directed, weights=topo.weights,
+                                          rewire_every=topo.rewire_every, schedule=topo.schedule):
+            problems.append(Problem(f"topology.{key}", msg))
+    if sched:
+        for key, msg in validate_scheduler_params(sched.kind, sched.params):
+            problems.append(Problem(f"scheduler.{key}", msg))
+        if sched.kind == "policy" and isinstance(sched.params, dict):
+            for key, msg in validate_policy_params(sched.params):
+                problems.append(Problem(f"scheduler.{key}", msg))
+    n_docs = None
+    if world:
+        if world.kind == "squad":
+            path = resolve_relative(world.path, source)
+            try:
+                n_docs = len(load_squad_json(path).documents)
+            except DataError as e:
+                problems.append(Problem("world.path", str(e)))
+        else:
+            n_docs = world.documents
+            if world.composition:
+                try:
+                    generate_world(world.documents, world.seed if world.seed is not None else raw.get("seed", 0)
+                                   if isinstance(raw.get("seed", 0), int) else 0,
+                                   tuple(world.questions_per_doc), world.composition)
+                except ValueError as e:
+                    problems.append(Problem("world.composition", str(e)))
+    if kind == "simulation" and arrivals and n and n_docs is not None and rounds:
+        if arrivals.kind == "broadcast" and arrivals.source >= n:
+            problems.append(Problem("arrivals.source", f"no such agent (agents are 0..{n - 1})"))
+        else:
+            try:
+                ids = [f"d{i:03d}" for i in range(n_docs)]
+                build_arrivals(
+                    arrivals.kind, n, ids, rounds, docs_per_round=arrivals.docs_per_round,
+                    copies=arrivals.copies, source=arrivals.source, table=arrivals.table or None,
+                )
+            except ValueError as e:
+                problems.append(Problem("arrivals", f"{e} (world.documents: {n_docs})"))
+    if kind == "restem":
+        problems += _check_restem(raw, agents, topo, n_docs, source)
+    return problems
+
+def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection | None,
+                  n_docs: int | None, source: str | Path | None) -> list[Problem]:
+    """ReST-EM needs keep <= candidates, enough documents for a disjoint split, note-writing styles
+    and, for a neighbour reward, out-neighbours for every agent."""
+    restem = _section(raw, "restem", RestemSection)
+    self_edit = _section(raw, "self_edit", SelfEditSection)
+    if restem is None:
+        return []
+    problems: list[Problem] = []
+    if restem.keep > restem.candidates:
+        problems.append(Problem("restem.keep", f"must be <= restem.candidates ({restem.candidates})"))
+    if n_docs is not None and restem.train_documents + restem.eval_documents > n_docs:
+        problems.append(Problem("restem.eval_documents", (
+            f"train_documents ({restem.train_documents}) + eval_documents ({restem.eval_documents}) "
+            f"must be <= the world's documents ({n_docs})")))
+    styles = {"self_edit.style": self_edit.style} if self_edit else {}
+    if agents:
+        styles.update({f"agents.overrides.{i}.style": o.style for i, o in agents.overrides.items() if o.style})
+    for key, style in styles.items():
+        if style in STYLES and STYLES.get(style).instruction is None:
+            problems.append(Problem(key, f"'{style}' writes no self-edit; kind 'restem' needs a style that does"))
+    if restem.reward != "self" and agents and topo:
+        params = dict(topo.params)
+        if "file" in params:
+            params["file"] = str(resolve_relative(params["file"], source))
+        try:
+            g = build_topology(topo.kind, agents.count, directed=topo.directed, params=params,
+                               weights=topo.weights, seed=raw.get("seed", 0) if isinstance(raw.get("seed", 0), int) else 0)
+        except (ValueError, OSError):
+            return problems  # the topology's own problems are reported by its check
+        lonely = [a for a in range(agents.count) if g.out_degree(a) == 0]
+        if lonely:
+            problems.append(Problem("restem.reward", (
+                f"'{restem.reward}' rewards notes by their readers, but agents {lonely} have no out-neighbours "
+                f"in topology '{topo.kind}' with {agents.count} agent(s)")))
+    return problems
+
+def resolve_relative(path: str | None, source: str | Path | None) -> Path:
+    """A path in a scenario is relative to the scenario file's folder."""
+    p = Path(path or "")
+    if not p.is_absolute() and source is not None:
+        candidate = Path(source).parent / p
+        if candidate.exists() or not p.exists():
+            return candidate
+    return p
+
+def flatten(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as ``{"topology.kind": "ring", ...}``, for MLflow params."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = value
+
+    walk("", scenario.model_dump(mode="json"))
+    return out

@@ -1,0 +1,221 @@
+"""The shared base model with one named LoRA adapter per agent (peft), and batched generation.
+
+Adapters are peft LoRA modules injected into the same base layers, so adding an agent adds only its
+adapter's parameters. Where the weights come from is :mod:`multiseal.learning.weights`.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+
+from multiseal.learning.weights import load_base, resolve_device
+from multiseal.types import LoraSettings
+
+BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
+
+@dataclass
+class SharedModel:
+    """One base model in memory and the named LoRA adapters living on it.
+
+    Adapters are peft LoRA modules injected into the same base layers, so adding an agent adds only
+    its adapter's parameters, never a copy of the base weights.
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    chat: bool
+    name: str = ""
+    adapters: dict[str, LoraSettings] = field(default_factory=dict)
+    peft: object | None = None
+
+    # -- adapters ---------------------------------------------------------
+    def add_adapter(self, name: str, settings: LoraSettings, init_from: str | None = None, seed: int = 0) -> None:
+        """Create adapter ``name`` (fresh, seeded; or a copy of ``init_from``'s current weights)."""
+        if name in self.adapters or name == BASE or (self.peft is not None and name in self.peft.peft_config):
+            raise ValueError(f"adapter '{name}' already exists")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in "lora_":
+            raise ValueError(f"adapter name '{name}' must be an identifier and not part of 'lora_'")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if self.peft is None:
+                from peft import get_peft_model
+
+                self.peft = get_peft_model(self.model, settings.peft_config(), adapter_name=name)
+            else:
+                self.peft.add_adapter(name, settings.peft_config())
+        self.adapters[name] = settings
+        self._freeze_all()
+        if init_from is not None:
+            self.set_adapter_state(name, self.adapter_state(init_from))
+
+    def delete_adapter(self, name: str) -> None:
+        if name not in self.adapters:
+            raise KeyError(name)
+        if len(self.peft.peft_config) > 1:
+            if name in self.peft.active_adapters:
+                self.peft.set_adapter(next(a for a in self.peft.peft_config if a != name))
+            self.peft.delete_adapter(name)
+        else:  # peft cannot hold zero adapters: take LoRA out of the base model altogether
+            self.model = self.peft.unload()
+            self.peft = None
+        del self.adapters[name]
+
+    @staticmethod
+    def _pattern(name: str) -> "re.Pattern[str]":
+        # the adapter name sits right after the LoRA tag (``...lora_A.<name>.weight``); matching it
+        # anywhere else would confuse an adapter called ``mlp`` with the module path
+        return re.compile(rf"\.(lora_[AB]|lora_embedding_[AB])\.{re.escape(name)}(\.|$)")
+
+    def adapter_parameters(self, name: str) -> dict[str, torch.nn.Parameter]:
+        """The trainable LoRA parameters of one adapter, keyed by module path."""
+        pat = self._pattern(name)
+        return {k: p for k, p in self.peft.named_parameters() if pat.search(k)}
+
+    def adapter_state(self, name: str) -> dict[str, torch.Tensor]:
+        """A detached copy of one adapter's weights, keyed without the adapter name."""
+        pat = self._pattern(name)
+        return {pat.sub(r".\1\2", k): p.detach().clone() for k, p in self.adapter_parameters(name).items()}
+
+    def set_adapter_state(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        pat = self._pattern(name)
+        params = self.adapter_parameters(name)
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(state[pat.sub(r".\1\2", k)])
+
+    def _freeze_all(self) -> None:
+        for p in self.peft.parameters():
+            p.requires_grad_(False)
+
+    @contextlib.contextmanager
+    def training(self, name: str) -> Iterator[list[torch.nn.Parameter]]:
+        """Make only adapter ``name`` trainable and active; yields its parameters."""
+        self.peft.set_adapter(name)
+        self._freeze_all()
+        params = list(self.adapter_parameters(name).values())
+        for p in params:
+            p.requires_grad_(True)
+        self.peft.train()
+        try:
+            yield params
+        finally:
+            for p in params:
+                p.requires_grad_(False)
+            self.peft.eval()
+
+    # -- text -------------------------------------------------------------
+    def prompt(self, user_text: str) -> str:
+        """The generation prompt: the chat template for instruct models, the plain text otherwise."""
+        if not self.chat:
+            return user_text
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        adapters: Sequence[str | None] | None = None,
+        *,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        batch_size: int = 32,
+        seed: int | None = None,
+        progress: str | None = None,
+    ) -> list[str]:
+        """Complete already-formatted ``prompts``, each with its own adapter (None = base model).
+
+        Greedy when ``temperature == 0``. Prompts are sorted by length and batched so padding stays
+        small; different adapters share one batch (peft's mixed-adapter inference).
+        """
+        if adapters is None:
+            adapters = [None] * len(prompts)
+        names = [BASE if a is None else a for a in adapters]
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self._generate(prompts, names, max_new_tokens, temperature, top_p, batch_size, progress)
+
+    def _generate(self, prompts, names, max_new_tokens, temperature, top_p, batch_size, progress) -> list[str]:
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[str] = [""] * len(prompts)
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(prompts), desc=progress, leave=False, unit="seq")
+        model = self.peft if self.peft is not None else self.model
+        model.eval()
+        for idx in batches:
+            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            kwargs = dict(
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+            if temperature > 0:
+                kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            batch_names = [names[i] for i in idx]
+            if self.peft is not None and any(n != BASE for n in batch_names):
+                if len(set(batch_names)) == 1:
+                    self.peft.set_adapter(batch_names[0])
+                    gen = self.peft.generate(**enc, **kwargs)
+                else:
+                    gen = self.peft.generate(**enc, **kwargs, adapter_names=batch_names)
+            else:
+                with self._base_only():
+                    gen = self.model.generate(**enc, **kwargs)
+            new = gen[:, enc["input_ids"].shape[1] :]
+            for j, i in enumerate(idx):
+                out[i] = tok.decode(new[j], skip_special_tokens=True).strip()
+            if bar:
+                bar.update(len(idx))
+        if bar:
+            bar.close()
+        return out
+
+    @contextlib.contextmanager
+    def _base_only(self) -> Iterator[None]:
+        if self.peft is None:
+            yield
+            return
+        with self.peft.disable_adapter():
+            yield
+
+def build_shared_model(
+    base: str = "smollm2-135m",
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    chat: bool | None = None,
+    allow_download: bool = False,
+    progress: bool = True,
+) -> SharedModel:
+    """Load the base once and wrap it; ``chat=None`` uses the chat template when the tokenizer has one."""
+    dev, dt = resolve_device(device, dtype)
+    model, tok = load_base(base, dtype=dt, allow_download=allow_download, progress=progress)
+    model.to(device=dev, dtype=dt)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if chat is None:
+        chat = bool(getattr(tok, "chat_template", None))
+    return SharedModel(model=model, tokenizer=tok, device=dev, chat=chat, name=base)

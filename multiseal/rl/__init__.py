@@ -1,0 +1,6 @@
+"""The learning-to-act layer: agents whose choices are learnt.
+
+``interface`` (observations and actions over a simulation), ``env`` (the PettingZoo environment),
+``policies`` (built-in and user policies, and policy-driven runs), ``restem`` (SEAL's outer loop:
+ReST-EM over self-edits) and ``trials`` (batched temporary-adapter trials that score candidates).
+"""

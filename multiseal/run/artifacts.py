@@ -1,0 +1,65 @@
+"""What a finished simulation leaves in its MLflow run: the accuracy tensor, the graph (GraphML and
+a figure), the notes, every graded answer, and the communication per edge. ``plot_graph`` is the one
+graph figure, used here and by the reports (:mod:`multiseal.analysis.figures`)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from multiseal.run.tracking import Tracker
+from multiseal.sim.loop import Simulation
+
+
+def plot_graph(graph: nx.DiGraph, path: str | Path, title: str = "") -> Path:
+    """The communication graph, nodes coloured by their ``final_accuracy`` attribute."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4))
+    nodes = list(graph.nodes)
+    values = [float(graph.nodes[n].get("final_accuracy", math.nan)) for n in nodes]
+    pos = nx.circular_layout(graph)
+    drawn = nx.draw_networkx_nodes(graph, pos, nodelist=nodes, ax=ax, node_color=values, cmap="viridis",
+                                   vmin=0.0, vmax=1.0, node_size=500)
+    nx.draw_networkx_labels(graph, pos, ax=ax, font_color="white")
+    one_way = graph.is_directed() and any(not graph.has_edge(v, u) for u, v in graph.edges)
+    nx.draw_networkx_edges(graph, pos, ax=ax, arrows=one_way, alpha=0.5, node_size=500)
+    fig.colorbar(drawn, ax=ax, label="final accuracy (all documents)")
+    ax.set_title(title or "communication graph", fontsize="medium")
+    ax.set_axis_off()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
+    """The accuracy tensor, the graph, the notes log and every graded answer."""
+    folder = tracker.artifact_dir()
+    tensor = folder / "accuracy.npz"
+    np.savez_compressed(tensor, acc=sim.acc, composition=sim.composition, introduced=sim.introduced,
+                        own=sim.own, learnt_round=sim.learnt, doc_ids=np.array([d.doc_id for d in sim.world.documents]))
+    tracker.artifact_file(tensor)
+    g = nx.DiGraph(sim.graphs.at(max(sim.round - 1, 0)))
+    final = np.nanmean(sim.acc[sim.round], axis=1) if sim.round else np.nanmean(sim.acc[0], axis=1)
+    for a in g.nodes:
+        g.nodes[a]["final_accuracy"] = float(final[a])
+        g.nodes[a]["style"] = sim.agents[a].style
+    gml = folder / "graph.graphml"
+    nx.write_graphml(g, gml)
+    tracker.artifact_file(gml)
+    tracker.artifact_file(plot_graph(g, folder / "graph.png"))
+    tracker.artifact_jsonl("notes.jsonl", [
+        {"note_id": n.note_id, "author": n.author, "doc_id": n.doc_id, "round": n.round, "style": n.style,
+         "tokens": n.tokens, "text": n.text, "sequences": list(n.sequences)} for n in sim.notes_log])
+    tracker.artifact_jsonl("answers.jsonl", sim.outcomes)
+    tracker.artifact_text("communication.json", json.dumps(
+        {f"{u}->{v}": c for (u, v), c in sim.postbox.sent_by_edge().items()}, indent=1))
