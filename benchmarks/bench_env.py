@@ -22,9 +22,9 @@ import warnings
 
 import torch
 
-from multiseal.run.pettingzoo import parallel_env
-from multiseal.learning.model import build_shared_model
 from multiseal.config.load import validate_scenario
+from multiseal.learning.model import build_shared_model
+from multiseal.run.pettingzoo import parallel_env
 
 
 def small_scenario(model: str, max_length: int, rounds: int = 2) -> dict:

@@ -14,13 +14,11 @@ import time
 
 import torch
 
-from multiseal.learning.train import train_adapter
-from multiseal.types import InnerLoopSettings
 from multiseal.learning.evaluate import answer_and_grade
-from multiseal.types import EvalSettings
 from multiseal.learning.model import build_shared_model
-from multiseal.types import LoraSettings
 from multiseal.learning.self_edit import passage_sequence
+from multiseal.learning.train import train_adapter
+from multiseal.types import EvalSettings, InnerLoopSettings, LoraSettings
 from multiseal.world.synthetic import generate_world
 
 

@@ -29,12 +29,10 @@ import time
 
 import torch
 
-from multiseal.learning.train import tokenize_sequences, train_adapter
-from multiseal.types import InnerLoopSettings
 from multiseal.learning.model import build_shared_model
-from multiseal.types import LoraSettings
 from multiseal.learning.self_edit import training_sequences
-from multiseal.types import Document
+from multiseal.learning.train import tokenize_sequences, train_adapter
+from multiseal.types import Document, InnerLoopSettings, LoraSettings
 
 PASSAGE = Document(
     doc_id="bench",

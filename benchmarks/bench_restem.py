@@ -25,14 +25,24 @@ import time
 
 import torch
 
-from multiseal.types import InnerLoopSettings
-from multiseal.types import EvalSettings
 from multiseal.learning.model import build_shared_model
-from multiseal.types import LoraSettings
-from multiseal.rl.restem import RestemAgent, RestemSettings, learners, reward_and_select, reward_stats, sample_candidates, score_candidates, train_writers
-from multiseal.types import SelfEditSettings
 from multiseal.learning.train import SftSettings
+from multiseal.rl.restem import (
+    RestemSettings,
+    reward_and_select,
+    sample_candidates,
+    score_candidates,
+    train_writers,
+)
+from multiseal.rl.restem_setup import RestemAgent, learners
+from multiseal.rl.rewards import reward_stats
 from multiseal.rl.trials import BaselineCache, Clock
+from multiseal.types import (
+    EvalSettings,
+    InnerLoopSettings,
+    LoraSettings,
+    SelfEditSettings,
+)
 from multiseal.world.synthetic import generate_world
 
 
@@ -75,36 +85,36 @@ def main() -> int:
     clock = Clock()
     with clock("generate"):
         cands = sample_candidates(model, agents, docs, write, args.k, seed=args.seed)
-    generated = sum(model.count_tokens(c["completion"]) for c in cands)
+    generated = sum(model.count_tokens(c.completion) for c in cands)
     cache = BaselineCache()
     batched = Clock()
     t0 = time.perf_counter()
     score_candidates(model, agents, cands, settings, evaluation, cache, roles=roles, seed=args.seed, clock=batched)
     batched_total = time.perf_counter() - t0
-    scores_batched = [dict(c["scores"]) for c in cands]
+    scores_batched = [dict(c.scores) for c in cands]
     single = Clock()
     t0 = time.perf_counter()
     score_candidates(model, agents, cands, RestemSettings(candidates=args.k, reward=args.reward, trial_batch=1),
                      evaluation, cache, roles=roles, seed=args.seed, clock=single)
     single_total = time.perf_counter() - t0
-    agree = sum(a == dict(c["scores"]) for a, c in zip(scores_batched, cands)) / len(cands)
-    reward_and_select(cands, agents, settings)
+    agree = sum(a == dict(c.scores) for a, c in zip(scores_batched, cands)) / len(cands)
+    reward_and_select(cands, settings)
     with clock("sft"):
         train_writers(model, agents, cands, settings, cache, seed=args.seed, progress=None)
 
-    n, trials = len(cands), sum(len(c["scores"]) for c in cands)
+    n, trials = len(cands), sum(len(c.scores) for c in cands)
     phases = {"generation": clock.seconds["generate"], "training (inner loop)": batched.seconds["train"],
               "evaluation (answers)": batched.seconds["answer"], "pre-update answers (once)": batched.seconds["baseline"],
               "writer SFT": clock.seconds["sft"]}
     total = sum(phases.values())
-    stats = reward_stats([c["reward"] for c in cands])
+    stats = reward_stats([c.reward for c in cands])
     print(f"bench_restem  {datetime.date.today()}  {platform.machine()}  model={args.model}  threads={args.threads}  "
           f"torch {torch.__version__}")
     print(f"{args.agents} agent(s) × {args.docs} documents × k={args.k} = {n} candidates, reward '{args.reward}' "
           f"({trials} trials), {args.questions} questions/document, inner loop {args.epochs} epochs, LoRA rank "
           f"{args.rank}, {generated} self-edit tokens generated")
     print(f"rewards: mean {stats['mean']:.3f}, max {stats['max']:.3f}, positive share {stats['positive_share']:.2f}, "
-          f"kept {sum(c['kept'] for c in cands)}")
+          f"kept {sum(c.kept for c in cands)}")
     print()
     print(f"{'phase (batched iteration)':<30} {'seconds':>8} {'share':>7}")
     for name, s in phases.items():

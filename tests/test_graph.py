@@ -5,11 +5,13 @@ import random
 
 import networkx as nx
 import pytest
+from pydantic import BaseModel, Field, ValidationInfo, model_validator
 
+from multiseal.errors import FieldProblems, ParamsError
+from multiseal.registry import Params
 from multiseal.sim.graph import DynamicGraph, distances, is_disconnected
 from multiseal.sim.topologies import (
     TOPOLOGIES,
-    TopologyError,
     build_topology,
     check_topology,
     grid_shape,
@@ -74,6 +76,19 @@ def test_directed_orientation():
     assert all(u < v for u, v in ba.edges)
 
 
+def test_networkx_builders_keep_their_edges_on_small_and_directed_graphs():
+    assert edges(build_topology("ring", 1)) == [] and edges(build_topology("line", 1)) == []
+    assert edges(build_topology("ring", 2, directed=True)) == [(0, 1), (1, 0)]
+    assert edges(build_topology("star", 1)) == []
+    assert edges(build_topology("star", 4, directed=True, params={"center": 2})) == [(2, 0), (2, 1), (2, 3)]
+    assert edges(build_topology("star", 3, params={"center": 2.0})) == [(0, 2), (1, 2), (2, 0), (2, 1)]
+    assert edges(build_topology("grid", 6, directed=True)) == [(0, 1), (0, 3), (1, 2), (1, 4), (2, 5), (3, 4), (4, 5)]
+    assert edges(build_topology("complete", 3, directed=True)) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    # defaults obey the rules that depend on the number of agents
+    assert validate_topology_params("small-world", 2, {}) == [("params.k", "must be < number of agents (2)")]
+    assert validate_topology_params("barabasi-albert", 1, {}) == [("params.m", "must be < number of agents (1)")]
+
+
 def test_grid_shape_and_edges():
     assert grid_shape(6) == (2, 3) and grid_shape(9) == (3, 3) and grid_shape(7) == (1, 7)
     g = build_topology("grid", 6)
@@ -107,19 +122,19 @@ def test_adjacency_from_file(tmp_path):
     f.write_text("# trust matrix\n0 0.5 0\n0 0 1\n2 0 0\n")
     g = build_topology("adjacency", 3, directed=True, params={"file": str(f)})
     assert edges(g) == [(0, 1), (1, 2), (2, 0)] and g[2][0]["weight"] == 2.0
-    with pytest.raises(TopologyError, match="not symmetric") as err:
+    with pytest.raises(ParamsError, match="not symmetric") as err:
         build_topology("adjacency", 3, params={"file": str(f)})
     assert err.value.key == "params.file"
-    with pytest.raises(TopologyError, match=r"must be a 4×4 matrix"):
+    with pytest.raises(ParamsError, match=r"must be a 4×4 matrix"):
         build_topology("adjacency", 4, directed=True, params={"file": str(f)})
 
 
 def test_edges_with_unknown_agent_names_the_item_and_the_agents():
-    with pytest.raises(TopologyError, match=r"agent 7 does not exist \(agents are 0\.\.3\)") as err:
+    with pytest.raises(ParamsError, match=r"agent 7 does not exist \(agents are 0\.\.3\)") as err:
         build_topology("edges", 4, params={"edges": [[0, 1], [1, 7]]})
     assert err.value.key == "params.edges[1]"
     assert isinstance(err.value, ValueError)
-    with pytest.raises(TopologyError, match="self-loop on agent 2"):
+    with pytest.raises(ParamsError, match="self-loop on agent 2"):
         build_topology("edges", 4, params={"edges": [[2, 2]]})
 
 
@@ -129,27 +144,58 @@ def test_validate_reports_every_problem_at_once():
     keys = [k for k, _ in problems]
     assert set(keys) == {"params.k", "params.p", "params.q", "weights.random", "weights.x"}
     assert ("params.k", "must be < number of agents (4)") in problems
+    assert ("params.p", "Input should be less than or equal to 1, got 1.5") in problems
+    assert ("params.q", "unknown parameter for topology small-world; allowed: k, p") in problems
     assert validate_topology_params("ring", 4, {"k": 2}) == [
-        ("params.k", "unknown parameter for ring; allowed: none")]
+        ("params.k", "unknown parameter for topology ring; allowed: none")]
     assert validate_topology_params("rng", 4, {})[0][1].startswith("'rng' is not one of complete, ring")
     assert validate_topology_params("erdos-renyi", 4, {})[0][0] == "params.p"
-    with pytest.raises(TopologyError) as err:
+    with pytest.raises(ParamsError) as err:
         build_topology("grid", 6, params={"rows": 4, "cols": 2})
     assert err.value.key == "params.rows" and "must equal the number of agents (6)" in err.value.message
 
 
-def test_user_registered_topology_is_validated_by_trying_it():
-    def two_cliques(n, params, rng, directed):
-        if n % 2:
-            raise TopologyError("n", "must be even")
-        return nx.disjoint_union(nx.complete_graph(n // 2), nx.complete_graph(n // 2))
-    TOPOLOGIES.register("test-two-cliques", two_cliques)
+class TwoCliquesParams(Params):
+    bridge: bool = Field(False, description="join the cliques by one edge")
+
+    @model_validator(mode="after")
+    def _even(self, info: ValidationInfo) -> TwoCliquesParams:
+        if info.context["n"] % 2:
+            raise FieldProblems(("bridge", f"two equal cliques need an even number of agents, not {info.context['n']}"))
+        return self
+
+
+def test_a_user_topology_registers_with_its_params_model():
+    def two_cliques(n: int, params: TwoCliquesParams, rng, directed):
+        assert isinstance(params, TwoCliquesParams)  # the builder gets the parsed parameters
+        g = nx.disjoint_union(nx.complete_graph(n // 2), nx.complete_graph(n // 2))
+        if params.bridge:
+            g.add_edge(0, n // 2)
+        return g
+    TOPOLOGIES.register("test-two-cliques", two_cliques, params=TwoCliquesParams)
     try:
-        assert validate_topology_params("test-two-cliques", 5, {}) == [("n", "must be even")]
-        g = build_topology("test-two-cliques", 6)
-        assert is_disconnected(g) and check_topology(two_cliques, 6)
+        assert TOPOLOGIES.get("test-two-cliques").params is TwoCliquesParams
+        assert validate_topology_params("test-two-cliques", 5, {}) == [
+            ("params.bridge", "two equal cliques need an even number of agents, not 5")]
+        assert validate_topology_params("test-two-cliques", 6, {"bridge": "yes", "k": 1}) == [
+            ("params.bridge", "Input should be a valid boolean, got 'yes'"),
+            ("params.k", "unknown parameter for topology test-two-cliques; allowed: bridge")]
+        assert is_disconnected(build_topology("test-two-cliques", 6))
+        assert not is_disconnected(build_topology("test-two-cliques", 6, params={"bridge": True}))
+        assert check_topology(TOPOLOGIES.get("test-two-cliques"), 6, {"bridge": True})
+        assert check_topology(two_cliques, 6, params_model=TwoCliquesParams)
+        with pytest.raises(AssertionError, match="do not fit TwoCliquesParams"):
+            check_topology(TOPOLOGIES.get("test-two-cliques"), 5)
     finally:
-        TOPOLOGIES._items.pop("test-two-cliques")
+        TOPOLOGIES.unregister("test-two-cliques")
+
+
+def test_a_params_model_must_forbid_unknown_keys():
+    class Loose(BaseModel):
+        k: int = 1
+    with pytest.raises(TypeError, match="must forbid unknown keys"):
+        TOPOLOGIES.register("test-loose", lambda n, p, rng, d: nx.empty_graph(n), params=Loose)
+    assert "test-loose" not in TOPOLOGIES
 
 
 def test_disconnected_detection_and_distances():
@@ -187,12 +233,12 @@ def test_schedule_cycles_through_its_entries():
     d = DynamicGraph("edges", 3, directed=True, schedule=[[[0, 1]], [[1, 2, 0.5]]])
     assert [edges(d.at(r)) for r in range(4)] == [[(0, 1)], [(1, 2)], [(0, 1)], [(1, 2)]]
     assert d.at(1)[1][2]["weight"] == 0.5
-    with pytest.raises(TopologyError) as err:
+    with pytest.raises(ParamsError) as err:
         DynamicGraph("edges", 3, schedule=[[[0, 1]], [[0, 9]]])
     assert err.value.key == "schedule[1][0]"
-    with pytest.raises(TopologyError, match="use kind 'edges' without params"):
+    with pytest.raises(ParamsError, match="use kind 'edges' without params"):
         DynamicGraph("ring", 3, schedule=[[[0, 1]]])
-    with pytest.raises(TopologyError, match="either rewire_every or schedule"):
+    with pytest.raises(ParamsError, match="either rewire_every or schedule"):
         DynamicGraph("edges", 3, rewire_every=2, schedule=[[[0, 1]]])
 
 

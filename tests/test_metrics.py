@@ -7,26 +7,29 @@ import numpy as np
 import pytest
 
 from multiseal.analysis.stats import mean_ci, t_critical
-from multiseal.sim.metrics import (
-    METRIC_NAMES,
+from multiseal.sim.accuracy import (
     accuracy_all,
     accuracy_future,
     accuracy_on,
     accuracy_own,
     accuracy_received,
     accuracy_unreached,
-    agent_metrics,
+)
+from multiseal.sim.continual import (
     backward_transfer,
-    diffusion,
-    diffusion_by_distance,
     forgetting,
     forgetting_max,
     forgetting_per_doc,
     forward_transfer,
     item_churn,
+    retention,
+)
+from multiseal.sim.diffusion import diffusion, diffusion_by_distance
+from multiseal.sim.metrics import (
+    METRIC_NAMES,
+    agent_metrics,
     population_metrics,
     population_summary,
-    retention,
 )
 
 # Any RuntimeWarning (mean of empty slice, invalid value) fails the test.

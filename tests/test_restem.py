@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from multiseal.rl import restem as R
-from multiseal.rl import trials as T
 from multiseal.learning.train import (
     SftSettings,
     collate,
@@ -17,17 +15,21 @@ from multiseal.learning.train import (
     finetune_on_completions,
     tokenize_pairs,
 )
-from multiseal.rl.restem import (
+from multiseal.rl import restem as R
+from multiseal.rl import trials as T
+from multiseal.rl.restem import RestemSettings, run_restem
+from multiseal.rl.restem_setup import (
     RestemAgent,
-    RestemSettings,
     check_disjoint,
-    combine_reward,
     learners,
+    neighbours_from_graph,
+    split_documents,
+)
+from multiseal.rl.rewards import (
+    combine_reward,
     neighbour_gain,
     reward_stats,
-    run_restem,
     select_candidates,
-    split_documents,
 )
 from multiseal.rl.trials import Trial, run_trials
 from multiseal.types import (
@@ -381,7 +383,6 @@ def test_a_restem_scenario_runs_and_logs_to_mlflow(tmp_path):
 
 
 def test_neighbours_follow_the_graphs_out_edges_and_trust_weights():
-    from multiseal.rl.restem import neighbours_from_graph
     from multiseal.sim.topologies import build_topology
 
     ring = build_topology("ring", 3)

@@ -87,3 +87,31 @@ def test_cli_run_bad_data_file_fails_before_loading_a_model(tmp_path, capsys):
 def test_cli_set_with_unknown_key(tmp_path, capsys):
     assert main(["validate", str(ROOT / "scenarios" / "quickstart.yaml"), "--set", "topology.knd=ring"]) == 2
     assert "topology.knd" in capsys.readouterr().err
+
+
+def test_headline_must_be_a_registered_grader():
+    from multiseal.learning.grading import GRADERS
+
+    with pytest.raises(ScenarioError, match=r"evaluation\.headline: 'judge' is not one of em, f1, strict"):
+        validate_scenario({"evaluation": {"headline": "judge"}})
+    GRADERS.register("judge", lambda prediction, gold, question: 1.0)
+    try:
+        assert validate_scenario({"evaluation": {"headline": "judge"}}).evaluation.headline == "judge"
+    finally:
+        GRADERS.unregister("judge")
+
+
+def test_kind_params_are_checked_against_the_kinds_model():
+    with pytest.raises(ScenarioError) as e:
+        validate_scenario({"agents": 4, "topology": {"kind": "ring", "params": {"k": 2}},
+                           "scheduler": {"kind": "budgeted", "params": {"budget": 2, "rank_by": "age"}}})
+    problems = {p.path: p.message for p in e.value.problems}
+    assert problems == {
+        "topology.params.k": "unknown parameter for topology ring; allowed: none",
+        "scheduler.params.rank_by": "'age' is not one of 'trust', 'recency' or 'novelty'"}
+
+
+def test_cli_set_with_bad_topology_params_exits_2_naming_the_key(capsys):
+    quickstart = str(ROOT / "scenarios" / "quickstart.yaml")
+    assert main(["validate", quickstart, "--set", "topology.kind=small-world", "--set", "topology.params.k=5"]) == 2
+    assert "topology.params.k: must be an even int >= 2, got 5" in capsys.readouterr().err

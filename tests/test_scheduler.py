@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import Field
 
+from multiseal.errors import ParamsError
+from multiseal.registry import Params
 from multiseal.sim.schedulers import (
     SCHEDULERS,
-    SchedulerError,
     build_scheduler,
     check_scheduler,
     example_view,
@@ -118,27 +120,67 @@ def test_budgeted_ranking_by_recency_and_novelty():
 
 def test_scheduler_params_are_validated_all_at_once():
     problems = validate_scheduler_params("budgeted", {"budget": 0, "rank_by": "age", "extra": 1})
-    assert [k for k, _ in problems] == ["params.budget", "params.rank_by", "params.extra"]
+    assert problems == [
+        ("params.budget", "Input should be greater than or equal to 1, got 0"),
+        ("params.rank_by", "'age' is not one of 'trust', 'recency' or 'novelty'"),
+        ("params.extra", "unknown parameter for scheduler budgeted; allowed: budget, rank_by")]
     assert validate_scheduler_params("budgeted", {})[0] == (
         "params.budget", "is required (the most notes an agent adapts on per round)")
+    assert validate_scheduler_params("budgeted", {"budget": True})[0] == (
+        "params.budget", "Input should be a valid integer, got True")  # no bool-as-int coercion
     assert validate_scheduler_params("synchronous", {"budget": 2}) == [
-        ("params.budget", "unknown parameter for synchronous; allowed: none")]
-    with pytest.raises(SchedulerError, match="not one of synchronous") as err:
+        ("params.budget", "unknown parameter for scheduler synchronous; allowed: none")]
+    assert validate_scheduler_params("budgeted", [3]) == [("params", "must be a mapping, got [3]")]
+    with pytest.raises(ParamsError, match="not one of synchronous") as err:
         build_scheduler("sync", {})
     assert err.value.key == "kind" and isinstance(err.value, ValueError)
-    with pytest.raises(SchedulerError, match="trust, recency, novelty"):
+    with pytest.raises(ParamsError, match="'trust', 'recency' or 'novelty'"):
         build_scheduler("budgeted", {"budget": 2, "rank_by": "age"})
 
 
-def test_a_user_scheduler_registers_and_conforms():
-    def newest_only(params):
+def test_the_policy_kind_checks_its_interface_params():
+    assert validate_scheduler_params("policy", {"policy": "greedy", "inbox_slots": 0, "history": 2,
+                                                "styles": ["rewrite", "poetry"],
+                                                "visible_neighbour_metrics": "yes"}) == [
+        ("params.inbox_slots", "Input should be greater than or equal to 1, got 0"),
+        ("params.styles[1]", "'poetry' is not one of implications, implications-long, rewrite, self-qa, passage-only"),
+        ("params.visible_neighbour_metrics", "Input should be a valid boolean, got 'yes'")]
+    assert validate_scheduler_params("policy", {}) == [
+        ("params.policy", ("is required (a registered policy, or an import path 'package.module:callable' "
+                           "with allow_import: true)"))]
+    assert {k for k, _ in validate_scheduler_params("policy", {"policy": 3, "styles": [], "policy_params": 4,
+                                                               "allow_import": "yes"})} == {
+        "params.policy", "params.styles", "params.policy_params", "params.allow_import"}
+
+
+class NewestParams(Params):
+    keep: int = Field(1, ge=1, description="notes adapted on per round")
+
+
+def test_a_user_scheduler_registers_with_its_params_model_and_conforms():
+    def newest(params: NewestParams):
         def schedule(view):
-            return {a: sorted(view.inboxes.get(a, []), key=lambda it: -it.note.round)[:1]
+            return {a: sorted(view.inboxes.get(a, []), key=lambda it: -it.note.round)[:params.keep]
                     for a in view.agents()}
         return schedule
-    SCHEDULERS.register("test-newest", newest_only)
+    SCHEDULERS.register("test-newest", newest, params=NewestParams)
     try:
-        check_scheduler(build_scheduler("test-newest"), n=3)
+        assert all(len(items) <= 2 for items in check_scheduler(build_scheduler("test-newest", {"keep": 2}), n=3).values())
+        assert validate_scheduler_params("test-newest", {"keep": 0, "kep": 1}) == [
+            ("params.keep", "Input should be greater than or equal to 1, got 0"),
+            ("params.kep", "unknown parameter for scheduler test-newest; allowed: keep")]
+        with pytest.raises(ParamsError, match="params.keep"):
+            build_scheduler("test-newest", {"keep": "all"})
     finally:
-        SCHEDULERS._items.pop("test-newest")
+        SCHEDULERS.unregister("test-newest")
+
+
+def test_a_scheduler_registered_without_a_model_takes_no_params():
+    SCHEDULERS.register("test-plain", lambda params: (lambda view: {a: [] for a in view.agents()}))
+    try:
+        check_scheduler(build_scheduler("test-plain"), n=2)
+        assert validate_scheduler_params("test-plain", {"x": 1}) == [
+            ("params.x", "unknown parameter for scheduler test-plain; allowed: none")]
+    finally:
+        SCHEDULERS.unregister("test-plain")
 

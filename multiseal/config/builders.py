@@ -8,8 +8,9 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 from multiseal.config.load import resolve_relative
 from multiseal.config.schema import (
@@ -19,6 +20,7 @@ from multiseal.config.schema import (
     ModelSection,
     RestemSection,
     Scenario,
+    Section,
     SelfEditSection,
     WorldSection,
 )
@@ -41,6 +43,8 @@ from multiseal.world.arrivals import build_arrivals
 from multiseal.world.squad import load_squad_json
 from multiseal.world.synthetic import generate_world
 
+S = TypeVar("S")
+
 
 def build_model(cfg: ModelSection, progress: bool = True) -> SharedModel:
     """The shared base model. ``threads`` matters on a small CPU: with more threads than free cores,
@@ -56,8 +60,16 @@ def build_model(cfg: ModelSection, progress: bool = True) -> SharedModel:
     )
 
 
+def settings_from(section: Section, cls: type[S]) -> S:
+    """The settings dataclass ``cls`` from the validated section's fields of the same names (lists
+    become tuples: settings are frozen); fields the section lacks keep the dataclass default."""
+    values = section.model_dump()
+    return cls(**{f.name: tuple(values[f.name]) if isinstance(values[f.name], list) else values[f.name]
+                  for f in fields(cls) if f.name in values})
+
+
 def build_lora(cfg: LoraSection) -> LoraSettings:
-    return LoraSettings(cfg.rank, cfg.alpha, cfg.dropout, tuple(cfg.target_modules))
+    return settings_from(cfg, LoraSettings)
 
 
 def build_world(cfg: WorldSection, seed: int, source: str | Path | None = None) -> World:
@@ -71,19 +83,17 @@ def build_world(cfg: WorldSection, seed: int, source: str | Path | None = None) 
 
 
 def build_self_edit(cfg: SelfEditSection) -> SelfEditSettings:
-    return SelfEditSettings(cfg.style, cfg.candidates, cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+    return settings_from(cfg, SelfEditSettings)
 
 
 def build_inner_loop(cfg: InnerLoopSection) -> InnerLoopSettings:
-    return InnerLoopSettings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.max_length)
+    return settings_from(cfg, InnerLoopSettings)
 
 
 def build_eval(cfg: EvaluationSection) -> EvalSettings:
-    return EvalSettings(cfg.max_new_tokens, cfg.batch_size, cfg.headline)
+    return settings_from(cfg, EvalSettings)
 
 
-def run_name(scenario: Scenario) -> str:
-    return scenario.tracking.run_name or scenario.name
 
 
 _simulations = itertools.count()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
+from tqdm import tqdm
 
 from multiseal.learning.weights import load_base, resolve_device
 from multiseal.types import LoraSettings
@@ -152,11 +153,7 @@ class SharedModel:
         tok = self.tokenizer
         tok.padding_side = "left"
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(prompts), desc=progress, leave=False, unit="seq")
+        bar = tqdm(total=len(prompts), desc=progress, leave=False, unit="seq", disable=not progress)
         model = self.peft if self.peft is not None else self.model
         model.eval()
         for idx in batches:
@@ -184,10 +181,8 @@ class SharedModel:
             new = gen[:, enc["input_ids"].shape[1] :]
             for j, i in enumerate(idx):
                 out[i] = tok.decode(new[j], skip_special_tokens=True).strip()
-            if bar:
-                bar.update(len(idx))
-        if bar:
-            bar.close()
+            bar.update(len(idx))
+        bar.close()
         return out
 
     @contextlib.contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+from tqdm import tqdm
 
 from multiseal.errors import ModelUnavailableError
 
@@ -185,18 +186,6 @@ def load_base(name: str, dtype: torch.dtype = torch.float32, allow_download: boo
 @contextlib.contextmanager
 def _status(show: bool, text: str) -> Iterator[None]:
     """A one-line progress indicator for steps whose length nothing reports (loading, converting)."""
-    if not show:
-        yield
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=1, desc=text, bar_format="{desc}: {elapsed}", leave=False) as bar:
+    with tqdm(total=1, desc=text, bar_format="{desc}: {elapsed}", leave=False, disable=not show) as bar:
         yield
         bar.update(1)
-
-
-# --------------------------------------------------------------------------- the shared model
-
-
-
-

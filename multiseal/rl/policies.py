@@ -7,7 +7,16 @@ A policy maps one round's observations and infos, keyed by agent name as the env
 
 It is made by a factory ``factory(interface, *, seed, **policy_params) -> policy``; ``interface``
 (:class:`multiseal.rl.interface.Interface`) gives the spaces, the style list, the agents' configured styles and
-``unflatten`` for reading observations. Built-in factories live in ``POLICIES``; a scenario names one::
+``unflatten`` for reading observations. Factories live in ``POLICIES``, each registered with the
+pydantic model of its ``policy_params`` (the factory gets the parsed values as keyword arguments)::
+
+    class EagerParams(Params):
+        budget: int | None = Field(None, ge=1)
+
+    @POLICIES.register("eager", params=EagerParams)
+    def eager(interface, *, seed=0, budget=None): ...
+
+A scenario names one::
 
     scheduler:
       kind: policy
@@ -20,8 +29,10 @@ or, opting in explicitly to loading code, an import path to a factory of its own
       params: {policy: "mypackage.mymodule:make_policy", allow_import: true}
 
 Without ``allow_import: true`` an import path is a validation error: a scenario file never runs code
-by itself. The other scheduler params shape the interface: ``inbox_slots``, ``history``, ``styles``,
-``visible_neighbour_metrics`` (the env's options of the same names).
+by itself; an imported factory's ``policy_params`` are passed as they are. The other scheduler params
+shape the interface: ``inbox_slots``, ``history``, ``styles``, ``visible_neighbour_metrics`` (the env's
+options of the same names); the ``policy`` scheduler kind's own model
+(:class:`multiseal.sim.schedulers.PolicySchedulerParams`) checks them.
 """
 from __future__ import annotations
 
@@ -31,48 +42,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from multiseal.errors import InputError
-from multiseal.learning.self_edit import STYLES
-from multiseal.registry import Registry
+from multiseal.errors import ParamsError
+from multiseal.registry import KindRegistry, Params
 from multiseal.rl.interface import SLOT_FEATURES, Interface
 from multiseal.sim.loop import Simulation
 from multiseal.types import AgentAction, Policy
 
 Problems = list[tuple[str, str]]
 INTERFACE_PARAMS = ("inbox_slots", "history", "styles", "visible_neighbour_metrics")
-SCHEDULER_PARAMS = ("policy", "allow_import", "policy_params", *INTERFACE_PARAMS)
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
-
-
-
 PolicyFactory = Callable[..., Policy]
-
-
-class PolicyError(InputError, ValueError):
-    """A bad policy setting; ``problems`` are ``(dotted key, message)`` pairs under ``scheduler``."""
-
-    def __init__(self, problems: Problems):
-        self.problems = list(problems)
-        super().__init__("; ".join(f"{k}: {m}" for k, m in self.problems))
-
-
-POLICIES: Registry[PolicyFactory] = Registry("policy")
-_ALLOWED: dict[str, tuple[str, ...]] = {}
-_CHECKS: dict[str, Callable[[dict], Problems]] = {}
-
-
-def _builtin(name: str, allowed: tuple[str, ...] = (),
-             check: Callable[[dict], Problems] | None = None) -> Callable[[PolicyFactory], PolicyFactory]:
-    def deco(fn: PolicyFactory) -> PolicyFactory:
-        POLICIES.register(name, fn)
-        _ALLOWED[name] = allowed
-        _CHECKS[name] = check or (lambda p: [])
-        return fn
-    return deco
-
-
+POLICIES: KindRegistry[PolicyFactory] = KindRegistry("policy")
 
 
 
@@ -91,7 +74,7 @@ class RandomPolicy:
         return {n: self.spaces[n].sample(mask=infos[n]["action_mask"]) for n in observations}
 
 
-@_builtin("random")
+@POLICIES.register("random")
 def _random(interface: Interface, *, seed: int = 0) -> Policy:
     return RandomPolicy(interface, seed)
 
@@ -125,14 +108,11 @@ class GreedyPolicy:
         return out
 
 
-def _check_greedy(p: dict) -> Problems:
-    b = p.get("budget")
-    if b is not None and not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
-        return [("budget", f"must be an int >= 1 (or absent: no limit), got {b!r}")]
-    return []
+class GreedyParams(Params):
+    budget: int | None = Field(None, ge=1, description="pending notes adapted on per round (absent: no limit)")
 
 
-@_builtin("greedy", ("budget",), _check_greedy)
+@POLICIES.register("greedy", params=GreedyParams)
 def _greedy(interface: Interface, *, seed: int = 0, budget: int | None = None) -> Policy:
     return GreedyPolicy(interface, budget)
 
@@ -152,69 +132,47 @@ def load_callable(path: str) -> Callable:
 
 
 def validate_policy_params(params: Mapping[str, Any]) -> Problems:
-    """Every problem with the params of ``scheduler.kind: policy``, keys relative to ``scheduler``.
+    """The policy-specific problems of ``scheduler.kind: policy`` params, keys relative to ``scheduler``:
+    ``policy`` must name a registered policy (or, with ``allow_import: true``, an import path that
+    loads) and ``policy_params`` must fit that policy's own model.
 
-    An import path is loaded here (to report a bad one before any model is loaded) only when
-    ``allow_import`` is true.
+    The kind's model (:class:`multiseal.sim.schedulers.PolicySchedulerParams`, checked by
+    ``validate_scheduler_params``) reports a missing or mistyped key; this check skips what that
+    model rejects. An import path is loaded here (to report a bad one before any model is loaded)
+    only when ``allow_import`` is true.
     """
-    out: Problems = []
-    name, allow = params.get("policy"), params.get("allow_import", False)
-    if not isinstance(allow, bool):
-        out.append(("params.allow_import", f"must be true or false, got {allow!r}"))
-    inner = params.get("policy_params", {})
-    if inner is None:
-        inner = {}
-    if not isinstance(inner, Mapping):
-        out.append(("params.policy_params", "must be a mapping"))
-        inner = {}
+    name, allow, inner = params.get("policy"), params.get("allow_import", False), params.get("policy_params")
+    if not isinstance(name, str):
+        return []
+    inner = inner if isinstance(inner, Mapping) else {}
+    if name in POLICIES:
+        return POLICIES.validate(name, inner, prefix="params.policy_params")[1]
     known = ", ".join(POLICIES.names())
-    if name is None:
-        out.append(("params.policy", f"is required: one of {known}, or an import path "
-                                     "'package.module:callable' with allow_import: true"))
-    elif not isinstance(name, str):
-        out.append(("params.policy", f"must be a string, got {name!r}"))
-    elif name in POLICIES:
-        allowed = _ALLOWED[name]
-        out += [(f"params.policy_params.{k}", m) for k, m in _CHECKS[name](dict(inner))]
-        out += [(f"params.policy_params.{k}",
-                 f"unknown parameter for policy {name}; allowed: {', '.join(allowed) or 'none'}")
-                for k in inner if k not in allowed]
-    elif _IMPORT_PATH.match(name):
-        if allow is not True:
-            out.append(("params.policy", f"'{name}' is an import path; loading code from it needs "
-                                         "scheduler.params.allow_import: true"))
-        else:
-            try:
-                load_callable(name)
-            except (ImportError, AttributeError, TypeError) as e:
-                out.append(("params.policy", f"cannot load '{name}': {e}"))
-    else:
-        out.append(("params.policy", f"{name!r} is not one of {known} (nor an import path 'package.module:callable')"))
-    for key in ("inbox_slots", "history"):
-        v = params.get(key)
-        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-            out.append((f"params.{key}", f"must be an int >= 1, got {v!r}"))
-    styles = params.get("styles")
-    if styles is not None:
-        if not isinstance(styles, list) or not styles:
-            out.append(("params.styles", "must be a non-empty list of prompt styles"))
-        else:
-            out += [(f"params.styles[{i}]", f"'{s}' is not one of {', '.join(STYLES.names())}")
-                    for i, s in enumerate(styles) if s not in STYLES]
-    vis = params.get("visible_neighbour_metrics")
-    if vis is not None and not isinstance(vis, bool):
-        out.append(("params.visible_neighbour_metrics", f"must be true or false, got {vis!r}"))
-    return out
+    if not _IMPORT_PATH.match(name):
+        return [("params.policy", f"{name!r} is not one of {known} (nor an import path 'package.module:callable')")]
+    if allow is not True:
+        return [("params.policy", (f"'{name}' is an import path; loading code from it needs "
+                                   "scheduler.params.allow_import: true"))]
+    try:
+        load_callable(name)
+    except (ImportError, AttributeError, TypeError) as e:
+        return [("params.policy", f"cannot load '{name}': {e}")]
+    return []
 
 
 def build_policy(name: str, interface: Interface, *, seed: int = 0, params: Mapping[str, Any] | None = None,
                  allow_import: bool = False) -> Policy:
-    """The policy ``name`` (built-in, or an import path when ``allow_import``) for ``interface``."""
+    """The policy ``name`` (registered, or an import path when ``allow_import``) for ``interface``.
+
+    A registered factory gets its parsed ``params`` as keyword arguments; raises ``ParamsError``."""
+    if name in POLICIES:
+        kind = POLICIES.get(name)
+        parsed = kind.parse(params, prefix="params.policy_params")
+        return kind.fn(interface, seed=seed, **{k: getattr(parsed, k) for k in type(parsed).model_fields})
     problems = validate_policy_params({"policy": name, "allow_import": allow_import, "policy_params": params or {}})
     if problems:
-        raise PolicyError(problems)
-    factory = POLICIES.get(name) if name in POLICIES else load_callable(name)
-    return factory(interface, seed=seed, **dict(params or {}))
+        raise ParamsError(problems)
+    return load_callable(name)(interface, seed=seed, **dict(params or {}))
 
 
 def check_policy(policy: Policy, env: Any, *, seed: int = 0) -> dict[str, float]:

@@ -11,11 +11,8 @@ One iteration (SEAL's outer loop; ReST-EM is expectation–maximisation on rewar
    then answers the document's questions closed-book; the adapter is thrown away;
 3. reward from the gain ``g = acc_after − acc_ref`` of each learner on that document, where
    ``acc_ref`` (``baseline``) is its accuracy before the update (``before``, the paper's) or after
-   training on the passage alone (``passage``: only what the note adds beyond the passage counts)::
-
-       self:        r = g_author
-       neighbours:  r = Σ_v w_v g_v / Σ_v w_v      (v: out-neighbours, w_v: trust weight of a → v)
-       mixed:       r = m · g_author + (1 − m) · neighbours        (m = mix_weight)
+   training on the passage alone (``passage``: only what the note adds beyond the passage counts);
+   ``self``, ``neighbours`` (trust-weighted) or ``mixed`` (:mod:`multiseal.rl.rewards`).
 
 *M-step*
 
@@ -27,21 +24,19 @@ each: every agent writes ``eval_samples`` self-edits per held-out document, trai
 from its knowledge adapter on each and answers that document's questions (with a neighbour reward
 the neighbours adapt on the same notes too). Training and held-out documents are disjoint, checked.
 
-**Where the writer lives** (``policy``): ``separate`` gives every agent a writer adapter of its own
-(``writer<i>``), so the knowledge adapter that answers questions never sees the SFT on writing;
-``knowledge`` lets the agent's knowledge adapter write and be SFT-trained, as SEAL trains one model.
+**Where the writer lives** (``policy``): a writer adapter of its own per agent (``separate``) or the
+knowledge adapter itself (``knowledge``); see :mod:`multiseal.rl.restem_setup`, which also makes the
+agents and the training/held-out split. :mod:`multiseal.rl.restem_records` holds what is recorded.
 
-**Cost** (``multiseal.trials``). Trials run in batches of ``trial_batch``: all temporary adapters of a batch are trained,
-then one ``answer_and_grade`` pass answers every (adapter, question) pair of the batch. Identical
-trials (same learner, document and sequences) run once. Pre-update accuracies per (learner,
-document) are cached and recomputed only for adapters the M-step changed.
+**Cost** (:mod:`multiseal.rl.trials`). Trials run in batches of ``trial_batch``: all temporary
+adapters of a batch are trained, then one ``answer_and_grade`` pass answers every (adapter, question)
+pair of the batch. Identical trials (same learner, document and sequences) run once. Pre-update
+accuracies per (learner, document) are cached and recomputed only for adapters the M-step changed.
 """
 from __future__ import annotations
 
-import math
-import random
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from multiseal.learning.model import SharedModel
@@ -54,17 +49,18 @@ from multiseal.learning.self_edit import (
     training_sequences,
 )
 from multiseal.learning.train import SftSettings, finetune_on_completions
-from multiseal.rl.trials import BaselineCache, Clock, Trial, run_trials
-from multiseal.types import (
-    AgentSpec,
-    Document,
-    EvalSettings,
-    InnerLoopSettings,
-    SelfEditSettings,
+from multiseal.rl.restem_records import Candidate, IterationRecord
+from multiseal.rl.restem_setup import POLICIES, RestemAgent, check_disjoint, learners
+from multiseal.rl.rewards import (
+    REWARDS,
+    combine_reward,
+    gain_stats,
+    reward_stats,
+    select_candidates,
 )
+from multiseal.rl.trials import BaselineCache, Clock, Trial, run_trials
+from multiseal.types import Document, EvalSettings, SelfEditSettings
 
-REWARDS = ("self", "neighbours", "mixed")
-POLICIES = ("separate", "knowledge")
 BASELINES = ("before", "passage")
 
 
@@ -96,170 +92,7 @@ class RestemSettings:
             raise ValueError(f"mix_weight must be in [0, 1], got {self.mix_weight}")
 
 
-@dataclass(frozen=True)
-class RestemAgent:
-    """One agent: its knowledge adapter, the adapter that writes its notes, and its out-neighbours."""
-
-    adapter: str
-    writer: str  # == adapter for policy 'knowledge'
-    style: str
-    inner: InnerLoopSettings
-    neighbours: tuple[tuple[int, float], ...] = ()  # (agent index, trust weight of the edge)
-
-
-# --------------------------------------------------------------------------- pure logic
-
-
-def neighbour_gain(gains: Sequence[float], weights: Sequence[float] | None = None) -> float:
-    """Trust-weighted mean gain of the neighbours (uniform when ``weights`` is None); NaN if none."""
-    if not gains:
-        return math.nan
-    weights = [1.0] * len(gains) if weights is None else list(weights)
-    if len(weights) != len(gains):
-        raise ValueError("one weight per neighbour gain")
-    total = sum(weights)
-    return sum(g * w for g, w in zip(gains, weights)) / total if total > 0 else math.nan
-
-
-def combine_reward(kind: str, self_gain: float | None, neighbour_gains: Sequence[float] = (),
-                   weights: Sequence[float] | None = None, mix_weight: float = 0.5) -> float:
-    """The reward of one candidate from the gains it produced (see the module docstring)."""
-    if kind == "self":
-        if self_gain is None:
-            raise ValueError("reward 'self' needs the author's gain")
-        return self_gain
-    nb = neighbour_gain(neighbour_gains, weights)
-    if math.isnan(nb):
-        raise ValueError(f"reward '{kind}' needs at least one neighbour gain")
-    if kind == "neighbours":
-        return nb
-    if kind == "mixed":
-        if self_gain is None:
-            raise ValueError("reward 'mixed' needs the author's gain")
-        return mix_weight * self_gain + (1.0 - mix_weight) * nb
-    raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {kind!r}")
-
-
-def select_candidates(rewards: Sequence[float], keep: int, min_reward: float = 0.0,
-                      eligible: Sequence[bool] | None = None) -> list[int]:
-    """Indices of the ``keep`` highest rewards strictly above ``min_reward``, best first.
-
-    Ties go to the earlier candidate; ``eligible[i] == False`` (a completion with no usable line)
-    is never kept; NaN rewards are never kept.
-    """
-    ok = [i for i, r in enumerate(rewards)
-          if not math.isnan(r) and r > min_reward and (eligible is None or eligible[i])]
-    return sorted(ok, key=lambda i: (-rewards[i], i))[:keep]
-
-
-def reward_stats(rewards: Sequence[float]) -> dict[str, float]:
-    """mean, max, min, std and the share of candidates with a positive reward."""
-    vals = [r for r in rewards if not math.isnan(r)]
-    if not vals:
-        return {"n": 0.0}
-    return {
-        "n": float(len(vals)),
-        "mean": statistics.fmean(vals),
-        "max": max(vals),
-        "min": min(vals),
-        "std": statistics.pstdev(vals),
-        "positive_share": sum(r > 0 for r in vals) / len(vals),
-    }
-
-
-def split_documents(documents: Sequence[Document], n_train: int, n_eval: int,
-                    seed: int = 0) -> tuple[list[Document], list[Document]]:
-    """A seeded, disjoint (training, held-out) split of the documents that have questions."""
-    docs = [d for d in documents if d.questions]
-    if n_train + n_eval > len(docs):
-        raise ValueError(f"{n_train} training + {n_eval} held-out documents, but only {len(docs)} "
-                         "documents with questions")
-    order = list(range(len(docs)))
-    random.Random(seed).shuffle(order)
-    return [docs[i] for i in order[:n_train]], [docs[i] for i in order[n_train : n_train + n_eval]]
-
-
-def check_disjoint(train_docs: Sequence[Document], eval_docs: Sequence[Document]) -> None:
-    """Raise ValueError when a held-out document, passage or question also appears in training."""
-    ids = {d.doc_id for d in train_docs} & {d.doc_id for d in eval_docs}
-    texts = {d.context for d in train_docs} & {d.context for d in eval_docs}
-    qids = {q.qid for d in train_docs for q in d.questions} & {q.qid for d in eval_docs for q in d.questions}
-    if ids or texts or qids:
-        raise ValueError(f"held-out documents leak into training: ids {sorted(ids)}, "
-                         f"{len(texts)} shared passages, questions {sorted(qids)}")
-
-
-def learners(author: int, agents: Sequence[RestemAgent], reward: str) -> list[int]:
-    """The agents that adapt on ``author``'s note for this reward: itself and/or its neighbours."""
-    out = [author] if reward in ("self", "mixed") else []
-    if reward in ("neighbours", "mixed"):
-        out += [v for v, _ in agents[author].neighbours]
-    return out
-
-
-# --------------------------------------------------------------------------- agents
-
-
-def make_agents(model: SharedModel, specs: Sequence[AgentSpec], neighbours: Sequence[Sequence[tuple[int, float]]],
-                policy: str, seed: int = 0) -> list[RestemAgent]:
-    """Create every agent's knowledge adapter (and writer, for ``separate``) on ``model``.
-
-    ``specs`` give each agent's adapter name, style, LoRA shape and inner loop;
-    ``neighbours[i]`` are agent i's out-neighbours with their trust weights.
-    """
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-    agents = []
-    for i, spec in enumerate(specs):
-        model.add_adapter(spec.adapter, spec.lora, seed=seed * 1000 + i)
-        writer = spec.adapter
-        if policy == "separate":
-            writer = f"writer{i}"
-            model.add_adapter(writer, spec.lora, seed=seed * 1000 + 500 + i)
-        agents.append(RestemAgent(spec.adapter, writer, spec.style, spec.inner, tuple(neighbours[i])))
-    return agents
-
-
-def neighbours_from_graph(graph, n: int) -> list[tuple[tuple[int, float], ...]]:
-    """Out-neighbours (notes travel u → v) with the edge's trust weight, per agent of an nx.DiGraph."""
-    return [tuple((int(v), float(graph[u][v].get("weight", 1.0))) for v in sorted(graph.successors(u)))
-            for u in range(n)]
-
-
 # --------------------------------------------------------------------------- one iteration
-
-
-@dataclass
-class IterationRecord:
-    """What one iteration measured (iteration 0: held-out evaluation before any RL)."""
-
-    iteration: int
-    heldout: dict[str, float] = field(default_factory=dict)
-    rewards: dict[str, float] = field(default_factory=dict)
-    gains: dict[str, float] = field(default_factory=dict)
-    candidates: list[dict] = field(default_factory=list)
-    heldout_notes: list[dict] = field(default_factory=list)
-    sft: dict[str, float] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def kept(self) -> list[dict]:
-        return [c for c in self.candidates if c["kept"]]
-
-    def metrics(self) -> dict[str, float]:
-        """Flat MLflow metrics: ``restem.heldout.*``, ``restem.reward.*``, ``restem.seconds.*``..."""
-        out = {f"restem.heldout.{k}": v for k, v in self.heldout.items()}
-        out.update({f"restem.reward.{k}": v for k, v in self.rewards.items()})
-        out.update({f"restem.gain.{k}": v for k, v in self.gains.items()})
-        out.update({f"restem.sft.{k}": v for k, v in self.sft.items()})
-        out.update({f"restem.seconds.{k}": v for k, v in self.seconds.items()})
-        out.update({f"restem.count.{k}": v for k, v in self.counts.items()})
-        n = self.counts.get("candidates", 0)
-        if n:
-            spent = sum(self.seconds.get(k, 0.0) for k in ("train", "answer", "baseline"))
-            out["restem.seconds_per_candidate"] = spent / n
-        return out
 
 
 def _requests(agents: Sequence[RestemAgent], docs: Sequence[Document]) -> list[tuple[int, Document]]:
@@ -272,7 +105,7 @@ def _gain(score: dict[str, float], base: dict[str, float], metric: str) -> float
 
 def sample_candidates(model: SharedModel, agents: Sequence[RestemAgent], docs: Sequence[Document],
                       self_edit: SelfEditSettings, k: int, seed: int,
-                      progress: str | None = None) -> list[dict]:
+                      progress: str | None = None) -> list[Candidate]:
     """``k`` self-edits per (agent, document), written by the agents' writers in one batched pass."""
     requests = _requests(agents, docs)
     samples = sample_self_edits(
@@ -283,32 +116,32 @@ def sample_candidates(model: SharedModel, agents: Sequence[RestemAgent], docs: S
     for (a, d), completions in zip(requests, samples):
         for j, c in enumerate(completions):
             style = agents[a].style
-            out.append({
-                "agent": a, "doc": d, "candidate": j, "style": style, "completion": c,
-                "lines": len(parse_completion(c, d, style)),
-                "sequences": tuple(training_sequences(c, d, style)),
-            })
+            out.append(Candidate(
+                agent=a, doc=d, index=j, style=style, completion=c,
+                lines=len(parse_completion(c, d, style)),
+                sequences=tuple(training_sequences(c, d, style)),
+            ))
     return out
 
 
-def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: list[dict],
+def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: list[Candidate],
                      settings: RestemSettings, evaluation: EvalSettings, cache: BaselineCache, *,
                      roles: Callable[[int], list[tuple[str, int]]], seed: int, clock: Clock, prefix: str = "",
                      passage: bool = False, progress: bool = False) -> None:
     """Run every (candidate, learner) trial and store per-learner scores and gains in the candidates.
 
-    ``roles(author)`` lists ``("self" | "neighbour", learner)`` pairs. Adds ``scores`` (learner →
-    grades), ``base`` (before the update), ``passage`` (after training on the passage alone, when
-    ``passage`` or ``settings.baseline == "passage"``), ``self_gain`` and ``neighbour_gains`` (headline
-    metric, over ``settings.baseline``) to each candidate dict. Passage-only trials missing from the
-    cache share the candidates' batches.
+    ``roles(author)`` lists ``("self" | "neighbour", learner)`` pairs. Sets each candidate's ``scores``
+    (learner → grades), ``base`` (before the update), ``passage`` (after training on the passage
+    alone, when ``passage`` or ``settings.baseline == "passage"``), ``self_gain`` and
+    ``neighbour_gains`` with their ``neighbour_weights`` (headline metric, over
+    ``settings.baseline``). Passage-only trials missing from the cache share the candidates' batches.
     """
     metric = evaluation.headline
     passage = passage or settings.baseline == "passage"
     trials, owners = [], []
     for c in cands:
-        for role, learner in roles(c["agent"]):
-            trials.append(Trial(learner, c["doc"], c["sequences"]))
+        for role, learner in roles(c.agent):
+            trials.append(Trial(learner, c.doc, c.sequences))
             owners.append((c, role, learner))
     with clock(prefix + "baseline"):
         cache.ensure(model, [(agents[t.learner].adapter, t.doc) for t in trials], evaluation,
@@ -324,25 +157,25 @@ def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: l
     for key, score in zip(extra, results[len(trials):]):
         cache.put_passage(*key, score)
     for c in cands:
-        c.update(scores={}, base={}, passage={}, self_gain=None, neighbour_gains=[], neighbour_weights=[])
+        c.clear_scores()
     for (c, role, learner), score in zip(owners, results):
-        adapter, doc_id = agents[learner].adapter, c["doc"].doc_id
-        c["scores"][learner], c["base"][learner] = score, cache.get(adapter, doc_id)
+        adapter, doc_id = agents[learner].adapter, c.doc.doc_id
+        c.scores[learner], c.base[learner] = score, cache.get(adapter, doc_id)
         if passage:
-            c["passage"][learner] = cache.passage(adapter, doc_id)
-        reference = c["passage"][learner] if settings.baseline == "passage" else c["base"][learner]
+            c.passage[learner] = cache.passage(adapter, doc_id)
+        reference = c.passage[learner] if settings.baseline == "passage" else c.base[learner]
         gain = _gain(score, reference, metric)
         if role == "self":
-            c["self_gain"] = gain
+            c.self_gain = gain
         else:
-            c["neighbour_gains"].append(gain)
-            c["neighbour_weights"].append(dict(agents[c["agent"]].neighbours)[learner])
+            c.neighbour_gains.append(gain)
+            c.neighbour_weights.append(dict(agents[c.agent].neighbours)[learner])
 
 
 def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_docs: Sequence[Document],
                        settings: RestemSettings, evaluation: EvalSettings, self_edit: SelfEditSettings,
                        cache: BaselineCache, *, seed: int, clock: Clock,
-                       progress: bool = False) -> tuple[dict[str, float], list[dict]]:
+                       progress: bool = False) -> tuple[dict[str, float], list[Candidate]]:
     """Accuracy after training on the agents' own notes about held-out documents (paper's protocol).
 
     Keys: ``<metric>`` (authors adapting on their own notes, the headline), ``base.<metric>`` (before
@@ -362,22 +195,22 @@ def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_d
     score_candidates(model, agents, notes, settings, evaluation, cache, roles=roles, seed=seed, clock=clock,
                      prefix="heldout.", passage=True, progress=progress)
     out: dict[str, float] = {}
-    metrics = list(notes[0]["scores"][notes[0]["agent"]]) if notes else []
+    metrics = list(notes[0].scores[notes[0].agent]) if notes else []
     for m in metrics:
-        own = [(n["scores"][n["agent"]], n["base"][n["agent"]]) for n in notes]
+        own = [(n.scores[n.agent], n.base[n.agent]) for n in notes]
         out[m] = statistics.fmean(s[m] for s, _ in own)
         out[f"base.{m}"] = statistics.fmean(b[m] for _, b in own)
-        out[f"passage.{m}"] = statistics.fmean(n["passage"][n["agent"]][m] for n in notes)
+        out[f"passage.{m}"] = statistics.fmean(n.passage[n.agent][m] for n in notes)
         for a in range(len(agents)):
-            mine = [n["scores"][a][m] for n in notes if n["agent"] == a]
+            mine = [n.scores[a][m] for n in notes if n.agent == a]
             out[f"agent.{a}.{m}"] = statistics.fmean(mine)
         if with_nb:
-            nb = [(n["scores"][v], n["base"][v]) for n in notes for v, _ in agents[n["agent"]].neighbours]
+            nb = [(n.scores[v], n.base[v]) for n in notes for v, _ in agents[n.agent].neighbours]
             if nb:
                 out[f"neighbours.{m}"] = statistics.fmean(s[m] for s, _ in nb)
                 out[f"neighbours.base.{m}"] = statistics.fmean(b[m] for _, b in nb)
                 out[f"neighbours.passage.{m}"] = statistics.fmean(
-                    n["passage"][v][m] for n in notes for v, _ in agents[n["agent"]].neighbours)
+                    n.passage[v][m] for n in notes for v, _ in agents[n.agent].neighbours)
     return out, notes
 
 
@@ -411,9 +244,9 @@ def run_restem(
     heldout_seed = seed * 1000 + 999  # the same sampling stream at every evaluation
     records: list[IterationRecord] = []
 
-    def finish(rec: IterationRecord, clock: Clock, heldout: tuple[dict, list[dict]]) -> None:
+    def finish(rec: IterationRecord, clock: Clock, heldout: tuple[dict[str, float], list[Candidate]]) -> None:
         rec.heldout, notes = heldout
-        rec.heldout_notes = [_note_row(rec.iteration, n) for n in notes]
+        rec.heldout_notes = [n.note_row(rec.iteration) for n in notes]
         rec.seconds = dict(clock.seconds)
         records.append(rec)
         if on_iteration:
@@ -436,13 +269,13 @@ def run_restem(
         answered, passage_trials = cache.answered, cache.passage_trials
         score_candidates(model, agents, cands, settings, evaluation, cache, roles=roles, seed=seed, clock=clock,
                          progress=progress)
-        reward_and_select(cands, agents, settings)
-        rec.candidates = [_candidate_row(it, c) for c in cands]
-        rec.rewards = reward_stats([c["reward"] for c in cands])
-        rec.gains = _gain_stats(cands)
+        reward_and_select(cands, settings)
+        rec.candidates = [c.row(it) for c in cands]
+        rec.rewards = reward_stats([c.reward for c in cands])
+        rec.gains = gain_stats(cands)
         rec.counts = {
-            "candidates": len(cands), "kept": sum(c["kept"] for c in cands),
-            "trials": sum(len(c["scores"]) for c in cands),
+            "candidates": len(cands), "kept": sum(c.kept for c in cands),
+            "trials": sum(len(c.scores) for c in cands),
             "baseline_questions": cache.answered - answered,
             "passage_trials": cache.passage_trials - passage_trials,
         }
@@ -453,39 +286,28 @@ def run_restem(
     return records
 
 
-def reward_and_select(cands: list[dict], agents: Sequence[RestemAgent], settings: RestemSettings) -> None:
+def reward_and_select(cands: list[Candidate], settings: RestemSettings) -> None:
     """Reward every candidate, then mark the kept ones per (agent, document)."""
     for c in cands:
-        c["reward"] = combine_reward(settings.reward, c["self_gain"], c["neighbour_gains"],
-                                     c["neighbour_weights"], settings.mix_weight)
-        c["kept"] = False
-    groups: dict[tuple[int, str], list[dict]] = {}
+        c.reward = combine_reward(settings.reward, c.self_gain, c.neighbour_gains, c.neighbour_weights,
+                                  settings.mix_weight)
+        c.kept = False
+    groups: dict[tuple[int, str], list[Candidate]] = {}
     for c in cands:
-        groups.setdefault((c["agent"], c["doc"].doc_id), []).append(c)
+        groups.setdefault((c.agent, c.doc.doc_id), []).append(c)
     for group in groups.values():
-        for i in select_candidates([c["reward"] for c in group], settings.keep,
-                                   eligible=[c["lines"] > 0 for c in group]):
-            group[i]["kept"] = True
+        for i in select_candidates([c.reward for c in group], settings.keep,
+                                   eligible=[c.lines > 0 for c in group]):
+            group[i].kept = True
 
 
-def _gain_stats(cands: Sequence[dict]) -> dict[str, float]:
-    out = {}
-    own = [c["self_gain"] for c in cands if c["self_gain"] is not None]
-    nb = [g for c in cands for g in c["neighbour_gains"]]
-    if own:
-        out["self.mean"] = statistics.fmean(own)
-    if nb:
-        out["neighbours.mean"] = statistics.fmean(nb)
-    return out
-
-
-def train_writers(model: SharedModel, agents: Sequence[RestemAgent], cands: Sequence[dict],
+def train_writers(model: SharedModel, agents: Sequence[RestemAgent], cands: Sequence[Candidate],
                    settings: RestemSettings, cache: BaselineCache, *, seed: int, progress: bool) -> dict[str, float]:
     """The M-step: each writer fine-tuned on (its prompt → its kept self-edits)."""
     firsts, lasts, trained = [], [], 0
     for a, agent in enumerate(agents):
-        pairs = [(model.prompt(self_edit_request(c["doc"], c["style"])), c["completion"])
-                 for c in cands if c["agent"] == a and c["kept"]]
+        pairs = [(model.prompt(self_edit_request(c.doc, c.style)), c.completion)
+                 for c in cands if c.agent == a and c.kept]
         if not pairs:
             continue
         stats = finetune_on_completions(model, agent.writer, pairs, settings.sft, seed=seed + a,
@@ -500,22 +322,3 @@ def train_writers(model: SharedModel, agents: Sequence[RestemAgent], cands: Sequ
     if firsts:
         out.update(loss_first=statistics.fmean(firsts), loss_last=statistics.fmean(lasts))
     return out
-
-
-def _candidate_row(iteration: int, c: dict) -> dict:
-    return {
-        "iteration": iteration, "agent": c["agent"], "doc_id": c["doc"].doc_id, "candidate": c["candidate"],
-        "style": c["style"], "completion": c["completion"], "lines": c["lines"],
-        "self_gain": c["self_gain"], "neighbour_gains": c["neighbour_gains"], "reward": c["reward"],
-        "kept": c["kept"], "scores": {str(k): v for k, v in c["scores"].items()},
-        "passage": {str(k): v for k, v in c["passage"].items()},
-    }
-
-
-def _note_row(iteration: int, n: dict) -> dict:
-    return {
-        "iteration": iteration, "agent": n["agent"], "doc_id": n["doc"].doc_id, "sample": n["candidate"],
-        "completion": n["completion"], "lines": n["lines"], "self_gain": n["self_gain"],
-        "scores": {str(k): v for k, v in n["scores"].items()},
-        "passage": {str(k): v for k, v in n["passage"].items()},
-    }

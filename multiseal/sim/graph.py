@@ -1,7 +1,7 @@
 """The graph in force each round (static, rewired, or scheduled), and distances along it.
 
-Topologies themselves (the registry of builders, their parameters, the conformance check) live in
-:mod:`multiseal.sim.topologies`.
+Topologies themselves (the registry of builders, their parameter models, the conformance check)
+live in :mod:`multiseal.sim.topologies` and :mod:`multiseal.sim.topology_kinds`.
 """
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import random
 
 import networkx as nx
 
+from multiseal.errors import ParamsError
 from multiseal.sim.topologies import (
-    TOPOLOGIES,
-    TopologyError,
     _canonical,
     _fingerprint,
     _is_int,
     _materialise,
     build_topology,
+    parse_topology,
     validate_topology,
 )
 
@@ -54,14 +54,16 @@ class DynamicGraph:
         problems = validate_topology(kind, n, self.params, directed=directed, weights=weights,
                                      rewire_every=rewire_every, schedule=schedule)
         if problems:
-            raise TopologyError.from_problems(problems)
+            raise ParamsError(problems)
         if schedule is not None:
             self._schedule = [nx.freeze(build_topology("edges", n, directed=directed, params={"edges": e},
                                                        seed=seed + i, weights=weights))
                               for i, e in enumerate(schedule)]
             return
-        self._epochs = [nx.freeze(build_topology(kind, n, directed=directed, params=self.params,
-                                                 seed=seed, weights=weights))]
+        self._kind, self._parsed, self._weights, _ = parse_topology(kind, n, self.params, directed=directed,
+                                                                    weights=weights)
+        self._epochs = [nx.freeze(_materialise(self._kind.fn, n, self._parsed, random.Random(seed),  # type: ignore[union-attr,arg-type]
+                                               directed, self._weights))]
 
     @property
     def is_static(self) -> bool:
@@ -82,7 +84,7 @@ class DynamicGraph:
 
     def _rewired(self, epoch: int) -> nx.DiGraph:
         rng = random.Random(self.seed + epoch)
-        g = _materialise(TOPOLOGIES.get(self.kind), self.n, self.params, rng, self.directed, self.weights)
+        g = _materialise(self._kind.fn, self.n, self._parsed, rng, self.directed, self._weights)  # type: ignore[union-attr,arg-type]
         previous = _fingerprint(self._epochs[-1])
         for _ in range(self._TRIES):
             perm = list(range(self.n))

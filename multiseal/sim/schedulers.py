@@ -1,6 +1,15 @@
 """Schedulers: which agents adapt this round, and on which of the notes in their inbox.
 
-A scheduler is a callable ``(SchedulerView) -> Plan`` built by ``build_scheduler(kind, params)``.
+A scheduler is a callable ``(SchedulerView) -> Plan`` built by ``build_scheduler(kind, params)`` from a
+builder registered in ``SCHEDULERS`` with the pydantic model of its parameters; the builder receives
+the parsed parameters::
+
+    class NewestParams(Params):
+        keep: int = Field(1, ge=1)
+
+    @SCHEDULERS.register("newest", params=NewestParams)
+    def newest(params: NewestParams) -> Scheduler: ...
+
 The plan maps *every* agent to the items it adapts on now (``[]``: it waits; its items stay
 pending). The simulation then calls ``postbox.consume(agent, plan[agent])``. A scheduler draws
 randomness only from ``view.rng`` and must not modify the view. ``check_scheduler`` is the
@@ -10,45 +19,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, get_args
 
 import networkx as nx
+from pydantic import Field, field_validator
 
-from multiseal.errors import InputError
-from multiseal.registry import Registry
+from multiseal.errors import FieldProblems
+from multiseal.learning.self_edit import STYLES
+from multiseal.registry import KindRegistry, NoParams, Params
 from multiseal.types import Decision, InboxItem, Note, Plan, Scheduler, SchedulerView
 
 Problems = list[tuple[str, str]]
-
-
-
-
-
-
-class SchedulerError(InputError, ValueError):
-    """A bad scheduler setting; ``key`` is the dotted key of the first problem (``params.budget``)."""
-
-    def __init__(self, key: str, message: str, *, problems: Problems | None = None):
-        self.key, self.message = key, message
-        self.problems: Problems = list(problems) if problems else [(key, message)]
-        super().__init__("; ".join(f"{k}: {m}" for k, m in self.problems))
-
-
-SchedulerBuilder = Callable[[dict], Scheduler]
-SCHEDULERS: Registry[SchedulerBuilder] = Registry("scheduler")
-_ALLOWED: dict[str, tuple[str, ...]] = {}
-_CHECKS: dict[str, Callable[[dict], Problems]] = {}
-RANK_BY = ("trust", "recency", "novelty")
-
-
-def _builtin(name: str, allowed: tuple[str, ...] = (),
-             check: Callable[[dict], Problems] | None = None) -> Callable[[SchedulerBuilder], SchedulerBuilder]:
-    """Register a built-in scheduler builder with its parameter names and parameter check."""
-    def deco(fn: SchedulerBuilder) -> SchedulerBuilder:
-        SCHEDULERS.register(name, fn)
-        _ALLOWED[name] = allowed
-        _CHECKS[name] = check or (lambda p: [])
-        return fn
-    return deco
+SchedulerBuilder = Callable[[Any], Scheduler]
+SCHEDULERS: KindRegistry[SchedulerBuilder] = KindRegistry("scheduler")
+RankBy = Literal["trust", "recency", "novelty"]
+RANK_BY: tuple[str, ...] = get_args(RankBy)
 
 
 def _unique(items: Iterable[InboxItem]) -> list[InboxItem]:
@@ -68,14 +53,14 @@ def _per_agent(view: SchedulerView, pick: Callable[[int, list[InboxItem]], Itera
 
 # ---------------------------------------------------------------- built-in schedulers
 
-@_builtin("synchronous")
-def _synchronous(params: dict) -> Scheduler:
+@SCHEDULERS.register("synchronous")
+def _synchronous(params: NoParams) -> Scheduler:
     """Every agent adapts on its whole inbox every round."""
     return lambda view: _per_agent(view, lambda a, inbox: inbox)
 
 
-@_builtin("round-robin")
-def _round_robin(params: dict) -> Scheduler:
+@SCHEDULERS.register("round-robin")
+def _round_robin(params: NoParams) -> Scheduler:
     """Only agent ``agents[round % n]`` adapts, on its whole inbox; the others keep theirs pending."""
     def schedule(view: SchedulerView) -> Plan:
         agents = view.agents()
@@ -101,21 +86,14 @@ class RandomGossip:
         return _per_agent(view, lambda a, inbox: [it for it in inbox if it.sender in pair] if a in pair else [])
 
 
-@_builtin("random-gossip")
-def _random_gossip(params: dict) -> Scheduler:
+@SCHEDULERS.register("random-gossip")
+def _random_gossip(params: NoParams) -> Scheduler:
     return RandomGossip()
 
 
-def _check_budgeted(p: dict) -> Problems:
-    out: Problems = []
-    b = p.get("budget")
-    if b is None:
-        out.append(("params.budget", "is required (the most notes an agent adapts on per round)"))
-    elif not (isinstance(b, int) and not isinstance(b, bool) and b >= 1):
-        out.append(("params.budget", f"must be an int >= 1, got {b!r}"))
-    if p.get("rank_by", "trust") not in RANK_BY:
-        out.append(("params.rank_by", f"{p['rank_by']!r} is not one of {', '.join(RANK_BY)}"))
-    return out
+class BudgetedParams(Params):
+    budget: int = Field(ge=1, description="the most notes an agent adapts on per round")
+    rank_by: RankBy = Field("trust", description="how notes from others are ranked")
 
 
 def _recency_key(it: InboxItem) -> tuple:
@@ -164,19 +142,19 @@ class Budgeted:
         return _per_agent(view, lambda a, inbox: self._pick(a, inbox, view.known.get(a, set())))
 
 
-@_builtin("budgeted", ("budget", "rank_by"), _check_budgeted)
-def _budgeted(params: dict) -> Scheduler:
-    return Budgeted(params["budget"], params.get("rank_by", "trust"))
+@SCHEDULERS.register("budgeted", params=BudgetedParams)
+def _budgeted(params: BudgetedParams) -> Scheduler:
+    return Budgeted(params.budget, params.rank_by)
 
 
-@_builtin("isolated")
-def _isolated(params: dict) -> Scheduler:
+@SCHEDULERS.register("isolated")
+def _isolated(params: NoParams) -> Scheduler:
     """Every agent adapts only on its own notes (hops 0): the no-sharing baseline."""
     return lambda view: _per_agent(view, lambda a, inbox: [it for it in inbox if it.hops == 0 and it.sender == a])
 
 
-@_builtin("oracle")
-def _oracle(params: dict) -> Scheduler:
+@SCHEDULERS.register("oracle")
+def _oracle(params: NoParams) -> Scheduler:
     """Centralised upper bound: every agent adapts on every note written this round, inbox or not.
 
     Notes are wrapped as ``InboxItem(sender=author, received_round=round, weight=1.0, hops=0 if own
@@ -220,47 +198,50 @@ class PolicyScheduler:
         return plan
 
 
-@_builtin("policy", ("policy", "allow_import", "policy_params", "inbox_slots", "history", "styles",
-                     "visible_neighbour_metrics"))
-def _policy(params: dict) -> Scheduler:
-    """A policy decides (``multiseal.rl.policies``, which also checks these params): the simulation
-    recipe asks it every round through the PettingZoo interface (``multiseal.rl.interface``) and
-    hands its decisions to this scheduler. In a round
-    nobody decided (``check_scheduler``, a simulation stepped by hand) it acts as ``synchronous``."""
+class PolicySchedulerParams(Params):
+    """The ``policy`` kind's parameters. That ``policy`` names a registered policy (or an import path
+    allowed by ``allow_import``) and that ``policy_params`` fit that policy's own model is checked by
+    :func:`multiseal.rl.policies.validate_policy_params` (the rl layer, above this one)."""
+
+    policy: str = Field(description="a registered policy, or an import path 'package.module:callable' "
+                                    "with allow_import: true")
+    allow_import: bool = Field(False, description="let policy name code to import")
+    policy_params: dict[str, Any] = Field(default_factory=dict, description="the policy's own parameters")
+    inbox_slots: int | None = Field(None, ge=1, description="inbox items a policy sees per round")
+    history: int | None = Field(None, ge=1, description="past rounds in an observation")
+    styles: list[str] | None = Field(None, min_length=1, description="prompt styles a policy may choose")
+    visible_neighbour_metrics: bool | None = Field(None, description="show neighbours' metrics")
+
+    @field_validator("styles")
+    @classmethod
+    def _styles(cls, styles: list[str] | None) -> list[str] | None:
+        bad = [(f"[{i}]", f"'{s}' is not one of {', '.join(STYLES.names())}")
+               for i, s in enumerate(styles or []) if s not in STYLES]
+        if bad:
+            raise FieldProblems(*bad)
+        return styles
+
+
+@SCHEDULERS.register("policy", params=PolicySchedulerParams)
+def _policy(params: PolicySchedulerParams) -> Scheduler:
+    """A policy decides (``multiseal.rl.policies``): the simulation recipe asks it every round through
+    the PettingZoo interface (``multiseal.rl.interface``) and hands its decisions to this scheduler.
+    In a round nobody decided (``check_scheduler``, a simulation stepped by hand) it acts as
+    ``synchronous``."""
     return PolicyScheduler()
 
 
 # ---------------------------------------------------------------- building and checking
 
-def validate_scheduler_params(kind: str, params: dict | None) -> Problems:
-    """Every problem with a scheduler setting, as ``(dotted key, message)`` pairs.
-
-    For a user-registered kind (no declared parameters) the builder is tried once and the
-    ``SchedulerError`` it raises, if any, is reported.
-    """
-    if kind not in SCHEDULERS:
-        return [("kind", f"{kind!r} is not one of {', '.join(SCHEDULERS.names())}")]
-    if params is not None and not isinstance(params, dict):
-        return [("params", "must be a mapping")]
-    params = params or {}
-    if kind not in _ALLOWED:
-        try:
-            SCHEDULERS.get(kind)(params)
-        except SchedulerError as e:
-            return e.problems
-        return []
-    allowed = _ALLOWED[kind]
-    unknown = [(f"params.{k}", f"unknown parameter for {kind}; allowed: {', '.join(allowed) or 'none'}")
-               for k in params if k not in allowed]
-    return _CHECKS[kind](params) + unknown
+def validate_scheduler_params(kind: str, params: Mapping[str, Any] | None) -> Problems:
+    """Every problem with a scheduler setting, as ``(dotted key, message)`` pairs (``params.budget``)."""
+    return SCHEDULERS.validate(kind, params)[1]
 
 
-def build_scheduler(kind: str, params: dict | None = None) -> Scheduler:
-    """The scheduler ``kind`` with ``params``; raises ``SchedulerError`` listing every problem."""
-    problems = validate_scheduler_params(kind, params)
-    if problems:
-        raise SchedulerError(*problems[0], problems=problems)
-    return SCHEDULERS.get(kind)(dict(params or {}))
+def build_scheduler(kind: str, params: Mapping[str, Any] | None = None) -> Scheduler:
+    """The scheduler ``kind`` with ``params``; raises ``ParamsError`` listing every problem."""
+    parsed = SCHEDULERS.parse(kind, params)
+    return SCHEDULERS.get(kind).fn(parsed)
 
 
 def example_view(n: int = 4, seed: int = 0, round: int = 1) -> SchedulerView:

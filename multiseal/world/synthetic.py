@@ -11,6 +11,19 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from multiseal.types import Document, Question, World
+from multiseal.world.vocabulary import (
+    ARTEFACT_KINDS,
+    COLOURS,
+    GARMENTS,
+    MATERIAL_SUFFIXES,
+    NUMBERS,
+    ORG_KINDS,
+    PRODUCTS,
+    PROFESSIONS,
+    WORKS,
+    Names,
+    Years,
+)
 
 # --------------------------------------------------------------------------------------------
 # Synthetic world: fictional entities and facts that no pretrained model can know.
@@ -18,39 +31,11 @@ from multiseal.types import Document, Question, World
 # Everything is drawn from one ``random.Random(seed)``, so a seed fixes the world. Entities are
 # built first (names, facts, links between documents), then rendered into passages and questions.
 # A composition question follows a link from document A (which names a bridge entity) to
-# document B (the bridge entity's own passage).
+# document B (the bridge entity's own passage). The word tables, invented names and years come
+# from ``multiseal.world.vocabulary``.
 # --------------------------------------------------------------------------------------------
 
 KINDS = ("person", "organisation", "town", "artefact")
-
-_SYLLABLES = (
-    "vel", "ko", "tar", "rin", "quor", "vane", "brin", "de", "mor", "os", "kel", "dra", "ith",
-    "zan", "pel", "fen", "gal", "hes", "lun", "nor", "ruv", "sel", "thal", "ul", "var", "wen",
-    "yor", "cas", "bel", "dun", "eld", "gor", "jas", "kor", "mir", "nev", "pra", "ril", "sav",
-    "tov", "ane", "ora", "ek", "ist", "um", "ba", "ly", "shen",
-)
-_TOWN_SUFFIXES = ("moor", "holt", "wick", "ford", "mere", "stead", "haven", "dale", "gate", "bury")
-_ORG_KINDS = ("Institute", "Society", "Guild", "Company", "Observatory", "Academy", "Foundry",
-              "Collective", "Archive", "Lodge")
-_ARTEFACT_KINDS = ("Lens", "Engine", "Loom", "Compass", "Clock", "Astrolabe", "Press", "Harp",
-                   "Lantern", "Telescope", "Barometer", "Bell")
-_MATERIAL_SUFFIXES = ("ite", "ine", "ium", "ore")
-_PROFESSIONS = ("cartographer", "bell founder", "lens grinder", "clockmaker", "beekeeper",
-                "rope maker", "salt merchant", "tide surveyor", "lamp maker", "glassblower",
-                "bookbinder", "canal engineer", "dye maker", "harp builder", "map engraver",
-                "herbalist", "weaver", "stonemason", "ferry pilot", "candle maker")
-_COLOURS = ("crimson", "ochre", "teal", "violet", "amber", "indigo", "saffron", "olive",
-            "scarlet", "turquoise", "maroon", "silver", "green", "grey")
-_GARMENTS = ("coat", "scarf", "hat", "cloak")
-_WORKS = (("books", "wrote", "write"), ("maps", "drew", "draw"), ("songs", "composed", "compose"),
-          ("bridges", "built", "build"), ("clocks", "repaired", "repair"),
-          ("ships", "designed", "design"), ("letters", "sent", "send"))
-_NUMBERS = ("three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-            "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-            "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_PRODUCTS = ("copper bells", "star charts", "blue glass", "tide tables", "salt fish",
-             "wool carpets", "paper lanterns", "river maps", "clay pipes", "silk ribbons",
-             "brass buttons", "honey wine", "cedar boxes", "tin whistles")
 
 # Composition templates per (kind of doc A, linking fact of A): (question about A, fact of B).
 _COMPOSITION: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
@@ -90,53 +75,16 @@ class _Entity:
     links: dict[str, int] = field(default_factory=dict)
 
 
-class _Names:
-    """Invented words, unique within one world, so no two entities or fact values collide."""
-
-    def __init__(self, rng: random.Random):
-        self.rng = rng
-        self.taken: set[str] = set()
-
-    def word(self, syllables: int = 2, suffix: str = "") -> str:
-        for attempt in range(10_000):
-            n = syllables + attempt // 50  # grow longer once short names run out
-            w = ("".join(self.rng.choice(_SYLLABLES) for _ in range(n)) + suffix).capitalize()
-            if w not in self.taken:
-                self.taken.add(w)
-                return w
-        raise RuntimeError("ran out of invented names")  # unreachable in practice
-
-    def person(self) -> str:
-        return f"{self.word()} {self.word()}"
-
-    def town(self) -> str:
-        return self.word(self.rng.choice((1, 2)), self.rng.choice(_TOWN_SUFFIXES))
-
-
-class _Years:
-    """Distinct years (while the pool lasts), so one year never answers two different questions."""
-
-    def __init__(self, rng: random.Random):
-        self.rng = rng
-        self.pool: list[int] = []
-
-    def take(self) -> str:
-        if not self.pool:
-            self.pool = list(range(1320, 1990))
-            self.rng.shuffle(self.pool)
-        return str(self.pool.pop())
-
-
 def _make_entities(kinds: list[str], rng: random.Random) -> list[_Entity]:
     """Name every entity, then fill in its facts, pointing references at other documents."""
-    names, years = _Names(rng), _Years(rng)
+    names, years = Names(rng), Years(rng)
     ents: list[_Entity] = []
     for kind in kinds:
         if kind in ("person", "town"):
             name = names.person() if kind == "person" else names.town()
             ents.append(_Entity(kind, name, name))
         else:
-            noun = rng.choice(_ORG_KINDS if kind == "organisation" else _ARTEFACT_KINDS)
+            noun = rng.choice(ORG_KINDS if kind == "organisation" else ARTEFACT_KINDS)
             name = f"{names.word()} {noun}"
             ents.append(_Entity(kind, name, f"the {name}"))
 
@@ -166,27 +114,27 @@ def _make_entities(kinds: list[str], rng: random.Random) -> list[_Entity]:
     for e in ents:  # persons first: organisations and artefacts look up their birthplaces
         if e.kind == "person":
             link(e, "birthplace", town_cycle, names.town)
-            e.facts.update(birth_year=years.take(), profession=rng.choice(_PROFESSIONS),
-                           mentor=names.person(), works=rng.choice(_NUMBERS),
-                           colour=rng.choice(_COLOURS))
+            e.facts.update(birth_year=years.take(), profession=rng.choice(PROFESSIONS),
+                           mentor=names.person(), works=rng.choice(NUMBERS),
+                           colour=rng.choice(COLOURS))
     for e in ents:
         if e.kind == "town":
             e.facts.update(founded=years.take(), river=names.word(), mayor=names.person(),
-                           product=rng.choice(_PRODUCTS),
-                           population=f"{rng.choice(_NUMBERS)} thousand",
-                           roofs=rng.choice(_COLOURS))
+                           product=rng.choice(PRODUCTS),
+                           population=f"{rng.choice(NUMBERS)} thousand",
+                           roofs=rng.choice(COLOURS))
         elif e.kind == "organisation":
             e.facts["founded"] = years.take()
             link(e, "founder", person_cycle, names.person)
             link(e, "seat", town_cycle, names.town, avoid=birthplace_of(e, "founder"))
-            e.facts.update(members=rng.choice(_NUMBERS), speciality=rng.choice(_PRODUCTS),
-                           journal=f"{names.word()} Review", colour=rng.choice(_COLOURS))
+            e.facts.update(members=rng.choice(NUMBERS), speciality=rng.choice(PRODUCTS),
+                           journal=f"{names.word()} Review", colour=rng.choice(COLOURS))
         elif e.kind == "artefact":
             e.facts["built"] = years.take()
             link(e, "builder", person_cycle, names.person)
             link(e, "kept_in", town_cycle, names.town, avoid=birthplace_of(e, "builder"))
-            e.facts.update(material=names.word(2, rng.choice(_MATERIAL_SUFFIXES)).lower(),
-                           weight=rng.choice(_NUMBERS), colour=rng.choice(_COLOURS))
+            e.facts.update(material=names.word(2, rng.choice(MATERIAL_SUFFIXES)).lower(),
+                           weight=rng.choice(NUMBERS), colour=rng.choice(COLOURS))
     return ents
 
 
@@ -197,8 +145,8 @@ _Rendered = tuple[list[str], dict[str, tuple[str, str]]]
 def _render_person(e: _Entity, rng: random.Random) -> _Rendered:
     f, p = e.facts, e.name
     s = p.split()[-1]  # later sentences use the surname
-    noun, past, base = rng.choice(_WORKS)
-    garment = rng.choice(_GARMENTS)
+    noun, past, base = rng.choice(WORKS)
+    garment = rng.choice(GARMENTS)
     out = [rng.choice((
         f"{p} was born in {f['birthplace']} in {f['birth_year']} and spent a quiet childhood near the harbour.",
         f"{p} was born in {f['birth_year']} in the town of {f['birthplace']}, the youngest child of a large family.",

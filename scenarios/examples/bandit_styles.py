@@ -2,11 +2,11 @@
 compared with the built-in policies and schedulers on the same scenario and the same held-out seeds.
 
 The bandit chooses each agent's style in every round where a document arrives for it, and learns
-from that agent's reward (its accuracy gain on its own documents, see ``multiseal.env``); the rest of
+from that agent's reward (its accuracy gain on its own documents, see docs/env.md); the rest of
 its action (what to adapt on, whom to send to) is the ``greedy`` policy's. One value table is shared
 by all agents, so a few short episodes give it enough pulls. Training episodes use seeds
 ``1000, 1001, ...``; every method is then evaluated on seeds ``0 .. --eval-seeds - 1`` with the same
-reward bookkeeping (``multiseal.env.round_rewards``), the bandit without exploration.
+reward bookkeeping (``multiseal.rl.env.round_rewards``), the bandit without exploration.
 
     python scenarios/examples/bandit_styles.py --model tiny-random      # a quick check (a minute or two)
     python scenarios/examples/bandit_styles.py                          # SmolLM2-135M (longer)
@@ -25,13 +25,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from multiseal.rl.env import round_rewards
-from multiseal.rl.interface import Interface
-from multiseal.run.pettingzoo import parallel_env
-from multiseal.rl.policies import build_policy
+from multiseal.config.builders import build_simulation
 from multiseal.config.load import load_scenario, validate_scenario
 from multiseal.config.schema import Scenario
-from multiseal.config.builders import build_simulation
+from multiseal.rl.env import round_rewards
+from multiseal.rl.interface import Interface
+from multiseal.rl.policies import build_policy
+from multiseal.run.pettingzoo import parallel_env
 
 SCHEDULERS = {"synchronous": {}, "isolated": {}, "round-robin": {}, "budgeted": {"budget": 2}}
 

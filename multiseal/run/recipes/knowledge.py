@@ -30,7 +30,7 @@ from multiseal.learning.self_edit import (
 )
 from multiseal.learning.train import train_adapter
 from multiseal.run.recipes.registry import RECIPES
-from multiseal.run.tracking import open_tracker
+from multiseal.run.tracker import open_tracker
 from multiseal.types import (
     Document,
     EvalSettings,

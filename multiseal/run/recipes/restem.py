@@ -22,19 +22,17 @@ from multiseal.config.builders import (
     build_world,
 )
 from multiseal.config.schema import Scenario
-from multiseal.rl.restem import (
-    IterationRecord,
+from multiseal.rl.restem import run_restem
+from multiseal.rl.restem_records import IterationRecord
+from multiseal.rl.restem_setup import (
     make_agents,
     neighbours_from_graph,
-    run_restem,
     split_documents,
 )
 from multiseal.run.recipes.registry import RECIPES
-from multiseal.run.tracking import open_tracker
+from multiseal.run.tracker import open_tracker
 
 METRICS = ("strict", "em", "f1")
-
-
 
 
 def summary_table(records: Sequence[IterationRecord], headline: str) -> str:

@@ -1,0 +1,58 @@
+"""A user's own multiseal extensions, in their own module: one topology, one scheduler, one prompt
+style and one grader. A scenario loads it with ``plugins: [my_multiseal_plugin]``."""
+from __future__ import annotations
+
+import networkx as nx
+from pydantic import Field, ValidationInfo, field_validator
+
+from multiseal.learning.grading import GRADERS, normalize_answer
+from multiseal.learning.self_edit import STYLES, PromptStyle, split_lines
+from multiseal.registry import Params
+from multiseal.sim.schedulers import SCHEDULERS
+from multiseal.sim.topologies import TOPOLOGIES
+
+
+# -- a topology: cliques of `size` agents, joined in a ring by one edge between neighbouring cliques
+class RingOfCliquesParams(Params):
+    size: int = Field(2, ge=2, description="agents per clique")
+
+    @field_validator("size")
+    @classmethod
+    def _divides(cls, size: int, info: ValidationInfo) -> int:
+        n = info.context["n"]  # the number of agents, from the validation context
+        if n % size:
+            raise ValueError(f"must divide the number of agents ({n})")
+        return size
+
+
+@TOPOLOGIES.register("ring-of-cliques", params=RingOfCliquesParams)
+def ring_of_cliques(n: int, params: RingOfCliquesParams, rng, directed: bool) -> nx.Graph:
+    k = params.size
+    g = nx.disjoint_union_all([nx.complete_graph(k) for _ in range(n // k)])
+    if n // k > 1:
+        g.add_edges_from(((c * k + k - 1) % n, ((c + 1) * k) % n) for c in range(n // k))
+    return g
+
+
+# -- a scheduler: every agent adapts on at most `budget` notes per round, newest first
+class NewestFirstParams(Params):
+    budget: int = Field(2, ge=1, description="notes per agent and round")
+
+
+@SCHEDULERS.register("newest-first", params=NewestFirstParams)
+def newest_first(params: NewestFirstParams):
+    def schedule(view):
+        return {a: sorted(view.inboxes.get(a, []), key=lambda it: (-it.note.round, it.note.note_id))[: params.budget]
+                for a in view.agents()}
+    return schedule
+
+
+# -- a prompt style: short bullet points, one fact each
+STYLES.register("bullets", PromptStyle(
+    "Read the following passage and list its facts as short bullet points, one fact per line.", split_lines))
+
+
+# -- a grader: the normalised gold answer appears anywhere in the reply
+@GRADERS.register("contains")
+def contains(prediction: str, gold: str, question: str) -> float:
+    return float(normalize_answer(gold) in normalize_answer(prediction))
