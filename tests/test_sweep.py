@@ -10,13 +10,13 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from multiseal.run import sweep as sw
-from multiseal.run import sweep_file as swf
 from multiseal.cli import _parse_tags, _parser, main
 from multiseal.config.load import load_scenario
 from multiseal.config.overrides import parse_assignments, parse_value
 from multiseal.errors import ScenarioError
-from multiseal.run.tracking import Tracker
+from multiseal.run import sweep as sw
+from multiseal.run import sweep_file as swf
+from multiseal.run.tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {
@@ -191,9 +191,42 @@ def test_a_points_command_line_runs_its_scenario_with_its_tags(tmp_path):
     assert _parse_tags(args.tags) == point.tags("s")
 
 
+def test_the_reference_point_is_tagged_on_every_run(tmp_path):
+    path = write_sweep(tmp_path, "name: s\nbase: base.yaml\nreference: {topology.kind: none}\n"
+                                 "grid: {topology.kind: [none, star], seed: [0, 1]}\n")
+    sweep = swf.load_sweep(path)
+    assert sweep.reference == {"topology.kind": "none"}
+    assert sweep.reference_tags() == {"multiseal.reference.topology.kind": "none"}
+    for point in sweep.points:
+        args = _parser().parse_args(sw.point_command(sweep, point)[3:])
+        assert _parse_tags(args.tags) == {**point.tags("s"), "multiseal.reference.topology.kind": "none"}
+    assert "reference (paired comparisons in the report): topology.kind=none" in sw.describe(sweep, done=set())
+    no_ref = swf.load_sweep(write_sweep(tmp_path, "name: s\nbase: base.yaml\n"
+                                                  "grid: {topology.kind: [none, star], seed: [0, 1]}\n"))
+    assert [p.id for p in no_ref.points] == [p.id for p in sweep.points]  # a reference does not change point ids
+    assert no_ref.reference_tags() == {}
+
+
+def test_a_bad_reference_is_an_error_naming_it(tmp_path):
+    problems = problems_of(write_sweep(tmp_path, """
+        base: base.yaml
+        reference: {topology.kind: nne, scheduler.kind: isolated, seed: 0}
+        grid: {topology.kind: [none, ring], seed: [0, 1]}
+    """))
+    assert problems["reference.topology.kind"] == "'nne' is not one of the values the sweep gives it: none, ring"
+    assert "is not a key the grid or points vary (they vary: topology.kind)" in problems["reference.scheduler.kind"]
+    assert "paired by seed" in problems["reference.seed"]
+    problems = problems_of(write_sweep(tmp_path, """
+        base: base.yaml
+        reference: {topology.kind: none, scheduler.kind: isolated}
+        points: [{topology.kind: none, scheduler.kind: synchronous}, {topology.kind: ring, scheduler.kind: isolated}]
+    """))
+    assert problems == {"reference": "no point has topology.kind=none scheduler.kind=isolated"}
+
+
 def test_run_tags_are_checked_and_reach_the_mlflow_run(tmp_path):
     from multiseal.config.load import validate_scenario
-    from multiseal.run.tracking import open_tracker
+    from multiseal.run.tracker import open_tracker
 
     with pytest.raises(ScenarioError, match="expected KEY=VALUE"):
         _parse_tags(["novalue"])
@@ -214,7 +247,7 @@ FAKE_RUN = """
 import sys
 from multiseal.cli import _parser, _parse_tags
 from multiseal.config.overrides import parse_assignments
-from multiseal.run.tracking import Tracker
+from multiseal.run.tracker import Tracker
 args = _parser().parse_args(sys.argv[1:])
 sets = parse_assignments(args.overrides)
 Tracker(sets["tracking.uri"], sets["tracking.experiment"], sets["tracking.run_name"], tags=_parse_tags(args.tags)).end()

@@ -4,6 +4,7 @@
     data = load_experiment("topologies", "sqlite:///mlflow.db")
     print(format_markdown(comparison_table(data.runs)))
     run_figures(data, data.runs[0], "figures/")
+    print(format_paired(paired_comparisons(data, {"topology.kind": "none"})))  # paired, vs a reference
 
 ``python -m multiseal.analysis --experiment NAME --out DIR`` writes the same report as ``multiseal report``.
 """
@@ -18,8 +19,17 @@ from multiseal.analysis.compare import (
 )
 from multiseal.analysis.figures import comparison_figures, run_figures
 from multiseal.analysis.load import ExperimentData, RunRecord, load_experiment, to_frame
+from multiseal.analysis.paired import (
+    PAIRED_METRICS,
+    Comparison,
+    PairedResult,
+    format_paired,
+    paired_comparisons,
+    power_table,
+)
 
 __all__ = [
-    "DEFAULT_METRICS", "ExperimentData", "RunRecord", "Summary", "compare", "comparison_figures",
-    "comparison_table", "curves", "format_markdown", "groups", "load_experiment", "run_figures", "to_frame",
+    "DEFAULT_METRICS", "PAIRED_METRICS", "Comparison", "ExperimentData", "PairedResult", "RunRecord", "Summary",
+    "compare", "comparison_figures", "comparison_table", "curves", "format_markdown", "format_paired", "groups",
+    "load_experiment", "paired_comparisons", "power_table", "run_figures", "to_frame",
 ]

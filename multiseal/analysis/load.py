@@ -84,7 +84,7 @@ class ExperimentData:
         query = f"tags.`multiseal.sweep` = '{sweep}'" if sweep else ""
         self.all_runs = sorted((_record(r) for r in self._search(query)), key=_order)
         wanted = set(statuses)
-        self.runs = [r for r in self.all_runs if r.status in wanted]
+        self.runs, self.duplicates = _one_per_point_and_seed([r for r in self.all_runs if r.status in wanted])
         self._tmp = tempfile.TemporaryDirectory(prefix="multiseal-analysis-")
         self._history: dict[tuple[str, str], Series] = {}
         self._artifacts: dict[tuple[str, str], Path | None] = {}
@@ -193,6 +193,23 @@ def to_frame(rows: list[dict[str, Any]]):
     import pandas as pd
 
     return pd.DataFrame(rows)
+
+
+def _one_per_point_and_seed(runs: list[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
+    """One run per (sweep, point, seed): a point that ran twice (a sweep restarted after a crash) is
+    counted once — the latest run — never as an extra seed. Returns (kept, duplicates)."""
+    latest: dict[tuple[str, str, int | None], RunRecord] = {}
+    keep: list[RunRecord] = []
+    for run in runs:
+        point = run.tags.get("multiseal.point")
+        if point is None:
+            keep.append(run)
+            continue
+        key = (run.tags.get("multiseal.sweep", ""), point, run.seed)
+        if key not in latest or run.start_time >= latest[key].start_time:
+            latest[key] = run
+    kept_ids = {r.run_id for r in keep} | {r.run_id for r in latest.values()}
+    return [r for r in runs if r.run_id in kept_ids], [r for r in runs if r.run_id not in kept_ids]
 
 
 def _record(run: Any) -> RunRecord:

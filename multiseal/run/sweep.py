@@ -1,7 +1,8 @@
 """Running a sweep: one MLflow run per point, in parallel processes, resumable.
 
 Points whose MLflow run FINISHED are skipped, so re-running a sweep resumes it. Each run is tagged
-``multiseal.sweep``, ``multiseal.point`` and ``multiseal.point.<key>`` (one per varying key). The
+``multiseal.sweep``, ``multiseal.point`` and ``multiseal.point.<key>`` (one per varying key), and
+``multiseal.reference.<key>`` when the sweep file names a ``reference:`` point. The
 sweep file format is in ``docs/sweeps.md`` and :mod:`multiseal.run.sweep_file`.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from multiseal.run.rundir import RunDir, find_runs
 from multiseal.run.sweep_file import (
     POINT_TAG,
     SWEEP_TAG,
@@ -24,7 +26,7 @@ from multiseal.run.sweep_file import (
     tag_value,
     yaml_value,
 )
-from multiseal.run.tracking import client
+from multiseal.run.tracking import client, runs_root
 
 
 @dataclass
@@ -86,7 +88,7 @@ def point_command(sweep: Sweep, point: Point, progress: bool = False) -> list[st
     cmd = [sys.executable, "-m", "multiseal", "run", str(sweep.base)]
     for key, value in sweep.settings(point).items():
         cmd += ["--set", f"{key}={yaml_value(value)}"]
-    for key, value in point.tags(sweep.name).items():
+    for key, value in {**point.tags(sweep.name), **sweep.reference_tags()}.items():
         cmd += ["--tag", f"{key}={value}"]
     if not progress:
         cmd.append("--no-progress")
@@ -100,6 +102,9 @@ def describe(sweep: Sweep, done: set[str] | None = None) -> str:
              f"'{sweep.experiment}' at {sweep.tracking_uri}", f"{'point':<10}  {'status':<8}  overrides"]
     for p in sweep.points:
         lines.append(f"{p.id:<10}  {'finished' if p.id in done else 'to run':<8}  {p.label}")
+    if sweep.reference:
+        lines.append("reference (paired comparisons in the report): "
+                     + " ".join(f"{k}={tag_value(v)}" for k, v in sweep.reference.items()))
     if sweep.fixed:
         lines.append("every point also sets: " + " ".join(f"{k}={tag_value(v)}" for k, v in sweep.fixed.items()))
     return "\n".join(lines)
@@ -133,8 +138,15 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
                 started += 1
                 print(f"[{started}/{len(todo)}] {point.id} {point.label}", file=out, flush=True)
                 log = None if stream else tempfile.TemporaryFile("w+")
-                proc = subprocess.Popen(point_command(sweep, point, progress and stream), env=env,
-                                        stdout=log, stderr=subprocess.STDOUT if log else None, text=True)
+                command = point_command(sweep, point, progress and stream)
+                interrupted = interrupted_run(sweep, point)
+                if interrupted is not None:  # continue it from its last round instead of starting over
+                    print(f"  resuming {interrupted.path} from round {interrupted.last_complete_round()}",
+                          file=out, flush=True)
+                    command = [sys.executable, "-m", "multiseal", "run", "--resume", str(interrupted.path)]
+                    command += [] if progress and stream else ["--no-progress"]
+                proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
+                                        text=True, preexec_fn=_die_with_parent)
                 running[proc] = (point, time.monotonic(), log)
             for proc in [p for p in running if p.poll() is not None]:
                 point, t0, log = running.pop(proc)
@@ -176,11 +188,36 @@ def _child_env(jobs: int) -> dict[str, str]:
     return env
 
 
+def interrupted_run(sweep: Sweep, point: Point) -> RunDir | None:
+    """The point's run directory that stopped part-way (its process gone, some rounds checkpointed),
+    if any: a re-run of the sweep resumes it instead of starting the point over."""
+    found = None
+    for run in find_runs(runs_root()):
+        meta = run.meta
+        tags = meta.get("tags", {})
+        if (tags.get(SWEEP_TAG) == sweep.name and tags.get(POINT_TAG) == point.id and meta.get("kind") == "simulation"
+                and meta["status"] != "FINISHED" and not (meta["status"] == "RUNNING" and run.process_alive())
+                and run.last_complete_round() > 0):
+            found = run  # the newest one wins
+    return found
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the sweep process dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
-    """Ctrl-C: let each point mark its run KILLED, then make sure it is gone."""
+    """Ctrl-C or SIGTERM on the sweep: SIGTERM each point, which marks its run KILLED, then make
+    sure it is gone."""
     for p in procs:
         if p.poll() is None:
-            p.send_signal(signal.SIGINT)
+            p.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 30
     for p in procs:
         try:

@@ -12,25 +12,23 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from multiseal.config.load import (
-    _problems_from,
-    read_yaml,
-    resolve_relative,
-    validate_scenario,
-)
+from multiseal.config.load import resolve_relative, validate_scenario
 from multiseal.config.overrides import apply_overrides, check_key_path
-from multiseal.errors import Problem, ScenarioError
+from multiseal.config.yamlfile import read_yaml
+from multiseal.errors import Problem, ScenarioError, pydantic_problems
 from multiseal.run.tracking import tracking_uri as resolve_uri
 
 SWEEP_TAG = "multiseal.sweep"
 POINT_TAG = "multiseal.point"
+# The sweep's reference point, one tag per key (``multiseal.reference.topology.kind=none``) on every run.
+REFERENCE_TAG = "multiseal.reference"
 # Settings the sweep owns: a point may not move its run to another store or experiment.
 RESERVED_KEYS = ("tracking.uri", "tracking.experiment")
 # A sweep's name goes into tags and MLflow search filters: keep it to plain characters.
@@ -49,6 +47,8 @@ class SweepFile(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="key path -> values; all combinations")
     points: list[dict[str, Any]] = Field(default_factory=list, description="explicit points, crossed with the grid")
     jobs: int = Field(1, ge=1, description="points run at once, in separate processes")
+    reference: dict[str, Any] = Field(default_factory=dict, description="key path -> value of the point the "
+                                      "report compares every other point with, paired by seed")
 
     @field_validator("grid")
     @classmethod
@@ -89,6 +89,11 @@ class Sweep:
     fixed: dict[str, Any]
     points: list[Point]
     jobs: int = 1
+    reference: dict[str, Any] = field(default_factory=dict)  # key path -> value (see docs/sweeps.md)
+
+    def reference_tags(self) -> dict[str, str]:
+        """``multiseal.reference.<key>`` tags naming the sweep's reference point (none without one)."""
+        return {f"{REFERENCE_TAG}.{k}": tag_value(v) for k, v in self.reference.items()}
 
     def settings(self, point: Point) -> dict[str, Any]:
         """Every override a point's run gets, in the order they are applied."""
@@ -96,10 +101,6 @@ class Sweep:
             "tracking.run_name": f"{self.name}: {point.label}", **self.fixed, **point.overrides,
             "tracking.uri": self.tracking_uri, "tracking.experiment": self.experiment,
         }
-
-
-
-
 
 
 # --------------------------------------------------------------------------- values
@@ -128,20 +129,11 @@ def point_id(overrides: dict[str, Any]) -> str:
 def read_sweep_file(path: str | Path) -> SweepFile:
     """Parse and type-check a sweep file; every problem is named by its key path."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ScenarioError(path, [Problem("", f"cannot read file: {e.strerror}")]) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ScenarioError(path, [Problem("", f"not valid YAML{where}: {getattr(e, 'problem', e)}")]) from None
-    if not isinstance(raw, dict):
-        raise ScenarioError(path, [Problem("", "a sweep file must be a mapping of keys to values")])
+    raw = read_yaml(path, "a sweep file")
     try:
         return SweepFile.model_validate(raw)
     except ValidationError as e:
-        raise ScenarioError(path, _problems_from(e)) from None
+        raise ScenarioError(path, pydantic_problems(e)) from None
 
 
 def expand_points(spec: SweepFile) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -198,7 +190,8 @@ def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | No
         raise ScenarioError(path, [Problem("name", f"'{name}' (the file's stem): use letters, digits, '_', '-', '.', ' '")])
     base_raw = read_yaml(base)
     uri = resolve_uri(tracking_uri or _base_uri(base_raw))
-    sweep = Sweep(name, path, base, spec.experiment or name, uri, dict(spec.fixed), [], jobs or spec.jobs)
+    sweep = Sweep(name, path, base, spec.experiment or name, uri, dict(spec.fixed), [], jobs or spec.jobs,
+                  dict(spec.reference))
     seen: set[str] = set()
     for overrides, origin in zip(*expand_points(spec)):
         point = Point(overrides, origin, point_id({**spec.fixed, **overrides}))
@@ -208,9 +201,34 @@ def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | No
         seen.add(point.id)
         problems += _point_problems(sweep, point, base_raw, bad_keys)
         sweep.points.append(point)
+    problems += _reference_problems(spec, sweep.points)
     if problems:
         raise ScenarioError(path, _dedupe(problems))
     return sweep
+
+
+def _reference_problems(spec: SweepFile, points: list[Point]) -> list[Problem]:
+    """``reference:`` names keys the grid or points vary (not the seed, which pairs runs), with
+    values that one point takes together."""
+    varying = list(dict.fromkeys([*spec.grid, *(k for p in spec.points for k in p)]))
+    problems = []
+    for key, value in spec.reference.items():
+        if key == "seed":
+            problems.append(Problem("reference.seed", "runs are paired by seed: name the other keys of the reference point"))
+        elif key not in varying:
+            problems.append(Problem(f"reference.{key}", "is not a key the grid or points vary (they vary: "
+                                    f"{', '.join(k for k in varying if k != 'seed') or 'nothing'})"))
+        else:
+            values = list(dict.fromkeys(tag_value(p.overrides[key]) for p in points if key in p.overrides))
+            if tag_value(value) not in values:
+                problems.append(Problem(f"reference.{key}", f"'{tag_value(value)}' is not one of the values the sweep "
+                                        f"gives it: {', '.join(values)}"))
+    if spec.reference and not problems:
+        wanted = {k: tag_value(v) for k, v in spec.reference.items()}
+        if not any(all(k in p.overrides and tag_value(p.overrides[k]) == v for k, v in wanted.items()) for p in points):
+            label = " ".join(f"{k}={v}" for k, v in wanted.items())
+            problems.append(Problem("reference", f"no point has {label}"))
+    return problems
 
 
 def _base_uri(raw: dict) -> str | None:
