@@ -26,13 +26,29 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a scenario and log it to MLflow",
                          description="Run a scenario end to end and log it to MLflow.")
-    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("scenario", nargs="?", help="scenario YAML file (not with --resume)")
+    run.add_argument("--resume", metavar="RUN", help="continue a run from its last complete round: its run "
+                     "directory, run uid or MLflow run id (found under ./runs or $MULTISEAL_RUNS)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting by dotted key path, e.g. --set topology.kind=ring (repeatable)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides tracking.uri)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE",
                      help="add a tag to the MLflow run (repeatable)")
+
+    sy = sub.add_parser("sync", help="upload a run directory to a tracking store (idempotent)",
+                        description="Upload a run directory (params, journal metrics, artifacts, status) to an "
+                                    "MLflow tracking store; what the store already has is not sent again.")
+    sy.add_argument("run_dir", nargs="+", help="run directory (runs/<experiment>/<run>)")
+    sy.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+
+    rs = sub.add_parser("runs", help="list run directories; find and settle runs whose process is gone",
+                        description="List the run directories under a folder with their status; a RUNNING run "
+                                    "whose process is gone is shown as 'gone'.")
+    rs.add_argument("--dir", metavar="FOLDER", help="folder of run directories (default: $MULTISEAL_RUNS or ./runs)")
+    rs.add_argument("--mark-killed", action="store_true", help="mark gone runs KILLED (here and in MLflow)")
+    rs.add_argument("--resume", action="store_true", help="resume gone simulation runs, one after another")
+    rs.add_argument("--tracking-uri", help="MLflow tracking URI for --mark-killed (default: each run's own)")
 
     val = sub.add_parser("validate", help="check a scenario and its data without loading a model",
                          description="Check a scenario file and its data files; report every problem at once.")
@@ -49,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
                     "(default: the file's `jobs:`, else 1); each needs its own copy of the model in memory")
     sw.add_argument("--tracking-uri", help="MLflow tracking URI (overrides the base scenario's tracking.uri)")
     sw.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sw.add_argument("--power-from", metavar="EXPERIMENT",
+                    help="with --dry-run: from this earlier experiment (same store), the minimum detectable "
+                         "difference with the sweep's seeds and the seeds --target needs, per metric")
+    sw.add_argument("--target", type=float, default=0.05, metavar="DIFF",
+                    help="the paired difference --power-from sizes the sweep for (default: %(default)s)")
 
     rep = sub.add_parser("report", help="write a report (Markdown + PNG figures) of an experiment's runs",
                          description="Tables with mean and 95%% CI over seeds and figures for every run of an "
@@ -60,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="metric compared across sweep points in the bar chart (default: %(default)s)")
     rep.add_argument("--sweep", help="only the runs of this sweep (tag multiseal.sweep)")
     rep.add_argument("--no-log", action="store_true", help="do not log the figures as MLflow artifacts")
+    rep.add_argument("--reference", action="append", default=[], metavar="KEY=VALUE",
+                     help="compare every point with this one, paired by seed (repeatable, e.g. "
+                          "--reference topology.kind=none; default: the sweep file's `reference:`)")
     return p
 
 
@@ -72,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGHUP, _terminate)  # a closed terminal ends a run as `kill` does
     try:
         return _dispatch(args)
     except InputError as e:
@@ -88,20 +113,26 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "validate":
         overrides = parse_assignments(args.overrides)
-        for path in args.scenario:
-            sc = load_scenario(path, overrides)
+        bad = 0
+        for path in args.scenario:  # every file is checked, and every bad one reported
+            try:
+                sc = load_scenario(path, overrides)
+            except InputError as e:
+                bad += 1
+                print(f"multiseal: error: {e}", file=sys.stderr)
+                continue
             print(f"{path}: ok ({sc.kind}, {sc.agents.count} agent(s), {sc.rounds} round(s), model {sc.model.base})")
-        return 0
+        return EXIT_BAD_INPUT if bad else 0
     if args.command == "run":
-        overrides = parse_assignments(args.overrides)
-        if args.tracking_uri:
-            overrides["tracking.uri"] = args.tracking_uri
-        scenario = load_scenario(args.scenario, overrides)
-        _quiet_libraries()
-        from multiseal.run.recipes import run_scenario
+        return _run(args)
+    if args.command == "sync":
+        from multiseal.run.runs import sync_runs
 
-        print(run_scenario(scenario, args.scenario, progress=not args.no_progress, tags=_parse_tags(args.tags)))
-        return 0
+        return sync_runs(args.run_dir, args.tracking_uri)
+    if args.command == "runs":
+        from multiseal.run.runs import list_runs
+
+        return list_runs(args.dir, mark_killed=args.mark_killed, resume=args.resume, uri=args.tracking_uri)
     if args.command == "sweep":
         from multiseal.run.sweep import describe, run_sweep
         from multiseal.run.sweep_file import load_sweep
@@ -109,20 +140,73 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.jobs is not None and args.jobs < 1:
             raise InputError(f"--jobs: must be at least 1, got {args.jobs}")
         sweep = load_sweep(args.sweep_file, tracking_uri=args.tracking_uri, jobs=args.jobs)
+        if args.power_from and not args.dry_run:
+            raise InputError("--power-from: only with --dry-run (it sizes a sweep before it runs)")
         if args.dry_run:
             print(describe(sweep))
+            if args.power_from:
+                print(_power(sweep, args.power_from, args.target))
             return 0
         result = run_sweep(sweep, progress=not args.no_progress)
         print(f"report: multiseal report --experiment '{sweep.experiment}'"
               + (f" --tracking-uri '{args.tracking_uri}'" if args.tracking_uri else ""))
         return 1 if result.failed else 0
     if args.command == "report":
+        from multiseal.analysis.paired import parse_reference
         from multiseal.analysis.report import write_report
 
         print(write_report(args.experiment, args.tracking_uri, args.out, metric=args.metric, sweep=args.sweep,
-                           log_artifacts=not args.no_log))
+                           log_artifacts=not args.no_log, reference=parse_reference(args.reference)))
         return 0
     raise AssertionError(args.command)
+
+
+def _power(sweep, experiment: str, target: float) -> str:
+    """``sweep --dry-run --power-from``: the power table of an earlier experiment in the sweep's store,
+    against the sweep's reference (else the one the experiment's runs were tagged with)."""
+    from multiseal.analysis.load import load_experiment
+    from multiseal.analysis.paired import power_table, resolve_reference
+    from multiseal.run.sweep_file import tag_value
+
+    if not target > 0:
+        raise InputError(f"--target: must be a positive difference, got {target}")
+    seeds = len({tag_value(p.overrides.get("seed", sweep.fixed.get("seed"))) for p in sweep.points})
+    with load_experiment(experiment, sweep.tracking_uri) as data:
+        if not data.runs:
+            raise InputError(f"--power-from: experiment '{experiment}' has no FINISHED runs")
+        given = {k: tag_value(v) for k, v in sweep.reference.items()}
+        reference = resolve_reference(data.runs, given or None, f"{sweep.source}: reference (in '{experiment}')")
+        if not reference:
+            raise InputError("--power-from: no reference point to pair with: add `reference:` to the sweep file")
+        return power_table(data, reference, target, seeds)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``multiseal run``: validate everything and check the tracking store, then load the model."""
+    from multiseal.config.load import load_scenario
+    from multiseal.config.overrides import parse_assignments
+    from multiseal.run.tracking import check_reachable
+
+    overrides = parse_assignments(args.overrides)
+    if args.tracking_uri:
+        overrides["tracking.uri"] = args.tracking_uri
+    run = None
+    if args.resume:
+        from multiseal.run.runs import resumable
+
+        if args.scenario or overrides or args.tags:
+            raise InputError("--resume: the run's own scenario is used; give no scenario file, --set or --tag")
+        run, scenario, source = resumable(args.resume, args.tracking_uri)
+    elif args.scenario is None:
+        raise InputError("run: give a scenario file, or --resume RUN")
+    else:
+        scenario, source = load_scenario(args.scenario, overrides), args.scenario
+    check_reachable(scenario.tracking.uri)
+    _quiet_libraries()
+    from multiseal.run.recipes import run_scenario
+
+    print(run_scenario(scenario, source, progress=not args.no_progress, tags=_parse_tags(args.tags), run=run))
+    return 0
 
 
 def _parse_tags(items: list[str]) -> dict[str, str]:

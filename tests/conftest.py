@@ -22,6 +22,18 @@ from multiseal.types import LoraSettings
 # 8x60 tokens 5.6 s against 1.7 s.
 torch.set_num_threads(int(os.environ.get("MULTISEAL_TEST_THREADS", "1")))
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _run_directories(tmp_path_factory) -> Iterator[None]:
+    """Run directories of in-process runs go to a temporary folder, not ./runs of the checkout."""
+    old = os.environ.get("MULTISEAL_RUNS")
+    os.environ["MULTISEAL_RUNS"] = str(tmp_path_factory.mktemp("runs"))
+    yield
+    if old is None:
+        os.environ.pop("MULTISEAL_RUNS", None)
+    else:
+        os.environ["MULTISEAL_RUNS"] = old
+
 _names = itertools.count()
 
 

@@ -22,7 +22,7 @@ from multiseal.analysis import (
 from multiseal.analysis.compare import diffusion_by_distance
 from multiseal.analysis.stats import mean_ci
 from multiseal.errors import InputError
-from multiseal.run.tracking import Tracker
+from multiseal.run.tracker import Tracker
 
 EXPERIMENT = "synthetic"
 SWEEP = "syn"
@@ -184,3 +184,17 @@ def test_retention_curve_follows_documents_from_the_round_they_were_learnt():
     assert curve[0] == (0, pytest.approx(1.0))  # just after learning: 1.0 and 1.0
     assert curve[1] == (1, pytest.approx(0.5))  # one round later: only doc 0 has a row
     assert not any(math.isnan(v) for _, v in curve)
+
+
+def test_a_point_that_ran_twice_counts_once_and_the_duplicate_is_named(tmp_path):
+    uri = fill_store(tmp_path)
+    tags = {"multiseal.sweep": SWEEP, "multiseal.point": "ring1", "multiseal.point.topology.kind": "ring",
+            "multiseal.point.seed": "1"}
+    with Tracker(uri, EXPERIMENT, f"{SWEEP}: ring 1 again", params={"seed": 1}, tags=tags) as t:
+        _log_fake_run(t, 0.99, 1)
+    with load_experiment(EXPERIMENT, uri) as data:
+        assert len(data.runs) == len(TOPOLOGIES) * len(SEEDS)  # not one more "seed"
+        (dup,) = data.duplicates
+        assert dup.name == f"{SWEEP}: ring 1"  # the older run of the pair is left out
+        ring = compare(data.runs, "pop.acc_all.mean")
+        assert [s for s in ring if s.group.endswith("ring")][0].n == len(SEEDS)

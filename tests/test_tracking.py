@@ -4,7 +4,8 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from multiseal.run.tracking import Tracker, tracking_uri
+from multiseal.run.tracker import Tracker
+from multiseal.run.tracking import tracking_uri
 
 
 def _client(uri):

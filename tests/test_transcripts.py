@@ -21,6 +21,8 @@ RECORDED = json.loads(FIXTURE.read_text())
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_scenario_replays_its_recorded_transcript(name, tmp_path):
     got = transcript(name, tmp_path)
+    # Added since the recording (issue 11): the size of each round's checkpoint, not a result.
+    got["metrics"] = {k: v for k, v in got["metrics"].items() if not k.startswith("checkpoint.")}
     want = RECORDED[name]
     want_metrics = {k: v for k, v in want["metrics"].items() if "seconds" not in k}
     assert got["status"] == want["status"] == "FINISHED"

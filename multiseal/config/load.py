@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from multiseal.config.overrides import apply_overrides
+from multiseal.config.plugins import load_plugins
 from multiseal.config.schema import (
     AgentsSection,
     ArrivalsSection,
@@ -24,7 +24,8 @@ from multiseal.config.schema import (
     WorldSection,
     _known_style,
 )
-from multiseal.errors import DataError, Problem, ScenarioError
+from multiseal.config.yamlfile import read_yaml
+from multiseal.errors import DataError, Problem, ScenarioError, pydantic_problems
 from multiseal.learning.self_edit import STYLES
 from multiseal.rl.policies import validate_policy_params
 from multiseal.sim.schedulers import validate_scheduler_params
@@ -34,48 +35,6 @@ from multiseal.world.squad import load_squad_json
 from multiseal.world.synthetic import generate_world
 
 
-def _path(loc: tuple) -> str:
-    parts = []
-    for p in loc:
-        if isinstance(p, int):
-            parts.append(f"[{p}]" if parts else str(p))
-        elif p in ("function-after", "function-before") or str(p).startswith(("function-", "tagged-union")):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(p))
-    return "".join(parts)
-
-def _problems_from(error: ValidationError) -> list[Problem]:
-    out = []
-    for e in error.errors():
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "literal_error":
-            msg = f"{e.get('input')!r} is not one of {e['ctx']['expected']}"
-        msg = msg.removeprefix("Value error, ")
-        out.append(Problem(_path(e["loc"]), msg))
-    return out
-
-def read_yaml(path: str | Path) -> dict:
-    """Parse a YAML mapping; a syntax error or a non-mapping is a ScenarioError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ScenarioError(path, [Problem("", f"cannot read file: {e.strerror}")]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ScenarioError(path, [Problem("", f"not valid YAML{where}: {getattr(e, 'problem', e)}")]) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ScenarioError(path, [Problem("", "a scenario must be a mapping of keys to values")])
-    return raw
-
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read, validate and cross-check a scenario file; raise ScenarioError with every problem."""
     raw = read_yaml(path)
@@ -83,18 +42,22 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         raw = apply_overrides(raw, overrides, source=path)
     return validate_scenario(raw, source=path)
 
+
 def validate_scenario(raw: dict, source: str | Path | None = None) -> Scenario:
-    problems: list[Problem] = []
+    """The typed scenario from a raw tree: its plugins imported first (they register the kinds it may
+    name), then the schema and the cross-section checks; raise ScenarioError with every problem."""
+    problems: list[Problem] = load_plugins(raw.get("plugins"))
     scenario = None
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as e:
-        problems += _problems_from(e)
+        problems += pydantic_problems(e)
     problems += cross_check(raw, source)
     if problems:
         raise ScenarioError(source, _dedupe(problems))
     assert scenario is not None
     return scenario
+
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
     seen, out = set(), []
@@ -103,6 +66,7 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
             seen.add((p.path, p.message))
             out.append(p)
     return out
+
 
 def _section(raw: dict, key: str, model: type[Section]) -> Section | None:
     """One section validated alone (None when it is invalid; its errors come from the full pass)."""

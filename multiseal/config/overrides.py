@@ -10,10 +10,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from multiseal.config.schema import Scenario
+from multiseal.config.yamlfile import parse_value
 from multiseal.errors import Problem, ScenarioError
 
 
@@ -42,9 +42,6 @@ def check_key_path(path: str) -> str | None:
     return None
 
 
-def parse_value(text: str) -> Any:
-    """A CLI override value: YAML scalar/list syntax (``3``, ``0.5``, ``[0, 1]``, ``ring``)."""
-    return yaml.safe_load(text)
 
 
 def apply_overrides(raw: dict, overrides: dict[str, Any], source: str | Path | None = None) -> dict:
@@ -73,5 +70,5 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ScenarioError("--set", [Problem(item, "expected KEY=VALUE")])
         k, v = item.split("=", 1)
-        out[k.strip()] = parse_value(v)
+        out[k.strip()] = parse_value(v, k.strip())
     return out

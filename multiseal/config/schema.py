@@ -6,19 +6,30 @@ Every section forbids unknown keys. Loading and the checks that span sections li
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from multiseal.learning.grading import GRADERS
 from multiseal.learning.self_edit import STYLES
 
 
+# Seeds reach numpy and torch after arithmetic (seed * 15485863 + round): keep them well inside 2**63.
+SEED_MAX = 2**31 - 1
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every section: unknown keys are errors; values are not coerced (``true`` is not 1, ``"3"`` is
+    not 3; an int is accepted where a float is asked); floats are finite; upper bounds keep a typo
+    such as ``epochs: 1e9`` from becoming a run that never ends (raise them in the section if needed).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class LoraSection(Section):
-    rank: int = Field(32, ge=1, description="LoRA rank r (SEAL: 32)")
+    rank: int = Field(32, ge=1, le=4096, description="LoRA rank r (SEAL: 32)")
     alpha: float = Field(64.0, gt=0, description="LoRA alpha (SEAL: 64)")
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = Field(
@@ -33,17 +44,17 @@ class ModelSection(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     chat: bool | None = Field(None, description="use the chat template (default: when the tokenizer has one)")
     allow_download: bool = Field(False, description="let a HF id be fetched from the hub")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: $MULTISEAL_THREADS or torch's own)")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (default: $MULTISEAL_THREADS or torch's own)")
     lora: LoraSection = LoraSection()
 
 
 class WorldSection(Section):
     kind: Literal["synthetic", "squad"] = "synthetic"
-    documents: int = Field(8, ge=1, description="synthetic: number of documents")
-    questions_per_doc: tuple[int, int] = (3, 6)
-    composition: int = Field(0, ge=0, description="synthetic: questions that need two documents")
+    documents: int = Field(8, ge=1, le=100_000, description="synthetic: number of documents")
+    questions_per_doc: list[int] = Field(default_factory=lambda: [3, 6], min_length=2, max_length=2)
+    composition: int = Field(0, ge=0, le=100_000, description="synthetic: questions that need two documents")
     path: str | None = Field(None, description="squad: JSON file, relative to the scenario file")
-    seed: int | None = Field(None, description="world seed (default: the scenario seed)")
+    seed: Seed | None = Field(None, description="world seed (default: the scenario seed)")
 
     @model_validator(mode="after")
     def _check(self) -> "WorldSection":
@@ -57,31 +68,31 @@ class WorldSection(Section):
 
 class AgentOverride(Section):
     style: str | None = None
-    lr: float | None = Field(None, gt=0)
-    epochs: int | None = Field(None, ge=0)
-    rank: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0, le=1)
+    epochs: int | None = Field(None, ge=0, le=10_000)
+    rank: int | None = Field(None, ge=1, le=4096)
     alpha: float | None = Field(None, gt=0)
 
 
 class AgentsSection(Section):
     count: int = Field(1, ge=1, le=256)
-    overrides: dict[int, AgentOverride] = Field(default_factory=dict)
+    overrides: dict[int, AgentOverride] = Field(default_factory=dict, strict=False)  # keys may come from --set as "1"
 
 
 class ArrivalsSection(Section):
     kind: Literal["disjoint", "overlapping", "broadcast", "table"] = "disjoint"
-    docs_per_round: int = Field(1, ge=1)
-    copies: int = Field(2, ge=1)
-    source: int = Field(0, ge=0)
+    docs_per_round: int = Field(1, ge=1, le=10_000)
+    copies: int = Field(2, ge=1, le=256)
+    source: int = Field(0, ge=0, le=255)
     table: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class SelfEditSection(Section):
     style: str = "implications"
-    candidates: int = Field(1, ge=1, description="k samples per document (each becomes a note)")
-    temperature: float = Field(1.0, ge=0)
+    candidates: int = Field(1, ge=1, le=64, description="k samples per document (each becomes a note)")
+    temperature: float = Field(1.0, ge=0, le=10)
     top_p: float = Field(0.95, gt=0, le=1)
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int = Field(128, ge=1, le=8192)
 
     @field_validator("style")
     @classmethod
@@ -90,17 +101,24 @@ class SelfEditSection(Section):
 
 
 class InnerLoopSection(Section):
-    epochs: int = Field(10, ge=0)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(1, ge=1, description="SEAL: 1; larger batches are length-bucketed but take fewer optimiser steps")
-    max_length: int = Field(256, ge=8)
+    epochs: int = Field(10, ge=0, le=10_000)
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(1, ge=1, le=4096, description="SEAL: 1; larger batches are length-bucketed but take fewer optimiser steps")
+    max_length: int = Field(256, ge=8, le=131_072)
 
 
 class EvaluationSection(Section):
-    max_new_tokens: int = Field(24, ge=1)
-    batch_size: int = Field(64, ge=1)
-    headline: Literal["strict", "em", "f1"] = "strict"
-    retention_probe: int = Field(8, ge=0, description="max probe questions the base answers right")
+    max_new_tokens: int = Field(24, ge=1, le=8192)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    headline: str = Field("strict", description="the grader (multiseal.learning.grading.GRADERS) of the headline accuracy")
+    retention_probe: int = Field(8, ge=0, le=10_000, description="max probe questions the base answers right")
+
+    @field_validator("headline")
+    @classmethod
+    def _grader(cls, v: str) -> str:
+        if v not in GRADERS:
+            raise ValueError(f"{v!r} is not one of {', '.join(GRADERS.names())}")
+        return v
 
 
 class TopologySection(Section):
@@ -108,16 +126,16 @@ class TopologySection(Section):
     directed: bool = False
     params: dict[str, Any] = Field(default_factory=dict)
     weights: dict[str, Any] | None = None
-    rewire_every: int | None = Field(None, ge=1)
+    rewire_every: int | None = Field(None, ge=1, le=1_000_000)
     schedule: list[list[list[float]]] | None = Field(None, description="explicit per-round edge lists")
 
 
 class SharingSection(Section):
     mode: Literal["notes", "weights", "none"] = "notes"
-    delay: int = Field(0, ge=0, description="rounds a note spends on an edge")
+    delay: int = Field(0, ge=0, le=1_000_000, description="rounds a note spends on an edge")
     loss: float = Field(0.0, ge=0, le=1, description="probability a note is dropped on an edge")
     relay: bool = False
-    max_hops: int | None = Field(None, ge=1)
+    max_hops: int | None = Field(None, ge=1, le=1_000_000)
     mixing: Literal["uniform", "weighted"] = "uniform"
 
 
@@ -130,10 +148,26 @@ class ReplaySection(Section):
     fraction: float = Field(0.0, ge=0, le=1, description="share of earlier training sequences replayed")
 
 
+TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
 class TrackingSection(Section):
     uri: str | None = Field(None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, uri: str | None) -> str | None:
+        """A store MLflow can open: a known scheme, or a plain folder path (a file store)."""
+        if uri is not None and "://" in uri:
+            scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()
+            if scheme not in TRACKING_SCHEMES:
+                raise ValueError(f"'{uri}': the scheme '{scheme}' is not one MLflow can track to "
+                                 f"({', '.join(TRACKING_SCHEMES)}; or a folder path)")
+        return uri
     experiment: str = "multiseal"
     run_name: str | None = None
+    run_dir: str | None = Field(None, description="folder of run directories (default: $MULTISEAL_RUNS or ./runs)")
+    keep_checkpoints: int | None = Field(None, ge=1, description="keep only the newest K round checkpoints (default: all)")
 
 
 class ExperimentSection(Section):
@@ -143,7 +177,7 @@ class ExperimentSection(Section):
         default_factory=lambda: ["passage-only", "implications", "implications-long", "rewrite", "self-qa"],
         min_length=1,
     )
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=10_000)
 
     @field_validator("conditions")
     @classmethod
@@ -154,29 +188,30 @@ class ExperimentSection(Section):
 class RestemSection(Section):
     """ReST-EM outer loop (kind: restem): agents learn to write notes that earn a reward."""
 
-    iterations: int = Field(2, ge=1, description="outer-loop iterations after the iteration-0 evaluation")
-    candidates: int = Field(3, ge=1, description="self-edits sampled per (agent, training document)")
+    iterations: int = Field(2, ge=1, le=10_000, description="outer-loop iterations after the iteration-0 evaluation")
+    candidates: int = Field(3, ge=1, le=64, description="self-edits sampled per (agent, training document)")
     keep: int = Field(1, ge=1, description="best candidates with positive reward kept per (agent, document)")
     reward: Literal["self", "neighbours", "mixed"] = "self"
     mix_weight: float = Field(0.5, ge=0, le=1, description="mixed: weight of the author's own gain")
     policy: Literal["separate", "knowledge"] = Field(
         "separate", description="where the writer lives: its own adapter per agent, or the knowledge adapter")
-    policy_lr: float = Field(3e-4, gt=0, description="writer SFT learning rate")
-    policy_epochs: int = Field(2, ge=1, description="writer SFT epochs per iteration")
-    policy_batch_size: int = Field(4, ge=1)
-    train_documents: int = Field(4, ge=1, description="documents the writers are trained on")
-    eval_documents: int = Field(3, ge=1, description="held-out documents, disjoint from training")
-    eval_samples: int = Field(1, ge=1, description="self-edits per held-out (agent, document), averaged")
-    trial_batch: int = Field(16, ge=1, description="temporary adapters trained before one answering pass")
+    policy_lr: float = Field(3e-4, gt=0, le=1, description="writer SFT learning rate")
+    policy_epochs: int = Field(2, ge=1, le=10_000, description="writer SFT epochs per iteration")
+    policy_batch_size: int = Field(4, ge=1, le=4096)
+    train_documents: int = Field(4, ge=1, le=100_000, description="documents the writers are trained on")
+    eval_documents: int = Field(3, ge=1, le=100_000, description="held-out documents, disjoint from training")
+    eval_samples: int = Field(1, ge=1, le=64, description="self-edits per held-out (agent, document), averaged")
+    trial_batch: int = Field(16, ge=1, le=4096, description="temporary adapters trained before one answering pass")
     baseline: Literal["before", "passage"] = Field(
         "before", description="gain measured over the accuracy before the update, or after the passage alone")
 
 
 class Scenario(Section):
     name: str = "scenario"
+    plugins: list[str] = Field(default_factory=list, description="modules to import first: they register your own kinds")
     kind: Literal["simulation", "knowledge", "restem"] = "simulation"
-    seed: int = 0
-    rounds: int = Field(2, ge=1)
+    seed: Seed = 0
+    rounds: int = Field(2, ge=1, le=100_000)
     model: ModelSection = ModelSection()
     world: WorldSection = WorldSection()
     agents: AgentsSection = AgentsSection()
@@ -207,25 +242,3 @@ def _known_style(style: str) -> str:
     if style not in STYLES:
         raise ValueError(f"'{style}' is not one of {', '.join(STYLES.names())}")
     return style
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

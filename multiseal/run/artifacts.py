@@ -10,7 +10,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from multiseal.run.tracking import Tracker
+from multiseal.run.tracker import Tracker
 from multiseal.sim.loop import Simulation
 
 

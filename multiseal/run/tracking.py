@@ -1,22 +1,29 @@
-"""MLflow tracking: one run per simulation or experiment, params, stepped metrics, artifacts.
+"""The tracking store: where it is, whether it answers, and the one MLflow client helper.
 
 The default store is embedded and local (``sqlite:///mlflow.db`` in the working directory);
-``tracking.uri`` in the scenario or ``$MLFLOW_TRACKING_URI`` points elsewhere (a real server). A run
-that raises is marked FAILED, one interrupted by Ctrl-C is marked KILLED: never FINISHED.
+``tracking.uri`` in the scenario or ``$MLFLOW_TRACKING_URI`` points elsewhere (a real server).
+:func:`client` is the one way any part of multiseal talks to MLflow. A run's own record is its run
+directory (:mod:`multiseal.run.rundir`), mirrored to the store (:mod:`multiseal.run.mirror`) by its
+:class:`~multiseal.run.tracker.Tracker`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
-import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterator, Mapping
 
-from multiseal.config.load import flatten
-from multiseal.config.schema import Scenario
+from multiseal.errors import InputError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+
+# A tracking server that stops answering must not freeze a run for minutes: MLflow's own defaults
+# retry 7 times with exponential backoff and wait 120 s per request. The user's settings win.
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
 def tracking_uri(configured: str | None = None) -> str:
@@ -24,119 +31,96 @@ def tracking_uri(configured: str | None = None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def runs_root(configured: str | Path | None = None) -> Path:
+    """Where run directories go: the scenario's ``tracking.run_dir``, else ``$MULTISEAL_RUNS``, else ``runs``."""
+    return Path(configured or os.environ.get("MULTISEAL_RUNS") or "runs")
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """For a local SQLite store: one process at a time creates and migrates it (two at once collide in
+    alembic's migration), under an exclusive file lock beside the database file."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def client(uri: str | None = None):  # -> mlflow.MlflowClient
     """The one way multiseal talks to MLflow: a client on ``tracking_uri(uri)``, with MLflow's and
-    alembic's chatter turned down (every part that reads or writes runs goes through here)."""
+    alembic's chatter turned down and a local SQLite store created once, under a lock."""
     import logging
 
+    for key, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    return mlflow.MlflowClient(tracking_uri(uri))
+    uri = tracking_uri(uri)
+    with _store_lock(uri):
+        c = mlflow.MlflowClient(uri)
+        if uri.startswith("sqlite:///"):
+            c.search_experiments(max_results=1)  # creates and migrates the store now, inside the lock
+    return c
 
 
-class Tracker:
-    """A thin wrapper over one MLflow run; use as a context manager.
+def check_reachable(uri: str | None, timeout: float = 5.0) -> None:
+    """Fail fast, before any model loads, when the tracking store cannot be used: an HTTP server that
+    does not answer within ``timeout`` seconds, or a local store whose folder cannot be written."""
+    uri = tracking_uri(uri)
+    scheme = uri.split(":", 1)[0] if ":" in uri else "file"
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as reply:
+                reply.read(64)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise InputError(f"tracking.uri: cannot reach the MLflow server at {uri} within {timeout:g} s "
+                             f"({reason}); start it (mlflow server --host 127.0.0.1 --port 5000) or set "
+                             "--tracking-uri") from None
+    elif scheme in ("sqlite", "file"):
+        path = Path(uri.removeprefix("sqlite:///").removeprefix("file://").removeprefix("file:"))
+        folder = path.parent if scheme == "sqlite" else path
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise InputError(f"tracking.uri: {uri}: the folder {folder} is not writable")
 
-    ``with Tracker(uri, experiment, run_name, params) as t: t.metrics({...}, step=1)``
-    """
 
-    def __init__(
-        self,
-        uri: str | None,
-        experiment: str,
-        run_name: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        tags: Mapping[str, str] | None = None,
-    ):
-        self.uri = tracking_uri(uri)
-        self._client = client(self.uri)
-        exp = self._client.get_experiment_by_name(experiment)
-        self.experiment_id = exp.experiment_id if exp else self._client.create_experiment(experiment)
-        self._run = self._client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags or {}))
-        self.run_id = self._run.info.run_id
-        self._tmp = tempfile.TemporaryDirectory(prefix="multiseal-artifacts-")
-        if params:
-            self.params(params)
+def flatten_scenario(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """A nested settings tree as ``{"topology.kind": "ring", ...}``, for MLflow params."""
+    out: dict[str, Any] = {}
 
-    # -- logging --------------------------------------------------------------
-    def params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            self._client.log_batch(self.run_id, params=items[i : i + 100])
-
-    def metrics(self, values: Mapping[str, float], step: int) -> None:
-        """Log finite values at ``step`` (NaN means undefined and is skipped)."""
-        import time
-
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [
-            Metric(_metric_key(k), float(v), now, step)
-            for k, v in values.items()
-            if v is not None and math.isfinite(float(v))
-        ]
-        for i in range(0, len(items), 1000):
-            self._client.log_batch(self.run_id, metrics=items[i : i + 1000])
-
-    def tags(self, tags: Mapping[str, str]) -> None:
-        for k, v in tags.items():
-            self._client.set_tag(self.run_id, k, str(v))
-
-    def artifact_file(self, path: str | Path, folder: str | None = None) -> None:
-        self._client.log_artifact(self.run_id, str(path), folder)
-
-    def artifact_text(self, name: str, text: str, folder: str | None = None) -> None:
-        local = Path(self._tmp.name) / name
-        local.write_text(text)
-        self.artifact_file(local, folder)
-
-    def artifact_jsonl(self, name: str, rows: Iterable[Mapping[str, Any]], folder: str | None = None) -> None:
-        self.artifact_text(name, "".join(json.dumps(r, default=str) + "\n" for r in rows), folder)
-
-    def artifact_dir(self) -> Path:
-        """A scratch folder for files that will be logged with ``artifact_file``."""
-        return Path(self._tmp.name)
-
-    # -- lifecycle ------------------------------------------------------------
-    def end(self, status: str = "FINISHED") -> None:
-        self._client.set_terminated(self.run_id, status=status)
-        self._tmp.cleanup()
-
-    def __enter__(self) -> "Tracker":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.end("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("KILLED")
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
         else:
-            self.end("FAILED")
-        return False
+            out[prefix] = value
+
+    walk("", dict(tree))
+    return out
 
 
-def _param_value(v: Any) -> str:
+def param_value(v: Any) -> str:
     s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
     return s if len(s) <= 6000 else s[:5997] + "..."
 
 
-def _metric_key(k: str) -> str:
+def metric_key(k: str) -> str:
     # MLflow allows alphanumerics, _ - . space / ; anything else becomes '_'
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in k)
 
 
-def open_tracker(scenario: Scenario, source: str | Path | None, tags: Mapping[str, str] | None = None) -> Tracker:
-    tracker = Tracker(
-        scenario.tracking.uri, scenario.tracking.experiment, scenario.tracking.run_name or scenario.name,
-        params=flatten(scenario),
-        tags={"multiseal.kind": scenario.kind, "multiseal.scenario": scenario.name, **(tags or {})},
-    )
-    if source is not None and Path(source).exists():
-        tracker.artifact_file(source, "scenario")
-    tracker.artifact_text("scenario.resolved.json", json.dumps(scenario.model_dump(mode="json"), indent=2), "scenario")
-    return tracker
+
+

@@ -32,6 +32,7 @@ from multiseal.learning.self_edit import (
 )
 from multiseal.learning.train import train_adapter
 from multiseal.sim import metrics as M
+from multiseal.sim.diffusion import diffusion_by_distance
 from multiseal.sim.graph import DynamicGraph, distances
 from multiseal.sim.sharing import Postbox, average_adapters
 from multiseal.types import (
@@ -120,8 +121,7 @@ class Simulation:
         equals it, since its B matrix starts at zero), then fix the retention probe."""
         if self._started:
             return
-        for i, spec in enumerate(self.agents):
-            self.model.add_adapter(spec.adapter, spec.lora, seed=self.seed * 1000 + i)
+        self.create_adapters()
         candidates = probe_questions()[: 2 * self.probe_size]  # enough spares for wrong answers
         graded = answer_and_grade(
             self.model, [(None, q) for q in self.questions + candidates], self.evaluation,
@@ -133,6 +133,11 @@ class Simulation:
         for a in range(len(self.agents)):
             self._store(0, a, [g for g in graded if g.qid in self._scored_qids()])
         self._started = True
+
+    def create_adapters(self) -> None:
+        """Every agent's fresh adapter on the shared model, seeded per agent."""
+        for i, spec in enumerate(self.agents):
+            self.model.add_adapter(spec.adapter, spec.lora, seed=self.seed * 1000 + i)
 
     def close(self) -> None:
         """Remove this simulation's adapters from the shared model."""
@@ -353,7 +358,7 @@ class Simulation:
         for a in per_agent:
             per_agent[a]["acc_composition"] = float(self.composition[row, a])
         population = M.population_metrics(per_agent, acc=self.acc, t=row, introduced=self.introduced)
-        for d, share in M.diffusion_by_distance(self.acc, row, self.distance_matrix(g), introduced=self.introduced).items():
+        for d, share in diffusion_by_distance(self.acc, row, self.distance_matrix(g), introduced=self.introduced).items():
             population[f"pop.diffusion.d{d}" if d >= 0 else "pop.diffusion.unreachable"] = share
         return per_agent, population
 

@@ -57,6 +57,19 @@ class Postbox:
         self._relayed: dict[int, set[str]] = {a: set() for a in range(n_agents)}
         self._stats: dict[tuple[int, int, int], dict[str, int]] = {}
 
+    def __getstate__(self) -> dict:
+        """Picklable (for checkpoints): the arrivals' nested defaultdicts become plain dicts."""
+        state = dict(vars(self))
+        state["_arrived"] = {r: dict(by_agent) for r, by_agent in self._arrived.items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        arrived = state.pop("_arrived")
+        vars(self).update(state)
+        self._arrived = defaultdict(lambda: defaultdict(list))
+        for r, by_agent in arrived.items():
+            self._arrived[r].update(by_agent)
+
     # ------------------------------------------------------------ sending
 
     def _check_agent(self, a: int) -> None:

@@ -10,11 +10,14 @@ from typing import Mapping
 from multiseal.config.schema import Scenario
 from multiseal.run.recipes import knowledge, restem, simulation  # noqa: F401  (each registers its kind)
 from multiseal.run.recipes.registry import RECIPES
+from multiseal.run.rundir import RunDir
 
 
 def run_scenario(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                 tags: Mapping[str, str] | None = None) -> str:
+                 tags: Mapping[str, str] | None = None, run: RunDir | None = None) -> str:
     """Run ``scenario`` (loaded from ``source``) with the recipe of its kind; returns the summary text.
 
-    ``tags`` are added to the MLflow run (a sweep marks its points this way)."""
-    return RECIPES.get(scenario.kind)(scenario, source, progress, tags)
+    ``tags`` are added to the MLflow run (a sweep marks its points this way); ``run`` resumes that run
+    directory (kinds that checkpoint rounds only: ``simulation``)."""
+    recipe = RECIPES.get(scenario.kind)
+    return recipe(scenario, source, progress, tags) if run is None else recipe(scenario, source, progress, tags, run=run)

@@ -16,11 +16,14 @@ from multiseal.config.schema import Scenario
 from multiseal.rl.policies import policy_driver
 from multiseal.run.artifacts import log_artifacts
 from multiseal.run.recipes.registry import RECIPES
-from multiseal.run.tracking import open_tracker
+from multiseal.run.rundir import RunDir
+from multiseal.run.tracker import Tracker, open_tracker
+from multiseal.sim.checkpoint import capture, restore
 from multiseal.sim.loop import Simulation
 from multiseal.types import RoundRecord
 
 SUMMARY_METRICS = ("acc_own", "acc_received", "acc_all", "acc_unreached", "forgetting", "retention")
+
 
 def round_metrics(record: RoundRecord) -> dict[str, float]:
     """Flat MLflow metrics of one round."""
@@ -32,33 +35,72 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
     out["adapt.sequences"] = sum(record.trained_sequences.values())
     return out
 
+
 @RECIPES.register("simulation")
 def run_simulation(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                   tags: Mapping[str, str] | None = None) -> str:
-    """Run a ``kind: simulation`` scenario under MLflow (``tags`` added to the run); returns the
-    end-of-run summary table."""
+                   tags: Mapping[str, str] | None = None, run: RunDir | None = None) -> str:
+    """Run a ``kind: simulation`` scenario (``tags`` added to the run); returns the end-of-run summary.
+
+    After every round the simulation's whole state goes to a checkpoint in the run directory, then the
+    round's metrics to its journal (and on to MLflow). ``run`` resumes that run directory from its
+    last complete round: the result is the uninterrupted run's, to the last bit."""
     model = build_model(scenario.model, progress)
     sim = build_simulation(scenario, model, source, progress)
-    with open_tracker(scenario, source, tags) as tracker:
-        sim.start()
-        tracker.metrics(_row0_metrics(sim), step=0)
-        tracker.artifact_jsonl("probe.jsonl", [{"qid": q.qid, "question": q.question, "answer": q.answer}
-                                               for q in sim.probe])
+    keep = scenario.tracking.keep_checkpoints
+    with open_tracker(scenario, source, tags, run=run) as tracker:
         actions_fn = None
         if scenario.scheduler.kind == "policy":  # the policy decides through the PettingZoo interface
             actions_fn = policy_driver(sim, scenario.scheduler.params, seed=scenario.seed)
-        sim.run(on_round=lambda rec: tracker.metrics(round_metrics(rec), step=rec.round + 1), actions_fn=actions_fn)
+        done = _resume(tracker, sim, actions_fn) if run is not None else 0
+        if done == 0 and not any(e["step"] == 0 for e in tracker.run.journal()):
+            sim.start()
+            tracker.metrics(_row0_metrics(sim), step=0)
+            tracker.artifact_jsonl("probe.jsonl", [{"qid": q.qid, "question": q.question, "answer": q.answer}
+                                                   for q in sim.probe])
+        elif done == 0:
+            sim.start()  # the row-0 entry is in the journal already; the base model answers alike
+
+        def on_round(record: RoundRecord) -> None:
+            state, tensors = capture(sim)
+            state["policy"] = getattr(actions_fn, "policy", None)
+            size = tracker.run.checkpoint(record.round + 1, state, tensors, keep=keep)
+            tracker.metrics({**round_metrics(record), "checkpoint.bytes": size}, step=record.round + 1,
+                            round=record.round + 1)
+
+        sim.run(on_round=on_round, actions_fn=actions_fn)
         log_artifacts(sim, tracker)
         summary = summary_table(sim, scenario.evaluation.headline)
         tracker.artifact_text("summary.txt", summary + "\n")
         run_id = tracker.run_id
-    return f"{summary}\nMLflow run {run_id} (experiment '{scenario.tracking.experiment}')"
+    where = f"MLflow run {run_id}" if run_id else "not in MLflow"
+    return f"{summary}\n{where} (experiment '{scenario.tracking.experiment}'), run directory {tracker.run.path}"
+
+
+def _resume(tracker: Tracker, sim: Simulation, actions_fn) -> int:
+    """Restore ``sim`` from the run directory's last complete round; returns that round (0: none).
+    Journal lines of rounds played after that checkpoint (then lost) are dropped first."""
+    run = tracker.run
+    done = run.last_complete_round()
+    journal = run.journal()
+    keep = [e for e in journal if e["step"] <= done]
+    if len(keep) < len(journal):
+        run.truncate_journal(done)
+        tracker.mirror.forget_after(len(keep))
+    if done:
+        state, tensors = run.load_checkpoint(done)
+        policy = state.pop("policy", None)
+        restore(sim, state, tensors)
+        if policy is not None and actions_fn is not None:
+            actions_fn.policy = policy
+    return done
+
 
 def _row0_metrics(sim: Simulation) -> dict[str, float]:
     out = {}
     for a in range(len(sim.agents)):
         out[f"agent.{a}.acc_world"] = float(np.nanmean(sim.acc[0, a]))
     return out
+
 
 def summary_table(sim: Simulation, headline: str) -> str:
     """A short per-agent table of the final round."""

@@ -1,0 +1,63 @@
+"""A simulation's state between rounds: what a checkpoint holds, so a run resumes exactly.
+
+``capture(sim)`` returns two parts: a picklable dict of everything that changes over rounds (the
+accuracy tensor and its bookkeeping, records, notes, answers, the probe, the postbox with its inboxes
+and notes in flight, the scheduler's own attributes, the process's global RNG states) and the
+agents' adapter weights as tensors. ``restore(sim, state, tensors)`` puts them back into a freshly
+built, started simulation of the same scenario. What is rebuilt from the scenario instead (the
+world, arrivals, graphs, agents, settings) is deterministic given the seed.
+
+The round loop itself draws only from generators seeded per round, and every optimiser is made
+fresh per update (as SEAL does), so these two parts are the whole state: a run resumed from round k
+plays rounds k+1.. exactly as the uninterrupted run did.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from multiseal.sim.loop import Simulation
+
+# Built from the scenario (or the shared model itself): never stored in a checkpoint.
+_REBUILT = frozenset({"model", "world", "arrivals", "graphs", "scheduler", "agents", "self_edit", "evaluation",
+                      "rounds", "seed", "sharing", "mixing", "replay", "probe_size", "progress", "doc_index"})
+
+
+def capture(sim: Simulation) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The state after the last played round, and every agent's adapter weights (``"<agent>/<key>"``)."""
+    state = {k: v for k, v in vars(sim).items() if k not in _REBUILT}
+    state["scheduler_state"] = _scheduler_state(sim.scheduler)
+    state["rng"] = {"random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    tensors = {f"{a}/{k}": t.contiguous() for a, spec in enumerate(sim.agents)
+               for k, t in sim.model.adapter_state(spec.adapter).items()}
+    return state, tensors
+
+
+def _scheduler_state(scheduler: Any) -> dict[str, Any]:
+    """A stateful scheduler's attributes (a plain function or closure keeps none)."""
+    if hasattr(scheduler, "__code__") or not hasattr(scheduler, "__dict__"):
+        return {}
+    return dict(vars(scheduler))
+
+
+def restore(sim: Simulation, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Load ``capture``'s output into ``sim``, freshly built from the same scenario and not started
+    (its adapters are created here; the base model's row 0 comes from the checkpoint, not re-asked)."""
+    if state.get("_started"):
+        sim.create_adapters()
+    state = dict(state)
+    rng = state.pop("rng")
+    scheduler_state = state.pop("scheduler_state")
+    for key, value in state.items():
+        setattr(sim, key, value)
+    if scheduler_state:
+        vars(sim.scheduler).update(scheduler_state)
+    for a, spec in enumerate(sim.agents):
+        prefix = f"{a}/"
+        sim.model.set_adapter_state(spec.adapter, {k[len(prefix):]: t for k, t in tensors.items() if k.startswith(prefix)})
+    random.setstate(rng["random"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
