@@ -78,18 +78,29 @@ def _result(uri: str) -> dict:
             "notes": (art / "notes.jsonl").read_text(), "answers": (art / "answers.jsonl").read_text()}
 
 
+# A policy-driven run: the random policy's own sampler state must survive the checkpoint too.
+POLICY = SCENARIO + "scheduler: {kind: policy, params: {policy: random}}\n"
+_WHOLE: dict[str, dict] = {}
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("whole")
-    (tmp / "s.yaml").write_text(SCENARIO)
-    done = _cli(tmp, "run", "s.yaml", "--no-progress", "--tracking-uri", f"sqlite:///{tmp}/m.db")
-    assert done.returncode == 0, done.stderr
-    return _result(f"sqlite:///{tmp}/m.db")
+def uninterrupted(tmp_path_factory):
+    def result(text: str) -> dict:
+        if text not in _WHOLE:
+            tmp = tmp_path_factory.mktemp("whole")
+            (tmp / "s.yaml").write_text(text)
+            done = _cli(tmp, "run", "s.yaml", "--no-progress", "--tracking-uri", f"sqlite:///{tmp}/m.db")
+            assert done.returncode == 0, done.stderr
+            _WHOLE[text] = _result(f"sqlite:///{tmp}/m.db")
+        return _WHOLE[text]
+    return result
 
 
-@pytest.mark.parametrize("kill_after", [1, 2])
-def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrupted, kill_after):
-    (tmp_path / "s.yaml").write_text(SCENARIO)
+@pytest.mark.parametrize("scenario, kill_after", [(SCENARIO, 1), (SCENARIO, 2), (POLICY, 1)],
+                         ids=["synchronous-after-1", "synchronous-after-2", "random-policy-after-1"])
+def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrupted, scenario, kill_after):
+    expected = uninterrupted(scenario)
+    (tmp_path / "s.yaml").write_text(scenario)
     uri = f"sqlite:///{tmp_path}/m.db"
     proc = _start(tmp_path, "run", "s.yaml", "--no-progress", "--tracking-uri", uri)
     run = _wait_for_round(tmp_path, proc, kill_after)
@@ -108,12 +119,12 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrup
     got = _result(uri)  # the same MLflow run, continued: one run in the store
     assert got["run_id"] == run.mirrors()[uri]["run_id"]
     assert got["status"] == "FINISHED"
-    assert got["metrics"] == uninterrupted["metrics"], "metrics differ from the uninterrupted run (or repeat a step)"
-    assert got["notes"] == uninterrupted["notes"]
-    assert got["answers"] == uninterrupted["answers"]
+    assert got["metrics"] == expected["metrics"], "metrics differ from the uninterrupted run (or repeat a step)"
+    assert got["notes"] == expected["notes"]
+    assert got["answers"] == expected["answers"]
 
 
-def test_resume_refuses_a_finished_or_unknown_run(tmp_path, uninterrupted):
+def test_resume_refuses_a_finished_or_unknown_run(tmp_path):
     (tmp_path / "s.yaml").write_text(SCENARIO.replace("rounds: 3", "rounds: 1"))
     assert _cli(tmp_path, "run", "s.yaml", "--no-progress", "--tracking-uri", f"sqlite:///{tmp_path}/m.db").returncode == 0
     again = _cli(tmp_path, "run", "--resume", str(_only_run(tmp_path).path))

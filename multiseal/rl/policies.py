@@ -211,8 +211,19 @@ def policy_actions(sim: Simulation, policy: Policy, interface: Interface) -> dic
     return interface.apply(sim, {index[k]: v for k, v in chosen.items()}).actions
 
 
-def policy_driver(sim: Simulation, params: Mapping[str, Any],
-                  seed: int = 0) -> Callable[[Simulation], dict[int, AgentAction]]:
+class PolicyDriver:
+    """The ``actions_fn`` of a policy-driven run: observe, ask ``policy``, hand its decisions to the
+    scheduler. ``policy`` is an attribute so a checkpoint can store it (a policy that keeps state,
+    such as a seeded sampler, then resumes exactly)."""
+
+    def __init__(self, policy: Policy, interface: Interface):
+        self.policy, self.interface = policy, interface
+
+    def __call__(self, sim: Simulation) -> dict[int, AgentAction]:
+        return policy_actions(sim, self.policy, self.interface)
+
+
+def policy_driver(sim: Simulation, params: Mapping[str, Any], seed: int = 0) -> PolicyDriver:
     """The ``actions_fn`` of a ``scheduler.kind: policy`` run (``Simulation.run(actions_fn=...)``):
     builds the interface from the scheduler params (``inbox_slots``, ``history``, ``styles``,
     ``visible_neighbour_metrics``) and the policy (``policy``, ``policy_params``, ``allow_import``)
@@ -220,4 +231,4 @@ def policy_driver(sim: Simulation, params: Mapping[str, Any],
     interface = Interface.for_simulation(sim, **{k: params[k] for k in INTERFACE_PARAMS if k in params})
     policy = build_policy(params["policy"], interface, seed=seed, params=params.get("policy_params"),
                           allow_import=bool(params.get("allow_import", False)))
-    return lambda s: policy_actions(s, policy, interface)
+    return PolicyDriver(policy, interface)

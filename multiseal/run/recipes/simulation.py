@@ -6,14 +6,16 @@ per-agent metrics (``agent.<id>.<metric>``, step = round) and population metrics
 """
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from multiseal.config.builders import build_model, build_simulation
 from multiseal.config.schema import Scenario
-from multiseal.rl.policies import policy_driver
+from multiseal.rl.policies import PolicyDriver, policy_driver
 from multiseal.run.artifacts import log_artifacts
 from multiseal.run.recipes.registry import RECIPES
 from multiseal.run.rundir import RunDir
@@ -62,7 +64,7 @@ def run_simulation(scenario: Scenario, source: str | Path | None = None, progres
 
         def on_round(record: RoundRecord) -> None:
             state, tensors = capture(sim)
-            state["policy"] = getattr(actions_fn, "policy", None)
+            state["policy"] = _picklable_policy(actions_fn)
             size = tracker.run.checkpoint(record.round + 1, state, tensors, keep=keep)
             tracker.metrics({**round_metrics(record), "checkpoint.bytes": size}, step=record.round + 1,
                             round=record.round + 1)
@@ -74,6 +76,22 @@ def run_simulation(scenario: Scenario, source: str | Path | None = None, progres
         run_id = tracker.run_id
     where = f"MLflow run {run_id}" if run_id else "not in MLflow"
     return f"{summary}\n{where} (experiment '{scenario.tracking.experiment}'), run directory {tracker.run.path}"
+
+
+def _picklable_policy(driver: PolicyDriver | None) -> Any:
+    """The policy to store in a checkpoint, or None (with a warning, once) when it cannot be pickled:
+    a resumed run then starts that policy afresh."""
+    if driver is None:
+        return None
+    try:
+        pickle.dumps(driver.policy)
+    except Exception as e:  # noqa: BLE001 - a user's policy may hold anything
+        if not getattr(driver, "_warned", False):
+            warnings.warn(f"the policy cannot be stored in checkpoints ({e}); a resumed run starts it afresh",
+                          stacklevel=2)
+            driver._warned = True
+        return None
+    return driver.policy
 
 
 def _resume(tracker: Tracker, sim: Simulation, actions_fn) -> int:
