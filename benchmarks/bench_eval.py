@@ -18,7 +18,7 @@ from multiseal.learning.evaluate import answer_and_grade
 from multiseal.learning.model import build_shared_model
 from multiseal.learning.self_edit import passage_sequence
 from multiseal.learning.train import train_adapter
-from multiseal.types import EvalSettings, InnerLoopSettings, LoraSettings
+from multiseal.types import EvalSettings, LoraSettings, TrainSettings
 from multiseal.world.synthetic import generate_world
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         name = f"bench{a}"
         model.add_adapter(name, LoraSettings(rank=16, alpha=32), seed=a)
         doc = world.documents[a % len(world.documents)]
-        train_adapter(model, name, [passage_sequence(doc)], InnerLoopSettings(epochs=1, lr=1e-3), seed=a)
+        train_adapter(model, name, [passage_sequence(doc)], TrainSettings(epochs=1, lr=1e-3), seed=a)
         names.append(name)
     settings = EvalSettings(max_new_tokens=16, batch_size=args.batch_size)
     pairs = [(n, q) for n in names for q in questions]

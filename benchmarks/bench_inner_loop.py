@@ -32,7 +32,7 @@ import torch
 from multiseal.learning.model import build_shared_model
 from multiseal.learning.self_edit import training_sequences
 from multiseal.learning.train import tokenize_sequences, train_adapter
-from multiseal.types import Document, InnerLoopSettings, LoraSettings
+from multiseal.types import Document, LoraSettings, TrainSettings
 
 PASSAGE = Document(
     doc_id="bench",
@@ -133,10 +133,10 @@ def main() -> int:
 
     # Warm-up (first-call allocations, kernel selection) on a throwaway adapter, timed by neither arm.
     model.add_adapter("warmup", lora, seed=args.seed)
-    train_adapter(model, "warmup", seqs[:2], InnerLoopSettings(epochs=1, lr=args.lr, batch_size=2), seed=args.seed)
+    train_adapter(model, "warmup", seqs[:2], TrainSettings(epochs=1, lr=args.lr, batch_size=2), seed=args.seed)
 
     model.add_adapter("bucketed", lora, seed=args.seed)
-    settings = InnerLoopSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length)
+    settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length)
     stats = train_adapter(model, "bucketed", seqs, settings, seed=args.seed)
     assert stats.tokens == real
 

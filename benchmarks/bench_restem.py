@@ -1,6 +1,6 @@
 """Cost of one ReST-EM iteration: seconds per candidate evaluated, and where the time goes.
 
-One E-step and M-step as ``multiseal.restem.run_restem`` does them, on a synthetic world:
+One E-step and M-step as ``multiseal.rl.restem.run_restem`` does them, on a synthetic world:
 
 1. generation: k self-edits per (agent, training document), one batched ``generate`` call;
 2. pre-update answers per (learner, document), once (``BaselineCache``);
@@ -22,12 +22,13 @@ import datetime
 import platform
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
 from multiseal.learning.model import build_shared_model
-from multiseal.learning.train import SftSettings
 from multiseal.rl.restem import (
+    WRITER_TRAINING,
     RestemSettings,
     reward_and_select,
     sample_candidates,
@@ -39,9 +40,9 @@ from multiseal.rl.rewards import reward_stats
 from multiseal.rl.trials import BaselineCache, Clock
 from multiseal.types import (
     EvalSettings,
-    InnerLoopSettings,
     LoraSettings,
     SelfEditSettings,
+    TrainSettings,
 )
 from multiseal.world.synthetic import generate_world
 
@@ -66,7 +67,7 @@ def main() -> int:
 
     model = build_shared_model(args.model, progress=False)
     lora = LoraSettings(rank=args.rank, alpha=2.0 * args.rank)
-    inner = InnerLoopSettings(epochs=args.epochs, lr=2e-3, batch_size=8)
+    inner = TrainSettings(epochs=args.epochs, lr=2e-3, batch_size=8)
     docs = generate_world(args.docs, args.seed, questions_per_doc=(args.questions, args.questions)).documents
     agents = []
     for i in range(args.agents):
@@ -75,7 +76,7 @@ def main() -> int:
         agents.append(RestemAgent(f"agent{i}", f"writer{i}", "implications", inner,
                                   tuple((j, 1.0) for j in range(args.agents) if j != i)))
     settings = RestemSettings(candidates=args.k, reward=args.reward, trial_batch=args.trial_batch,
-                              sft=SftSettings(epochs=3, lr=1e-3, batch_size=2))
+                              sft=replace(WRITER_TRAINING, epochs=3, lr=1e-3, batch_size=2))
     evaluation = EvalSettings(max_new_tokens=16)
     write = SelfEditSettings(max_new_tokens=args.max_new_tokens)
 

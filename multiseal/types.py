@@ -4,7 +4,7 @@ Everything two layers share lives here, so no part imports another to type an ar
 Concordia keeps its ``typing/`` package). Records only: no behaviour beyond small lookups.
 
 * the world: ``Question``, ``Document``, ``World``;
-* settings handed from the builders to the learning layer: ``LoraSettings``, ``InnerLoopSettings``,
+* settings handed from the builders to the learning layer: ``LoraSettings``, ``TrainSettings``,
   ``SelfEditSettings``, ``EvalSettings``;
 * what travels in a round: ``Note``, ``InboxItem``, ``Graded``;
 * one agent and one round: ``AgentSpec``, ``AgentAction``, ``RoundRecord``;
@@ -87,7 +87,7 @@ class LoraSettings:
         )
 
 @dataclass(frozen=True)
-class InnerLoopSettings:
+class TrainSettings:
     """Inner-loop hyper-parameters (SEAL: 10 epochs, lr 1e-3, batch 1)."""
 
     epochs: int = 10
@@ -164,7 +164,7 @@ class AgentSpec:
     adapter: str
     style: str
     lora: LoraSettings
-    inner: InnerLoopSettings
+    inner: TrainSettings
 
 @dataclass
 class AgentAction:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from multiseal.learning.train import length_buckets, tokenize_sequences, train_adapter
-from multiseal.types import InnerLoopSettings
+from multiseal.types import TrainSettings
 
 FACT = "The Velmora Institute of Tidal Studies was founded by Ida Renn in 1987."
 SEQUENCES = [
@@ -62,7 +62,7 @@ def test_tokenize_sequences_ends_with_eos_and_truncates(tiny_model):
 
 def test_training_lowers_the_loss_on_a_repeated_sequence(tiny_model, make_adapter):
     name = make_adapter(tiny_model)
-    settings = InnerLoopSettings(epochs=5, lr=1e-2, batch_size=4)
+    settings = TrainSettings(epochs=5, lr=1e-2, batch_size=4)
     stats = train_adapter(tiny_model, name, [FACT] * 4, settings, seed=0)
     assert stats.loss_last < stats.loss_first
     n_tokens = len(tokenize_sequences(tiny_model.tokenizer, [FACT], settings.max_length)[0])
@@ -72,7 +72,7 @@ def test_training_lowers_the_loss_on_a_repeated_sequence(tiny_model, make_adapte
 
 def test_training_counts_real_and_padded_tokens(tiny_model, make_adapter):
     name = make_adapter(tiny_model)
-    settings = InnerLoopSettings(epochs=2, lr=1e-3, batch_size=2)
+    settings = TrainSettings(epochs=2, lr=1e-3, batch_size=2)
     stats = train_adapter(tiny_model, name, SEQUENCES, settings, seed=0)
     real = sum(len(x) for x in tokenize_sequences(tiny_model.tokenizer, SEQUENCES, settings.max_length))
     assert stats.tokens == settings.epochs * real
@@ -81,7 +81,7 @@ def test_training_counts_real_and_padded_tokens(tiny_model, make_adapter):
 
 
 def test_training_is_deterministic_for_a_seed(tiny_model, make_adapter):
-    settings = InnerLoopSettings(epochs=3, lr=1e-2, batch_size=2)
+    settings = TrainSettings(epochs=3, lr=1e-2, batch_size=2)
     first = make_adapter(tiny_model, seed=3)
     second = make_adapter(tiny_model, init_from=first)
     third = make_adapter(tiny_model, init_from=first)
@@ -97,7 +97,7 @@ def test_training_is_deterministic_for_a_seed(tiny_model, make_adapter):
 def test_zero_epochs_change_nothing(tiny_model, make_adapter):
     name = make_adapter(tiny_model)
     before = tiny_model.adapter_state(name)
-    stats = train_adapter(tiny_model, name, SEQUENCES, InnerLoopSettings(epochs=0), seed=0)
+    stats = train_adapter(tiny_model, name, SEQUENCES, TrainSettings(epochs=0), seed=0)
     after = tiny_model.adapter_state(name)
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert stats.tokens == 0 and math.isnan(stats.loss_first)

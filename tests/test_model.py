@@ -9,7 +9,7 @@ from multiseal.errors import ModelUnavailableError
 from multiseal.learning.model import build_shared_model
 from multiseal.learning.train import train_adapter
 from multiseal.learning.weights import resolve_device
-from multiseal.types import InnerLoopSettings, LoraSettings
+from multiseal.types import LoraSettings, TrainSettings
 
 FACT = "The Velmora Institute of Tidal Studies was founded by Ida Renn in 1987."
 PROMPTS = ["The Velmora Institute", "Who founded the institute?", "Tidal studies began in"]
@@ -37,7 +37,7 @@ def lora_param_count(model, settings: LoraSettings) -> int:
 
 def train_quickly(model, name: str) -> None:
     """Enough training that the adapter's greedy output moves away from the base's."""
-    train_adapter(model, name, [FACT] * 4, InnerLoopSettings(epochs=3, lr=1e-2, batch_size=4), seed=0)
+    train_adapter(model, name, [FACT] * 4, TrainSettings(epochs=3, lr=1e-2, batch_size=4), seed=0)
 
 
 def test_adding_an_adapter_does_not_copy_the_base(tiny_model, make_adapter):

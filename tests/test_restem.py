@@ -3,13 +3,13 @@ held-out split, one iteration end to end on tiny-random, and the scenario keys."
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from multiseal.learning.train import (
-    SftSettings,
     collate,
     completion_loss,
     finetune_on_completions,
@@ -17,7 +17,7 @@ from multiseal.learning.train import (
 )
 from multiseal.rl import restem as R
 from multiseal.rl import trials as T
-from multiseal.rl.restem import RestemSettings, run_restem
+from multiseal.rl.restem import WRITER_TRAINING, RestemSettings, run_restem
 from multiseal.rl.restem_setup import (
     RestemAgent,
     check_disjoint,
@@ -34,15 +34,15 @@ from multiseal.rl.rewards import (
 from multiseal.rl.trials import Trial, run_trials
 from multiseal.types import (
     EvalSettings,
-    InnerLoopSettings,
     LoraSettings,
     SelfEditSettings,
+    TrainSettings,
 )
 from multiseal.world.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_LORA = LoraSettings(rank=4, alpha=8)
-TINY_INNER = InnerLoopSettings(epochs=1, lr=1e-2, batch_size=8, max_length=64)
+TINY_INNER = TrainSettings(epochs=1, lr=1e-2, batch_size=8, max_length=64)
 TINY_EVAL = EvalSettings(max_new_tokens=3, batch_size=64)
 TINY_WRITE = SelfEditSettings(max_new_tokens=10)
 
@@ -171,7 +171,7 @@ def test_sft_makes_the_completion_likelier_and_touches_only_the_writer(tiny_mode
     before_k = {k: v.clone() for k, v in tiny_model.adapter_state(knowledge).items()}
     pairs = [_pair(tiny_model)]
     loss0 = completion_loss(tiny_model, writer, pairs)
-    stats = finetune_on_completions(tiny_model, writer, pairs, SftSettings(epochs=5, lr=1e-2, batch_size=1))
+    stats = finetune_on_completions(tiny_model, writer, pairs, replace(WRITER_TRAINING, epochs=5, lr=1e-2, batch_size=1))
     assert stats.loss_last < stats.loss_first
     assert completion_loss(tiny_model, writer, pairs) < loss0
     after_k = tiny_model.adapter_state(knowledge)
@@ -219,7 +219,7 @@ def test_one_iteration_end_to_end_on_tiny_random(tiny_model, make_adapter):
     agents = _agents(tiny_model, make_adapter, 2)
     train, held = _world_split()
     settings = RestemSettings(iterations=1, candidates=2, keep=1, reward="mixed", trial_batch=8,
-                              sft=SftSettings(epochs=1, lr=1e-3))
+                              sft=replace(WRITER_TRAINING, epochs=1, lr=1e-3))
     before = set(tiny_model.adapters)
     seen = []
     records = run_restem(tiny_model, agents, train, held, settings, TINY_EVAL, TINY_WRITE, progress=False,
@@ -267,7 +267,7 @@ def test_kept_self_edits_train_only_the_writer_and_only_on_training_documents(
     monkeypatch.setattr(R, "finetune_on_completions", spy)
     writer0 = {k: v.clone() for k, v in tiny_model.adapter_state(agents[0].writer).items()}
     knowledge0 = {k: v.clone() for k, v in tiny_model.adapter_state(agents[0].adapter).items()}
-    settings = RestemSettings(iterations=1, candidates=3, keep=2, sft=SftSettings(epochs=1, lr=1e-2))
+    settings = RestemSettings(iterations=1, candidates=3, keep=2, sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2))
     records = run_restem(tiny_model, agents, train, held, settings, TINY_EVAL,
                          SelfEditSettings(max_new_tokens=12, temperature=1.0), progress=False)
     kept = records[1].kept
@@ -287,7 +287,7 @@ def test_baselines_are_answered_once_unless_the_writer_is_the_knowledge_adapter(
     for policy in ("separate", "knowledge"):
         agents = [RestemAgent(a.adapter, a.writer, a.style, a.inner, ()) for a in _agents(tiny_model, make_adapter, 1, policy)]
         records = run_restem(tiny_model, agents, train, held, RestemSettings(iterations=2, candidates=2,
-                             sft=SftSettings(epochs=1, lr=1e-2)), TINY_EVAL, TINY_WRITE, progress=False)
+                             sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2)), TINY_EVAL, TINY_WRITE, progress=False)
         answered[policy] = [r.counts["baseline_questions"] for r in records[1:]]
     assert answered["separate"] == [6, 0], "training-document baselines once per run"
     assert answered["knowledge"] == [6, 6], "the M-step changed the answering adapter: baselines again"
@@ -306,7 +306,7 @@ def test_a_passage_baseline_rewards_only_what_the_note_adds(tiny_model, make_ada
 
     monkeypatch.setattr(R, "run_trials", fake)
     records = run_restem(tiny_model, agents, train, held, RestemSettings(iterations=2, candidates=2, baseline="passage",
-                         sft=SftSettings(epochs=1, lr=1e-2)), TINY_EVAL, TINY_WRITE, progress=False)
+                         sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2)), TINY_EVAL, TINY_WRITE, progress=False)
     for r in records[1:]:
         assert {c["reward"] for c in r.candidates} <= {0.5, -0.5}
         assert all(c["passage"]["0"]["strict"] == 0.5 for c in r.candidates)

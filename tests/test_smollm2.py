@@ -10,9 +10,9 @@ from multiseal.learning.train import train_adapter
 from multiseal.types import (
     Document,
     EvalSettings,
-    InnerLoopSettings,
     LoraSettings,
     Question,
+    TrainSettings,
 )
 
 pytestmark = pytest.mark.smollm2
@@ -53,7 +53,7 @@ def test_training_on_a_passage_and_its_self_edit_raises_closed_book_accuracy(smo
     before = mean_scores(answer_and_grade(model, pairs, settings, progress=None))  # fresh adapter = base
     sequences = training_sequences(IMPLICATIONS, DOC, "implications")
     assert len(sequences) == 6 and sequences[-1] == f"{TITLE}\n{CONTEXT}"
-    stats = train_adapter(model, agent, sequences, InnerLoopSettings(epochs=10, lr=1e-3), seed=0)
+    stats = train_adapter(model, agent, sequences, TrainSettings(epochs=10, lr=1e-3), seed=0)
     graded = answer_and_grade(model, pairs, settings, progress=None)
     after = mean_scores(graded)
 

@@ -25,8 +25,7 @@ from multiseal.config.schema import (
     WorldSection,
 )
 from multiseal.learning.model import SharedModel, build_shared_model
-from multiseal.learning.train import SftSettings
-from multiseal.rl.restem import RestemSettings
+from multiseal.rl.restem import WRITER_TRAINING, RestemSettings
 from multiseal.sim.graph import DynamicGraph, is_disconnected
 from multiseal.sim.loop import Simulation
 from multiseal.sim.schedulers import build_scheduler
@@ -34,9 +33,9 @@ from multiseal.sim.sharing import Postbox
 from multiseal.types import (
     AgentSpec,
     EvalSettings,
-    InnerLoopSettings,
     LoraSettings,
     SelfEditSettings,
+    TrainSettings,
     World,
 )
 from multiseal.world.arrivals import build_arrivals
@@ -86,8 +85,8 @@ def build_self_edit(cfg: SelfEditSection) -> SelfEditSettings:
     return settings_from(cfg, SelfEditSettings)
 
 
-def build_inner_loop(cfg: InnerLoopSection) -> InnerLoopSettings:
-    return settings_from(cfg, InnerLoopSettings)
+def build_inner_loop(cfg: InnerLoopSection) -> TrainSettings:
+    return settings_from(cfg, TrainSettings)
 
 
 def build_eval(cfg: EvaluationSection) -> EvalSettings:
@@ -154,6 +153,6 @@ def build_restem(cfg: RestemSection) -> RestemSettings:
     return RestemSettings(
         iterations=cfg.iterations, candidates=cfg.candidates, keep=cfg.keep, reward=cfg.reward,
         mix_weight=cfg.mix_weight, policy=cfg.policy,
-        sft=SftSettings(epochs=cfg.policy_epochs, lr=cfg.policy_lr, batch_size=cfg.policy_batch_size),
+        sft=replace(WRITER_TRAINING, epochs=cfg.policy_epochs, lr=cfg.policy_lr, batch_size=cfg.policy_batch_size),
         eval_samples=cfg.eval_samples, trial_batch=cfg.trial_batch, baseline=cfg.baseline,
     )

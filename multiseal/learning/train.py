@@ -25,17 +25,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from multiseal.types import InnerLoopSettings
-
-
-@dataclass(frozen=True)
-class SftSettings:
-    """Writer fine-tuning hyper-parameters (a fresh AdamW per call, constant lr)."""
-
-    epochs: int = 2
-    lr: float = 3e-4
-    batch_size: int = 4
-    max_length: int = 512
+from multiseal.types import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -148,7 +138,7 @@ def train_examples(model, adapter: str, data: Sequence[Example], *, epochs: int,
     return TrainStats(len(data), tokens, padded, time.perf_counter() - t0, losses[0], losses[-1])
 
 
-def train_adapter(model, adapter: str, sequences: Sequence[str], settings: InnerLoopSettings, seed: int = 0,
+def train_adapter(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0,
                   progress: str | None = None) -> TrainStats:
     """The inner loop: fine-tune ``adapter`` in place on ``sequences``, every token scored."""
     data = [Example(ids) for ids in tokenize_sequences(model.tokenizer, sequences, settings.max_length)]
@@ -157,7 +147,7 @@ def train_adapter(model, adapter: str, sequences: Sequence[str], settings: Inner
                           progress=progress)
 
 
-def finetune_on_completions(model, adapter: str, pairs: Sequence[tuple[str, str]], settings: SftSettings,
+def finetune_on_completions(model, adapter: str, pairs: Sequence[tuple[str, str]], settings: TrainSettings,
                             seed: int = 0, progress: str | None = None) -> TrainStats:
     """ReST-EM's M-step: train ``adapter`` to write each completion after its (formatted) prompt."""
     data = tokenize_pairs(model.tokenizer, pairs, settings.max_length)

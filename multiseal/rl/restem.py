@@ -48,7 +48,7 @@ from multiseal.learning.self_edit import (
     self_edit_request,
     training_sequences,
 )
-from multiseal.learning.train import SftSettings, finetune_on_completions
+from multiseal.learning.train import finetune_on_completions
 from multiseal.rl.restem_records import Candidate, IterationRecord
 from multiseal.rl.restem_setup import POLICIES, RestemAgent, check_disjoint, learners
 from multiseal.rl.rewards import (
@@ -59,9 +59,14 @@ from multiseal.rl.rewards import (
     select_candidates,
 )
 from multiseal.rl.trials import BaselineCache, Clock, Trial, run_trials
-from multiseal.types import Document, EvalSettings, SelfEditSettings
+from multiseal.types import Document, EvalSettings, SelfEditSettings, TrainSettings
 
 BASELINES = ("before", "passage")
+
+
+# How the writer is fine-tuned in the M-step: the inner loop's training settings, with a smaller lr,
+# a few epochs, small batches and room for a prompt plus its completion.
+WRITER_TRAINING = TrainSettings(epochs=2, lr=3e-4, batch_size=4, max_length=512)
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class RestemSettings:
     reward: str = "self"
     mix_weight: float = 0.5
     policy: str = "separate"
-    sft: SftSettings = SftSettings()
+    sft: TrainSettings = WRITER_TRAINING
     eval_samples: int = 1
     trial_batch: int = 16
     baseline: str = "before"

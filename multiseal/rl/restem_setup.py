@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from multiseal.learning.model import SharedModel
-from multiseal.types import AgentSpec, Document, InnerLoopSettings
+from multiseal.types import AgentSpec, Document, TrainSettings
 
 POLICIES = ("separate", "knowledge")
 
@@ -27,7 +27,7 @@ class RestemAgent:
     adapter: str
     writer: str  # == adapter for policy 'knowledge'
     style: str
-    inner: InnerLoopSettings
+    inner: TrainSettings
     neighbours: tuple[tuple[int, float], ...] = ()  # (agent index, trust weight of the edge)
 
 

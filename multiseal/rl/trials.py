@@ -18,14 +18,14 @@ from typing import Iterable, Iterator, Protocol, Sequence
 from multiseal.learning.evaluate import answer_and_grade, mean_scores
 from multiseal.learning.model import SharedModel
 from multiseal.learning.train import train_adapter
-from multiseal.types import Document, EvalSettings, InnerLoopSettings
+from multiseal.types import Document, EvalSettings, TrainSettings
 
 
 class Learner(Protocol):
     """What a trial needs of an agent: its knowledge adapter and its inner-loop settings."""
 
     adapter: str
-    inner: InnerLoopSettings
+    inner: TrainSettings
 
 
 class Clock:

@@ -1,7 +1,9 @@
 """The simulation layer: many agents on one graph, round by round.
 
-``topologies`` and ``graph`` (who talks to whom, each round), ``sharing`` (the postbox: delay, loss,
-relay; adapter averaging), ``schedulers`` (who adapts on which notes, the policy-driven one
-included), ``loop`` (the round loop, :class:`~multiseal.sim.loop.Simulation`) and ``metrics``
-(continual-learning and population metrics).
+``topology_kinds`` and ``topologies`` (the topology registry, its builders and checks) and ``graph``
+(who talks to whom in each round); ``sharing`` (the postbox: delay, loss, relay; adapter averaging);
+``schedulers`` (who adapts on which notes, the policy-driven one included); ``loop`` (the round loop,
+:class:`~multiseal.sim.loop.Simulation`) and ``checkpoint`` (its state between rounds); ``accuracy``,
+``continual`` and ``diffusion`` (metric formulas over the accuracy tensor) and ``metrics`` (what a
+round reports per agent and for the population).
 """

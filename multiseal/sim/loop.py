@@ -11,7 +11,7 @@ One round (row ``t = round + 1`` of the accuracy tensor; row 0 is the base model
    ``sharing="weights"`` neighbours' adapters are then gossip-averaged instead of notes travelling;
 6. **evaluation** — every agent answers every question of every document (introduced or not),
    the composition questions and the retention probe, in shared batches over the base model;
-7. **metrics** — per-agent and population metrics from :mod:`multiseal.metrics`.
+7. **metrics** — per-agent and population metrics from :mod:`multiseal.sim.metrics`.
 
 The class takes plain typed arguments; it never sees the scenario file.
 """

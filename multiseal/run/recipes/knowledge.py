@@ -35,9 +35,9 @@ from multiseal.types import (
     Document,
     EvalSettings,
     Graded,
-    InnerLoopSettings,
     LoraSettings,
     SelfEditSettings,
+    TrainSettings,
 )
 
 BASE_CONDITION = "base"
@@ -70,7 +70,7 @@ def run_knowledge_experiment(
     seeds: Sequence[int],
     lora: LoraSettings,
     self_edit: SelfEditSettings,
-    inner: InnerLoopSettings,
+    inner: TrainSettings,
     evaluation: EvalSettings,
     progress: bool = True,
     on_seed=None,
