@@ -112,16 +112,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     from multiseal.config.overrides import parse_assignments
 
     if args.command == "validate":
+        from multiseal.config.checks import estimate
+
         overrides = parse_assignments(args.overrides)
         bad = 0
         for path in args.scenario:  # every file is checked, and every bad one reported
             try:
                 sc = load_scenario(path, overrides)
+                cost = estimate(sc, path).summary()
             except InputError as e:
                 bad += 1
                 print(f"multiseal: error: {e}", file=sys.stderr)
                 continue
-            print(f"{path}: ok ({sc.kind}, {sc.agents.count} agent(s), {sc.rounds} round(s), model {sc.model.base})")
+            print(f"{path}: ok ({sc.kind}, {sc.agents.count} agent(s), {sc.rounds} round(s), model {sc.model.base}; "
+                  f"{cost})", flush=True)
         return EXIT_BAD_INPUT if bad else 0
     if args.command == "run":
         return _run(args)

@@ -3,7 +3,7 @@
 Everything two layers share lives here, so no part imports another to type an argument (as
 Concordia keeps its ``typing/`` package). Records only: no behaviour beyond small lookups.
 
-* the world: ``Question``, ``Document``, ``World``;
+* the world: ``Fact``, ``Question``, ``Document``, ``World``;
 * settings handed from the builders to the learning layer: ``LoraSettings``, ``TrainSettings``,
   ``SelfEditSettings``, ``EvalSettings``;
 * what travels in a round: ``Note``, ``InboxItem``, ``Graded``;
@@ -22,11 +22,24 @@ import numpy as np
 # ---------------------------------------------------------------- the world
 
 @dataclass(frozen=True)
+class Fact:
+    """One atomic fact of a document: ``entity``'s ``relation`` is ``value`` (stated verbatim in the
+    passage). ``fact_id`` is ``"<doc_id>.<relation>"`` in a synthetic world."""
+
+    fact_id: str
+    doc_id: str
+    entity: str  # the document's title: the entity the fact is about
+    relation: str  # e.g. "birthplace", "founded", "colour"
+    value: str  # the gold value, as the passage states it
+
+@dataclass(frozen=True)
 class Question:
     """A closed-book question with a short gold answer span.
 
     ``doc_ids`` are the documents whose facts are needed: one for an ordinary question, two for a
-    composition question (``kind == "composition"``).
+    composition question (``kind == "composition"``). ``fact_ids`` are the facts it asks: one for an
+    ordinary synthetic question, two for a composition question (the link in A, then the answer in
+    B); empty where the world has no facts (SQuAD).
     """
 
     qid: str
@@ -34,15 +47,18 @@ class Question:
     answer: str
     doc_ids: tuple[str, ...]
     kind: str = "single"
+    fact_ids: tuple[str, ...] = ()
 
 @dataclass(frozen=True)
 class Document:
-    """A passage (SEAL's ``title`` + ``context``) with the questions about it."""
+    """A passage (SEAL's ``title`` + ``context``) with the questions about it, and the atomic facts
+    it states (empty where the world has no facts: SQuAD)."""
 
     doc_id: str
     title: str
     context: str
     questions: tuple[Question, ...]
+    facts: tuple[Fact, ...] = ()
 
 @dataclass(frozen=True)
 class World:
@@ -60,6 +76,11 @@ class World:
     @property
     def doc_ids(self) -> list[str]:
         return [d.doc_id for d in self.documents]
+
+    @property
+    def facts(self) -> list[Fact]:
+        """Every document's facts, in document order (empty for a world without facts)."""
+        return [f for d in self.documents for f in d.facts]
 
 # ---------------------------------------------------------------- settings
 

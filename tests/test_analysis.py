@@ -20,9 +20,9 @@ from multiseal.analysis import (
     to_frame,
 )
 from multiseal.analysis.compare import diffusion_by_distance
-from multiseal.analysis.stats import mean_ci
 from multiseal.errors import InputError
 from multiseal.run.tracker import Tracker
+from multiseal.stats import mean_ci
 
 EXPERIMENT = "synthetic"
 SWEEP = "syn"

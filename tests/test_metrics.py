@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 
-from multiseal.analysis.stats import mean_ci, t_critical
 from multiseal.sim.accuracy import (
     accuracy_all,
     accuracy_future,
@@ -31,6 +30,7 @@ from multiseal.sim.metrics import (
     population_metrics,
     population_summary,
 )
+from multiseal.stats import mean_ci, t_critical
 
 # Any RuntimeWarning (mean of empty slice, invalid value) fails the test.
 pytestmark = pytest.mark.filterwarnings("error")

@@ -20,10 +20,10 @@ from multiseal.analysis.paired import (
     reference_from_tags,
 )
 from multiseal.analysis.report import write_report
-from multiseal.analysis.stats import cluster_bootstrap, holm, mdd, seeds_needed, verdict
 from multiseal.cli import main
 from multiseal.errors import InputError
 from multiseal.run.tracker import Tracker
+from multiseal.stats import cluster_bootstrap, holm, mdd, seeds_needed, verdict
 
 EXPERIMENT = "paired"
 KINDS = ("none", "ring", "star")  # none: the reference; ring: +0.3 on received cells; star: identical to none

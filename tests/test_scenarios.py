@@ -115,3 +115,120 @@ def test_cli_set_with_bad_topology_params_exits_2_naming_the_key(capsys):
     quickstart = str(ROOT / "scenarios" / "quickstart.yaml")
     assert main(["validate", quickstart, "--set", "topology.kind=small-world", "--set", "topology.params.k=5"]) == 2
     assert "topology.params.k: must be an even int >= 2, got 5" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the model and the run's size (config/checks.py)
+
+def test_alias_layers_shortcut_matches_the_built_architectures():
+    from multiseal.config.checks import ALIAS_LAYERS, ALIASES, model_shape
+
+    for alias in ALIASES:
+        shape = model_shape(alias)
+        assert {p.rsplit(".", 1)[-1] for p in (*shape.linear, *shape.embedding)} == ALIAS_LAYERS
+    assert model_shape("tiny-random").parameters < 5e6 < 1e8 < model_shape("smollm2-135m").parameters
+
+
+def test_lora_target_is_checked_against_the_models_layers():
+    with pytest.raises(ScenarioError) as e:
+        validate_scenario({"model": {"base": "tiny-random", "lora": {"target_modules": ["q_proj", "qproj", "mlp"]}},
+                           "agents": [{"rank": 4}, {}]})
+    problems = {p.path: p.message for p in e.value.problems}
+    assert set(problems) == {"model.lora.target_modules[1]", "model.lora.target_modules[2]"}
+    assert problems["model.lora.target_modules[1]"].startswith(
+        "'qproj' is not a linear module of tiny-random; its linear modules: down_proj, gate_proj, k_proj")
+    # a dotted tail of a module path is what peft matches too
+    validate_scenario({"model": {"base": "tiny-random", "lora": {"target_modules": ["self_attn.q_proj", "lm_head"]}}})
+
+
+def test_local_model_folder_needs_a_config_and_its_own_layers(tmp_path):
+    from multiseal.learning.weights import tiny_random_config
+
+    folder = tmp_path / "my-model"
+    tiny_random_config().save_pretrained(folder)
+    with pytest.raises(ScenarioError, match=r"model\.base: '.*my-model' is a local folder with a config\.json but no weights"):
+        validate_scenario({"model": {"base": str(folder)}})
+    (folder / "model.safetensors").write_bytes(b"")
+    assert validate_scenario({"model": {"base": str(folder)}}).model.base == str(folder)
+    with pytest.raises(ScenarioError, match=r"target_modules\[0\]: 'c_attn' is not a linear module of .*my-model"):
+        validate_scenario({"model": {"base": str(folder), "lora": {"target_modules": ["c_attn"]}}})
+    (folder / "config.json").unlink()
+    with pytest.raises(ScenarioError, match=r"model\.base: '.*my-model' is a local path, but .*config\.json does not exist"):
+        validate_scenario({"model": {"base": str(folder)}})
+
+
+def test_hf_id_must_be_in_the_local_cache_unless_downloads_are_allowed(tmp_path, monkeypatch):
+    import socket
+    import uuid
+
+    from multiseal.learning.weights import tiny_random_config
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("validation touched the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = f"someone/tiny-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ScenarioError) as e:
+        validate_scenario({"model": {"base": repo}})
+    message = str(e.value)
+    assert f"model.base: '{repo}' is not an alias" in message and str(tmp_path / "hub") in message
+    assert "model.allow_download: true" in message
+    assert validate_scenario({"model": {"base": repo, "allow_download": True}}).model.allow_download
+    snapshot = tmp_path / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / "abc123"
+    tiny_random_config().save_pretrained(snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    with pytest.raises(ScenarioError, match="not in the local Hugging Face cache"):  # a config but no weights
+        validate_scenario({"model": {"base": repo}})
+    (snapshot / "model.safetensors").write_bytes(b"")
+    validate_scenario({"model": {"base": repo}})
+    with pytest.raises(ScenarioError, match=r"target_modules\[0\]: 'nope' is not a linear module"):
+        validate_scenario({"model": {"base": repo, "lora": {"target_modules": ["nope"]}}})
+
+
+def test_estimate_of_the_quickstart():
+    from multiseal.config.checks import estimate
+
+    e = estimate(load_scenario(ROOT / "scenarios" / "quickstart.yaml"))
+    assert e.generated_tokens == 3 * 2 * 80  # 3 agents x 2 rounds x 1 note of 80 tokens
+    assert e.answers == (18 + 2 * 6) + 2 * 3 * (18 + 6)  # base row with probe candidates, then 3 agents x 2 rounds
+    assert 5_000 < e.trained_tokens < 20_000
+    if e.device == "cpu":
+        assert 1 / 60 < e.hours < 0.5 and 0.8 < e.memory_gb < 4
+    assert "generated tokens" in e.summary() and "answers" in e.summary()
+
+
+def test_limits_turn_a_run_that_would_not_end_into_a_named_problem():
+    big = {"model": {"base": "tiny-random"}, "agents": 4, "rounds": 100, "world": {"documents": 400},
+           "inner_loop": {"epochs": 10_000}}
+    with pytest.raises(ScenarioError) as e:
+        validate_scenario(big)
+    problems = {p.path: p.message for p in e.value.problems}
+    assert set(problems) == {"limits.max_hours"}
+    assert problems["limits.max_hours"].startswith("the estimated run time is ")
+    assert "training dominates" in problems["limits.max_hours"]
+    assert problems["limits.max_hours"].endswith("> 72 h; lower inner_loop.epochs (10000) or raise limits.max_hours")
+    sc = validate_scenario({**big, "limits": {"max_hours": 1e6}})
+    assert sc.limits.max_hours == 1e6
+    with pytest.raises(ScenarioError, match=r"limits\.max_memory_gb: the estimated memory is .* > 10 MB"):
+        validate_scenario({"model": {"base": "tiny-random"}, "limits": {"max_memory_gb": 0.01}})
+
+
+def test_validation_allocates_nothing_in_proportion_to_the_sizes_asked_for():
+    import tracemalloc
+
+    from multiseal.config.checks import model_shape
+
+    model_shape("tiny-random")  # the imports and the meta build are not what is measured
+    raw = {"model": {"base": "tiny-random"}, "agents": 256, "rounds": 100_000, "world": {"documents": 100_000},
+           "arrivals": {"kind": "broadcast", "docs_per_round": 1}, "evaluation": {"retention_probe": 10_000},
+           "topology": {"kind": "ring"}}  # (a complete graph of 256 agents alone takes some 40 MB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScenarioError) as e:
+            validate_scenario(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert {p.path for p in e.value.problems} == {"limits.max_hours", "limits.max_memory_gb"}
+    assert peak < 20e6, f"validation peaked at {peak / 1e6:.0f} MB"

@@ -6,6 +6,7 @@ import pytest
 
 from multiseal.config.builders import build_simulation
 from multiseal.config.load import validate_scenario
+from multiseal.run.artifacts import log_artifacts
 from multiseal.run.recipes.simulation import round_metrics, summary_table
 
 TINY = {
@@ -58,6 +59,45 @@ def test_end_to_end_fills_the_accuracy_tensor_and_metrics(run_sim):
     # complete graph of 3: each agent's note goes to 2 neighbours each round
     assert [r.communication["notes"] for r in sim.records] == [6, 6]
     assert "final round 2 of 2" in summary_table(sim, "strict")
+    # the fact metrics (multiseal.sim.facts): per agent, and the population's
+    names = {"note_fidelity", "note_hallucination", "transfer_efficiency", "writer_miss", "learner_miss"}
+    assert names <= set(rec.agents[0])
+    assert 0.0 <= flat["agent.0.note_fidelity"] <= 1.0
+    assert {"pop.note_fidelity.mean", "pop.fact_diffusion.d0", "pop.misinformation",
+            "pop.misinformation.count"} <= set(flat)
+
+
+class _Tracker:
+    """What ``log_artifacts`` needs of a tracker, keeping the JSONL rows."""
+
+    def __init__(self, folder):
+        self.folder, self.rows = folder, {}
+
+    def artifact_dir(self):
+        return self.folder
+
+    def artifact_file(self, path):
+        pass
+
+    def artifact_text(self, name, text):
+        pass
+
+    def artifact_jsonl(self, name, rows):
+        self.rows[name] = list(rows)
+
+
+def test_notes_artifact_names_the_facts_each_note_states(run_sim, tmp_path):
+    sim = run_sim(scenario(rounds=1))
+    tracker = _Tracker(tmp_path)
+    log_artifacts(sim, tracker)
+    for row in tracker.rows["notes.jsonl"]:
+        doc = sim.world.doc(row["doc_id"])
+        got = row["facts_correct"] + row["facts_wrong"] + row["facts_omitted"]
+        assert sorted(got) == sorted(f.fact_id for f in doc.facts)
+    facts = tracker.rows["facts.jsonl"]
+    assert {r["row"] for r in facts} == {0, 1}
+    assert len(facts) == 2 * sum(len(d.questions) for d in sim.world.documents)  # every asked fact, every row
+    assert all(len(r["distance"]) == 3 for r in facts)
 
 
 def test_notes_reach_only_out_neighbours(run_sim):

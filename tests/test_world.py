@@ -1,6 +1,7 @@
 """The world: the synthetic fictional-fact generator and the SEAL/SQuAD JSON loader."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -11,7 +12,7 @@ import pytest
 from multiseal.errors import DataError
 from multiseal.types import Document, World
 from multiseal.world.squad import load_squad_json
-from multiseal.world.synthetic import generate_world
+from multiseal.world.synthetic import generate_distractors, generate_world
 
 DATA = Path(__file__).parent / "data"
 
@@ -67,6 +68,50 @@ def test_generator_is_fast() -> None:
     start = time.perf_counter()
     generate_world(100, seed=0, composition=20)
     assert time.perf_counter() - start < 0.25  # target < 50 ms; slack for a loaded CI machine
+
+
+def _digest(world: World) -> str:
+    """Passages, questions, answers and ids (not the facts, added later) as a short sha256."""
+    rows: list = [[d.doc_id, d.title, d.context, [[q.qid, q.question, q.answer, list(q.doc_ids), q.kind]
+                                                   for q in d.questions]] for d in world.documents]
+    rows.append([[q.qid, q.question, q.answer, list(q.doc_ids), q.kind] for q in world.composition])
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+# Computed with the generator as it was before documents had facts (commit 3b9f1fc): a seed's world
+# must never change, or every recorded result of that seed stops being reproducible.
+FROZEN_WORLDS = {
+    (1, 0, (3, 6), 0): "d6b66a888525bead",
+    (6, 0, (3, 3), 0): "1453eacbc00a41ef",
+    (8, 0, (3, 6), 0): "598b72bf4966a2e0",
+    (12, 3, (1, 6), 4): "4fcc8621c70cc142",
+    (30, 7, (3, 6), 5): "10146247d1353f0b",
+    (40, 1, (2, 5), 25): "511f02ca8c7c4cba",
+    (100, 3, (3, 6), 20): "91d20ad30624f52f",
+    (4, 11, (6, 6), 0): "7c519ed1595628d9",
+}
+
+
+@pytest.mark.parametrize("case", sorted(FROZEN_WORLDS))
+def test_worlds_are_unchanged_since_they_were_frozen(case: tuple) -> None:
+    n, seed, per_doc, composition = case
+    assert _digest(generate_world(n, seed, per_doc, composition)) == FROZEN_WORLDS[case]
+
+
+def test_distractors_share_no_invented_word_or_year_and_leave_the_world_alone() -> None:
+    world = generate_world(30, seed=4, composition=5)
+    before = _digest(world)
+    xs = generate_distractors(world, 30, seed=4)
+    assert _digest(world) == before == _digest(generate_world(30, seed=4, composition=5))
+    assert xs == generate_distractors(world, 30, seed=4) and [d.doc_id for d in xs.documents][:2] == ["x000", "x001"]
+    generic = {"the", "engine", "foundry", "lodge", "compass", "clock", "guild", "lens", "harp", "company", "institute",
+               "society", "observatory", "academy", "collective", "archive", "loom", "astrolabe", "press", "lantern",
+               "telescope", "barometer", "bell"}
+    real_names = {w.lower() for d in world.documents for w in re.findall(r"[A-Za-z]+", d.title)} - generic
+    x_words = {w.lower() for d in xs.documents for w in re.findall(r"[A-Za-z]+", f"{d.title} {d.context}")}
+    assert not real_names & x_words
+    real_years = {f.value for f in world.facts if f.value.isdigit() and len(f.value) == 4}
+    assert not real_years & {f.value for f in xs.facts}
 
 
 @pytest.mark.parametrize("seed", range(5))

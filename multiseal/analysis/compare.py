@@ -1,7 +1,7 @@
 """Comparing sweep points: a metric's final value per run, mean and 95% confidence interval over seeds.
 
 Runs that differ only in their seed form one *group* (``RunRecord.group``). For each group and
-metric: ``mean ± t_{n-1} · s / sqrt(n)`` over the runs' final values (:func:`multiseal.analysis.stats.mean_ci`);
+metric: ``mean ± t_{n-1} · s / sqrt(n)`` over the runs' final values (:func:`multiseal.stats.mean_ci`);
 one run gives a mean without an interval.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from multiseal.analysis.load import ExperimentData, RunRecord
-from multiseal.analysis.stats import mean_ci
+from multiseal.stats import mean_ci
 
 # The population metrics a report compares by default (those a run lacks are left out).
 DEFAULT_METRICS: tuple[str, ...] = (

@@ -20,7 +20,7 @@ seeds, then clusters within each drawn seed); its two-sided p-value ``min(1, 2 (
 with ``k`` the resamples on the other side of zero (all of them when ``Δ = 0``). p-values are Holm-
 adjusted over the points compared on one metric; the verdict is *higher* or *lower* when the
 adjusted p is below α, else *not distinguishable*. Power comes from the between-seed standard
-deviation of the per-seed mean difference (:func:`multiseal.analysis.stats.mdd`).
+deviation of the per-seed mean difference (:func:`multiseal.stats.mdd`).
 """
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from multiseal.analysis.load import ExperimentData, RunRecord
-from multiseal.analysis.stats import (
+from multiseal.errors import InputError
+from multiseal.run.sweep_file import REFERENCE_TAG
+from multiseal.stats import (
     RESAMPLES,
     cluster_bootstrap,
     holm,
@@ -39,8 +41,6 @@ from multiseal.analysis.stats import (
     seeds_needed,
     verdict,
 )
-from multiseal.errors import InputError
-from multiseal.run.sweep_file import REFERENCE_TAG
 
 DOC_METRICS: tuple[str, ...] = ("acc_all", "acc_own", "acc_received")
 AGENT_METRICS: tuple[str, ...] = ("acc_composition", "retention", "forgetting", "bwt")

@@ -40,7 +40,7 @@ from multiseal.types import (
 )
 from multiseal.world.arrivals import build_arrivals
 from multiseal.world.squad import load_squad_json
-from multiseal.world.synthetic import generate_world
+from multiseal.world.synthetic import generate_distractors, generate_world
 
 S = TypeVar("S")
 
@@ -145,7 +145,15 @@ def build_simulation(scenario: Scenario, model: SharedModel, source: str | Path 
         agent_specs(scenario), build_self_edit(scenario.self_edit), build_eval(scenario.evaluation),
         rounds=scenario.rounds, seed=scenario.seed, sharing=s.mode, mixing=s.mixing,
         replay=scenario.replay.fraction, probe_size=scenario.evaluation.retention_probe, progress=progress,
+        content=s.content, distractors=build_distractors(world, scenario) if s.content == "shuffled" else None,
     )
+
+
+def build_distractors(world: World, scenario: Scenario) -> World:
+    """The shuffled-notes control's distractor documents: one per document of ``world``, from their own
+    seed stream (the world's seed), so ``world`` itself is unchanged."""
+    seed = scenario.world.seed if scenario.world.seed is not None else scenario.seed
+    return generate_distractors(world, len(world.documents), seed)
 
 
 def build_restem(cfg: RestemSection) -> RestemSettings:

@@ -10,16 +10,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from multiseal.config.checks import scenario_checks
 from multiseal.config.overrides import apply_overrides
 from multiseal.config.plugins import load_plugins
 from multiseal.config.schema import (
     AgentsSection,
     ArrivalsSection,
+    ModelSection,
     RestemSection,
     Scenario,
     SchedulerSection,
     Section,
     SelfEditSection,
+    SharingSection,
     TopologySection,
     WorldSection,
     _known_style,
@@ -28,9 +31,10 @@ from multiseal.config.yamlfile import read_yaml
 from multiseal.errors import DataError, Problem, ScenarioError, pydantic_problems
 from multiseal.learning.self_edit import STYLES
 from multiseal.rl.policies import validate_policy_params
+from multiseal.sim.controls import validate_content
 from multiseal.sim.schedulers import validate_scheduler_params
 from multiseal.sim.topologies import build_topology, validate_topology
-from multiseal.world.arrivals import build_arrivals
+from multiseal.world.arrivals import build_arrivals, documents_needed
 from multiseal.world.squad import load_squad_json
 from multiseal.world.synthetic import generate_world
 
@@ -137,17 +141,35 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
         if arrivals.kind == "broadcast" and arrivals.source >= n:
             problems.append(Problem("arrivals.source", f"no such agent (agents are 0..{n - 1})"))
         else:
-            try:
-                ids = [f"d{i:03d}" for i in range(n_docs)]
-                build_arrivals(
-                    arrivals.kind, n, ids, rounds, docs_per_round=arrivals.docs_per_round,
-                    copies=arrivals.copies, source=arrivals.source, table=arrivals.table or None,
-                )
-            except ValueError as e:
-                problems.append(Problem("arrivals", f"{e} (world.documents: {n_docs})"))
+            problems += _check_arrivals(arrivals, n, n_docs, rounds)
     if kind == "restem":
         problems += _check_restem(raw, agents, topo, n_docs, source)
+    sharing = _section(raw, "sharing", SharingSection)
+    if sharing:  # sharing.content: oracle needs facts (not SQuAD); shuffled excludes some schedulers
+        problems += [Problem(key, msg) for key, msg in validate_content(
+            sharing.content, world_has_facts=world.kind != "squad" if world else None,
+            scheduler=sched.kind if sched else None)]
+    # the model is here and has the LoRA targets; the run fits `limits` (sized once all else holds)
+    problems += scenario_checks(raw, _section(raw, "model", ModelSection), source, limits=not problems)
     return problems
+
+
+def _check_arrivals(arrivals: ArrivalsSection, n: int, n_docs: int, rounds: int) -> list[Problem]:
+    """The schedule fits the world, by arithmetic; a table's entries are resolved against the world's
+    ids with the schedule cut to the rounds and agents the table names (never rounds x agents)."""
+    try:
+        table = arrivals.table or None
+        needed = documents_needed(arrivals.kind, n, rounds, docs_per_round=arrivals.docs_per_round,
+                                  copies=arrivals.copies, table=table, source=arrivals.source)
+        if needed > n_docs:
+            raise ValueError(f"arrival schedule needs {needed} documents but the world has {n_docs}")
+        if table:
+            ids = [f"d{i:03d}" for i in range(n_docs)]
+            build_arrivals("table", 1 + max(e["agent"] for e in table), ids, 1 + max(e["round"] for e in table),
+                           table=table)
+    except ValueError as e:
+        return [Problem("arrivals", f"{e} (world.documents: {n_docs})")]
+    return []
 
 def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection | None,
                   n_docs: int | None, source: str | Path | None) -> list[Problem]:
@@ -195,16 +217,3 @@ def resolve_relative(path: str | None, source: str | Path | None) -> Path:
             return candidate
     return p
 
-def flatten(scenario: Scenario) -> dict[str, Any]:
-    """The scenario as ``{"topology.kind": "ring", ...}``, for MLflow params."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            out[prefix] = value
-
-    walk("", scenario.model_dump(mode="json"))
-    return out

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from multiseal.learning.grading import GRADERS
 from multiseal.learning.self_edit import STYLES
 
-
 # Seeds reach numpy and torch after arithmetic (seed * 15485863 + round): keep them well inside 2**63.
 SEED_MAX = 2**31 - 1
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
@@ -137,6 +136,9 @@ class SharingSection(Section):
     relay: bool = False
     max_hops: int | None = Field(None, ge=1, le=1_000_000)
     mixing: Literal["uniform", "weighted"] = "uniform"
+    content: Literal["notes", "passage", "oracle", "shuffled"] = Field(
+        "notes", description="what a note carries: self-edits, the passage, the gold facts (synthetic worlds), "
+                             "or distractor text of the same size (controls, docs/controls.md)")
 
 
 class SchedulerSection(Section):
@@ -168,6 +170,15 @@ class TrackingSection(Section):
     run_name: str | None = None
     run_dir: str | None = Field(None, description="folder of run directories (default: $MULTISEAL_RUNS or ./runs)")
     keep_checkpoints: int | None = Field(None, ge=1, description="keep only the newest K round checkpoints (default: all)")
+
+
+class LimitsSection(Section):
+    """Upper bounds on a run's estimated cost (:func:`multiseal.config.checks.estimate`): a scenario
+    above them fails validation, before any model loads."""
+
+    max_hours: float = Field(72.0, gt=0, description="estimated run time, hours")
+    max_memory_gb: float | None = Field(None, gt=0, description="estimated peak memory, GB "
+                                        "(default: 90% of this machine's RAM; of the GPU's on CUDA)")
 
 
 class ExperimentSection(Section):
@@ -226,6 +237,7 @@ class Scenario(Section):
     tracking: TrackingSection = TrackingSection()
     experiment: ExperimentSection = ExperimentSection()
     restem: RestemSection = RestemSection()
+    limits: LimitsSection = LimitsSection()
 
     @field_validator("agents", mode="before")
     @classmethod

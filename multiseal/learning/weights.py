@@ -124,13 +124,12 @@ def _convert_gguf(folder: Path, gguf_file: str, target: Path, progress: bool) ->
         print(f"converted in {time.time() - t0:.1f}s", flush=True)
 
 
-def tiny_random_model(seed: int = 0, progress: bool = True):
-    """A randomly initialised Llama of ~3.3 M parameters with SmolLM2's tokenizer, for fast tests."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def tiny_random_config(tok=None):
+    """The tiny-random Llama's config; SmolLM2's vocabulary size and special ids without ``tok``."""
+    from transformers import LlamaConfig
 
-    tok = AutoTokenizer.from_pretrained(smollm2_folder(progress))
-    config = LlamaConfig(
-        vocab_size=len(tok),
+    return LlamaConfig(
+        vocab_size=len(tok) if tok is not None else SMOLLM2_ARCH["vocab_size"],
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
@@ -138,10 +137,18 @@ def tiny_random_model(seed: int = 0, progress: bool = True):
         num_key_value_heads=2,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id if tok is not None else 1,
+        eos_token_id=tok.eos_token_id if tok is not None else 2,
+        pad_token_id=tok.pad_token_id if tok is not None else 2,
     )
+
+
+def tiny_random_model(seed: int = 0, progress: bool = True):
+    """A randomly initialised Llama of ~3.3 M parameters with SmolLM2's tokenizer, for fast tests."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(smollm2_folder(progress))
+    config = tiny_random_config(tok)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
@@ -181,6 +188,57 @@ def load_base(name: str, dtype: torch.dtype = torch.float32, allow_download: boo
 
     with _status(progress, f"downloading {name}"):
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype), AutoTokenizer.from_pretrained(name)
+
+
+# --------------------------------------------------------------------------- the config alone
+
+# SmolLM2-135M's architecture: its config when no copy of the model is here yet (what is built from
+# a config, module names and sizes, depends on these alone)
+SMOLLM2_ARCH = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+                    tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+
+
+def hf_hub_cache() -> Path:
+    """The local Hugging Face hub cache, as ``huggingface_hub`` finds it (``$HF_HUB_CACHE``, else
+    ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``), read from the environment at each call."""
+    if os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ.get("HF_HUB_CACHE") or os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def hf_cached_file(repo_id: str, filename: str) -> Path | None:
+    """A file of a Hugging Face repo in the local cache, or None (also for a malformed id); offline."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=hf_hub_cache())
+    except ValueError:  # HFValidationError: not a repo id at all
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def base_config(name: str):
+    """``model.base``'s transformers config, read offline and without its weights: the aliases' own
+    (``tiny-random``'s is made in code; ``smollm2-135m``'s is the converted or cached copy's, else its
+    architecture), a local folder's ``config.json``, or that of a Hugging Face id in the local cache.
+    None when none of these is here; an unreadable config raises (``OSError``, ``ValueError``)."""
+    from transformers import AutoConfig, LlamaConfig
+
+    if name == "tiny-random":
+        return tiny_random_config()
+    if name == "smollm2-135m":
+        converted = cache_root() / "models" / "smollm2-135m-instruct"
+        cached = hf_cached_file(SMOLLM2_HF_ID, "config.json")
+        if (converted / "config.json").exists():
+            return AutoConfig.from_pretrained(converted)
+        return AutoConfig.from_pretrained(cached.parent) if cached else LlamaConfig(**SMOLLM2_ARCH)
+    path = Path(name).expanduser()
+    if path.exists():
+        return AutoConfig.from_pretrained(path) if (path / "config.json").is_file() else None
+    cached = hf_cached_file(name, "config.json")
+    return AutoConfig.from_pretrained(cached.parent) if cached else None
 
 
 @contextlib.contextmanager

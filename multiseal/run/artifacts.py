@@ -1,6 +1,7 @@
 """What a finished simulation leaves in its MLflow run: the accuracy tensor, the graph (GraphML and
-a figure), the notes, every graded answer, and the communication per edge. ``plot_graph`` is the one
-graph figure, used here and by the reports (:mod:`multiseal.analysis.figures`)."""
+a figure), the notes (with the facts each states correctly, wrongly or not at all), every graded
+answer, per-fact diffusion (``facts.jsonl``, worlds with facts), and the communication per edge.
+``plot_graph`` is the one graph figure, used here and by the reports (:mod:`multiseal.analysis.figures`)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,9 @@ import networkx as nx
 import numpy as np
 
 from multiseal.run.tracker import Tracker
+from multiseal.sim.facts import FactIndex, fact_rows
 from multiseal.sim.loop import Simulation
+from multiseal.types import Note
 
 
 def plot_graph(graph: nx.DiGraph, path: str | Path, title: str = "") -> Path:
@@ -57,9 +60,23 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
     nx.write_graphml(g, gml)
     tracker.artifact_file(gml)
     tracker.artifact_file(plot_graph(g, folder / "graph.png"))
+    facts = FactIndex(sim.world)
     tracker.artifact_jsonl("notes.jsonl", [
         {"note_id": n.note_id, "author": n.author, "doc_id": n.doc_id, "round": n.round, "style": n.style,
-         "tokens": n.tokens, "text": n.text, "sequences": list(n.sequences)} for n in sim.notes_log])
+         "tokens": n.tokens, "text": n.text, "sequences": list(n.sequences), **_fact_fields(facts, n)}
+        for n in sim.notes_log])
     tracker.artifact_jsonl("answers.jsonl", sim.outcomes)
+    if facts:
+        rows, qids = range(sim.round + 1), sorted(facts.question.values())
+        grades = [[dict(zip(qids, m)) for m in sim.item_matrix(t, qids)] for t in rows]
+        distances = [sim.distance_matrix(sim.graphs.at(max(t - 1, 0))) for t in rows]
+        tracker.artifact_jsonl("facts.jsonl", fact_rows(facts, grades, sim.introduced, distances, sim.doc_index))
     tracker.artifact_text("communication.json", json.dumps(
         {f"{u}->{v}": c for (u, v), c in sim.postbox.sent_by_edge().items()}, indent=1))
+
+
+def _fact_fields(facts: FactIndex, note: Note) -> dict[str, list[str]]:
+    """A note's ``facts_correct``, ``facts_wrong`` and ``facts_omitted`` (fact ids; :mod:`multiseal.sim.facts`)."""
+    scored = facts.score(note)
+    return {"facts_correct": list(scored.correct), "facts_wrong": list(scored.wrong),
+            "facts_omitted": list(scored.omitted)}

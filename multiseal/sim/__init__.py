@@ -4,6 +4,7 @@
 (who talks to whom in each round); ``sharing`` (the postbox: delay, loss, relay; adapter averaging);
 ``schedulers`` (who adapts on which notes, the policy-driven one included); ``loop`` (the round loop,
 :class:`~multiseal.sim.loop.Simulation`) and ``checkpoint`` (its state between rounds); ``accuracy``,
-``continual`` and ``diffusion`` (metric formulas over the accuracy tensor) and ``metrics`` (what a
-round reports per agent and for the population).
+``continual`` and ``diffusion`` (metric formulas over the accuracy tensor), ``facts`` (note fidelity,
+per-fact diffusion, transfer efficiency, misinformation) and ``metrics`` (what a round reports per
+agent and for the population); ``controls`` (passage, oracle and shuffled notes, compute matching).
 """

@@ -3,6 +3,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
@@ -64,3 +67,21 @@ def diffusion_by_distance(
     for d in np.unique(dist[mask]):
         out[int(d)] = float(masked_mean(vals.ravel(), (mask & (dist == d)).ravel()))
     return out
+
+
+def recipient_distances(arrivals: Mapping[int, Mapping[int, Sequence[str]]], doc_index: Mapping[str, int],
+                        n_agents: int, graph: nx.DiGraph) -> np.ndarray:
+    """``distance[a, j]``: hops along ``graph`` from document j's first recipient (earliest round,
+    then lowest agent id) to agent a; -1 where a is unreachable or j not yet introduced."""
+    dist = np.full((n_agents, len(doc_index)), -1, dtype=int)
+    first: dict[str, int] = {}
+    for r in sorted(arrivals):
+        for a in sorted(arrivals[r]):
+            for doc_id in arrivals[r][a]:
+                first.setdefault(doc_id, a)
+    cache: dict[int, dict[int, int]] = {}
+    for doc_id, src in first.items():
+        hops = cache.setdefault(src, dict(nx.single_source_shortest_path_length(graph, src)))
+        for a, h in hops.items():
+            dist[a, doc_index[doc_id]] = h
+    return dist

@@ -4,14 +4,19 @@ One round (row ``t = round + 1`` of the accuracy tensor; row 0 is the base model
 
 1. **arrivals** — the world hands agents their new documents;
 2. **self-edit** — every recipient writes notes on each new document (k candidates, its own style);
+   with ``content`` ``passage`` or ``oracle`` the note is the passage or the gold facts instead
+   (no generation), with ``shuffled`` the copies that travel are distractor notes
+   (:mod:`multiseal.sim.controls`);
 3. **sharing** — notes travel along the graph's out-edges (delay, loss, relay) into inboxes;
 4. **scheduling** — the scheduler (or an external policy) picks the inbox items each agent adapts on;
 5. **adaptation** — each chosen agent trains its persistent adapter on those notes, plus the raw
-   passage of documents it holds and an optional replay of earlier sequences; with
-   ``sharing="weights"`` neighbours' adapters are then gossip-averaged instead of notes travelling;
+   passage of documents it holds and an optional replay of earlier sequences (repeated up to a
+   reference count when the scheduler is compute-matched); with ``sharing="weights"`` neighbours'
+   adapters are then gossip-averaged instead of notes travelling;
 6. **evaluation** — every agent answers every question of every document (introduced or not),
    the composition questions and the retention probe, in shared batches over the base model;
-7. **metrics** — per-agent and population metrics from :mod:`multiseal.sim.metrics`.
+7. **metrics** — per-agent and population metrics from :mod:`multiseal.sim.metrics`, and the fact
+   metrics of :mod:`multiseal.sim.facts` when the world has facts.
 
 The class takes plain typed arguments; it never sees the scenario file.
 """
@@ -31,9 +36,11 @@ from multiseal.learning.self_edit import (
     sample_self_edits,
 )
 from multiseal.learning.train import train_adapter
+from multiseal.sim import controls as C
 from multiseal.sim import metrics as M
-from multiseal.sim.diffusion import diffusion_by_distance
-from multiseal.sim.graph import DynamicGraph, distances
+from multiseal.sim.diffusion import diffusion_by_distance, recipient_distances
+from multiseal.sim.facts import FactIndex, fact_metrics
+from multiseal.sim.graph import DynamicGraph
 from multiseal.sim.sharing import Postbox, average_adapters
 from multiseal.types import (
     AgentAction,
@@ -51,15 +58,9 @@ from multiseal.types import (
 )
 from multiseal.world.arrivals import Arrivals
 from multiseal.world.probe import probe_questions, select_probe
+from multiseal.world.synthetic import generate_distractors
 
 SHARING_MODES = ("notes", "weights", "none")
-
-
-
-
-
-
-
 
 class Simulation:
     """Several SEAL agents on one shared base model, exchanging notes over a graph."""
@@ -83,9 +84,18 @@ class Simulation:
         replay: float = 0.0,
         probe_size: int = 8,
         progress: bool = True,
+        content: str = "notes",
+        distractors: World | None = None,
     ):
         if sharing not in SHARING_MODES:
             raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
+        if content not in C.CONTENTS:
+            raise ValueError(f"content must be one of {C.CONTENTS}, got {content!r}")
+        if content == "oracle" and not world.facts:
+            raise ValueError("content 'oracle' writes notes from the world's gold facts; this world has none")
+        if content == "shuffled" and distractors is None:
+            distractors = generate_distractors(world, len(world.documents), seed)
+        self.content, self.distractors = content, distractors
         self.model, self.world, self.arrivals, self.graphs = model, world, arrivals, graphs
         self.postbox, self.scheduler, self.agents = postbox, scheduler, list(agents)
         self.self_edit, self.evaluation = self_edit, evaluation
@@ -108,6 +118,10 @@ class Simulation:
         self._passages: list[set[str]] = [set() for _ in range(A)]
         self._known: list[set[str]] = [set() for _ in range(A)]
         self._trained: list[list[str]] = [[] for _ in range(A)]
+        self._trained_notes: list[list[str]] = [[] for _ in range(A)]  # note ids adapted on, in order
+        self._answers: list[dict[str, str]] = [{} for _ in range(A)]  # latest answer per question id
+        self._travelling: dict[str, Note] = {}  # shuffled: real note id -> the distractor copy that travels
+        self._facts = FactIndex(world)
         self._dirty: set[int] = set()
         self._started = False
 
@@ -165,9 +179,9 @@ class Simulation:
         notes = self._write_notes(r, new_docs, actions)
         seconds["self_edit"] = time.perf_counter() - t0
         self._share(r, g, notes, actions)
-        plan = self._schedule(r, g, notes, actions)
+        plan, targets = self._schedule(r, g, notes, actions)
         t0 = time.perf_counter()
-        trained = self._adapt(r, row, plan)
+        trained = self._adapt(r, row, plan, targets)
         if self.postbox.relay_on:
             self.postbox.relay_received(r, g)
         if self.sharing == "weights":
@@ -213,6 +227,11 @@ class Simulation:
         return arrived
 
     def _write_notes(self, r: int, arrived: list[tuple[int, str]], actions: dict[int, AgentAction]) -> list[Note]:
+        if self.content in ("passage", "oracle"):  # the control writes the note: no generation
+            docs = [(a, self.world.doc(d)) for a, d in arrived]
+            notes = C.control_notes(self.content, docs, r, self.model.count_tokens)
+            self.notes_log.extend(notes)
+            return notes
         styles = [(actions.get(a) and actions[a].style) or self.agents[a].style for a, _ in arrived]
         requests = [(self.world.doc(d), self.agents[a].adapter, s) for (a, d), s in zip(arrived, styles)]
         samples = sample_self_edits(
@@ -230,6 +249,9 @@ class Simulation:
                 notes.append(Note(f"r{r}.a{a}.{doc_id}.{k}", a, doc_id, r, style, text, tuple(seqs),
                                   self.model.count_tokens(text)))
         self.notes_log.extend(notes)
+        if self.content == "shuffled" and self.sharing == "notes" and self.distractors is not None:
+            self._travelling = C.travelling_copies(notes, self.distractors, self.doc_index, self.model.count_tokens)
+            self.notes_log.extend(self._travelling.values())
         return notes
 
     def _share(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> None:
@@ -243,10 +265,16 @@ class Simulation:
                     send_to[a] = set(act.send_to) & set(g.successors(a))
         else:
             send_to = {a: set() for a in outbox}
-        self.postbox.post(r, g, outbox, send_to)
+        if self._travelling:  # shuffled: authors keep their notes, distractor copies travel
+            C.post_copies(self.postbox, r, g, outbox, self._travelling, send_to)
+            self._travelling = {}
+        else:
+            self.postbox.post(r, g, outbox, send_to)
         self.postbox.deliver(r)
 
-    def _schedule(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> Plan:
+    def _schedule(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> tuple[Plan, dict[int, int]]:
+        """The plan, and per agent the number of sequences to pad its training to (compute matching:
+        the size of its training set under the scheduler's ``reference`` plan; empty without one)."""
         view = SchedulerView(
             round=r, graph=g, inboxes=self.postbox.inboxes(),
             all_notes=list(notes),
@@ -254,12 +282,15 @@ class Simulation:
             rng=random.Random(self.seed * 104729 + r),
         )
         plan = self.scheduler(view)
+        reference = getattr(self.scheduler, "reference", None)
+        ref_plan = reference(view) if callable(reference) else None
+        targets = {a: len(self.training_set(a, items)) for a, items in (ref_plan or {}).items()}
         if self.sharing != "notes":  # nothing travels: only one's own notes exist
             plan = {a: [it for it in items if it.note.author == a] for a, items in plan.items()}
         for a, act in actions.items():
             if act.adapt_on is not None:
                 plan[a] = list(act.adapt_on)
-        return plan
+        return plan, targets
 
     def training_set(self, agent: int, items: Sequence[InboxItem]) -> list[str]:
         """Sequences for ``agent`` from chosen notes: each note's sequences, plus the raw passage of
@@ -272,11 +303,13 @@ class Simulation:
                 seqs.append(passage_sequence(self.world.doc(doc_id)))
         return list(dict.fromkeys(seqs))
 
-    def _adapt(self, r: int, row: int, plan: Plan) -> dict[int, int]:
+    def _adapt(self, r: int, row: int, plan: Plan, targets: dict[int, int] | None = None) -> dict[int, int]:
         trained = {}
         rng = random.Random(self.seed * 15485863 + r)
         for a, items in sorted(plan.items()):
             seqs = self.training_set(a, items)
+            if targets and a in targets:  # compute-matched: repeat one's own material to the reference count
+                seqs = C.pad_to(seqs, targets[a], self._trained[a])
             if not seqs:
                 trained[a] = 0
                 continue
@@ -286,11 +319,12 @@ class Simulation:
             spec = self.agents[a]
             train_adapter(self.model, spec.adapter, seqs + replayed, spec.inner, seed=self.seed * 31 + r * 1009 + a,
                           progress=f"round {r + 1}: training agent {a}" if self.progress else None)
-            self._trained[a].extend(s for s in seqs if s not in self._trained[a])
+            self._trained[a].extend(s for s in dict.fromkeys(seqs) if s not in self._trained[a])
+            self._trained_notes[a].extend(it.note.note_id for it in items)
             for it in items:
                 self._known[a].add(it.note.doc_id)
-                j = self.doc_index[it.note.doc_id]
-                if self.learnt[a, j] < 0:
+                j = self.doc_index.get(it.note.doc_id)  # None: a distractor document (shuffled)
+                if j is not None and self.learnt[a, j] < 0:
                     self.learnt[a, j] = row
             self.postbox.consume(a, list(items))
             self._dirty.add(a)
@@ -339,7 +373,9 @@ class Simulation:
             self.acc[row, a, j] = float(np.mean([items[q.qid] for q in d.questions]))
         if self.world.composition:
             self.composition[row, a] = float(np.mean([items[q.qid] for q in self.world.composition]))
+        answers = self._answers[a]
         for g in graded:
+            answers[g.qid] = g.answer
             self.outcomes.append({"row": row, "agent": a, "qid": g.qid, "question": g.question,
                                   "gold": g.gold, "answer": g.answer, **g.scores})
 
@@ -358,23 +394,21 @@ class Simulation:
         for a in per_agent:
             per_agent[a]["acc_composition"] = float(self.composition[row, a])
         population = M.population_metrics(per_agent, acc=self.acc, t=row, introduced=self.introduced)
-        for d, share in diffusion_by_distance(self.acc, row, self.distance_matrix(g), introduced=self.introduced).items():
+        distance = self.distance_matrix(g)
+        for d, share in diffusion_by_distance(self.acc, row, distance, introduced=self.introduced).items():
             population[f"pop.diffusion.d{d}" if d >= 0 else "pop.diffusion.unreachable"] = share
+        if self._facts:  # the fact metrics (multiseal.sim.facts), from what the round left behind
+            fa, fp = fact_metrics(
+                self._facts, notes=[n for n in self.notes_log if n.round == row - 1], trained=self._trained_notes,
+                notes_by_id={n.note_id: n for n in self.notes_log}, own=self.own, introduced=self.introduced[row],
+                doc_index=self.doc_index, grades=[self._items[(row, a)] for a in range(len(self.agents))],
+                answers=self._answers, distance=distance)
+            for a in per_agent:
+                per_agent[a].update(fa[a])
+            population.update({**M.population_metrics(fa), **fp})
         return per_agent, population
 
     def distance_matrix(self, g) -> np.ndarray:
         """``distance[a, j]``: hops from document j's first recipient to agent a (-1 = unreachable
         or not yet introduced)."""
-        A, D = self.acc.shape[1:]
-        dist = np.full((A, D), -1, dtype=int)
-        first: dict[str, int] = {}
-        for r in sorted(self.arrivals):
-            for a in sorted(self.arrivals[r]):
-                for doc_id in self.arrivals[r][a]:
-                    first.setdefault(doc_id, a)
-        cache: dict[int, dict[int, int]] = {}
-        for doc_id, src in first.items():
-            hops = cache.setdefault(src, distances(g, src))
-            for a, h in hops.items():
-                dist[a, self.doc_index[doc_id]] = h
-        return dist
+        return recipient_distances(self.arrivals, self.doc_index, len(self.agents), g)

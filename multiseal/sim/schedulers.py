@@ -13,7 +13,9 @@ the parsed parameters::
 The plan maps *every* agent to the items it adapts on now (``[]``: it waits; its items stay
 pending). The simulation then calls ``postbox.consume(agent, plan[agent])``. A scheduler draws
 randomness only from ``view.rng`` and must not modify the view. ``check_scheduler`` is the
-conformance check a new scheduler should pass.
+conformance check a new scheduler should pass. A scheduler may also offer ``reference(view) -> Plan |
+None``: the simulation then repeats each agent's training sequences up to the number that plan would
+give it (compute matching; see :class:`Isolated` and ``docs/controls.md``).
 """
 from __future__ import annotations
 
@@ -147,10 +149,52 @@ def _budgeted(params: BudgetedParams) -> Scheduler:
     return Budgeted(params.budget, params.rank_by)
 
 
-@SCHEDULERS.register("isolated")
-def _isolated(params: NoParams) -> Scheduler:
-    """Every agent adapts only on its own notes (hops 0): the no-sharing baseline."""
-    return lambda view: _per_agent(view, lambda a, inbox: [it for it in inbox if it.hops == 0 and it.sender == a])
+MatchKind = Literal["none", "neighbours", "complete"]
+
+
+class IsolatedParams(Params):
+    match: MatchKind = Field("none", description=(
+        "compute matching: 'none' trains on one's own material once; 'neighbours' / 'complete' repeat "
+        "it up to the sequences the agent would have trained on this round had it adapted on every "
+        "note its in-neighbours (on the round's graph) / all agents wrote this round, as well as its own"))
+
+
+class Isolated:
+    """Every agent adapts only on its own notes (hops 0): the no-sharing baseline.
+
+    With ``match`` other than ``none`` it is *compute-matched*: :meth:`reference` is the synchronous
+    plan of a sharing arm without delay or loss (own notes plus every note of this round by the
+    agent's in-neighbours in ``view.graph`` for ``neighbours``, by every agent for ``complete``), and
+    the simulation repeats the agent's own training sequences, in order, until their number equals the
+    number of distinct sequences that reference plan would give it (passages of its own documents
+    included, replay excluded). Same epochs and batch size, so the same number of optimiser steps.
+    """
+
+    def __init__(self, match: str = "none"):
+        self.match = match
+
+    def __call__(self, view: SchedulerView) -> Plan:
+        return _per_agent(view, lambda a, inbox: [it for it in inbox if it.hops == 0 and it.sender == a])
+
+    def reference(self, view: SchedulerView) -> Plan | None:
+        """The plan whose training-set size each agent's own training is padded to (None: no matching)."""
+        if self.match == "none":
+            return None
+
+        def items(a: int) -> list[InboxItem]:
+            if self.match == "complete":
+                senders = set(view.agents())
+            else:
+                senders = {a} | (set(view.graph.predecessors(a)) if a in view.graph else set())
+            return [InboxItem(n, n.author, view.round, 1.0, 0 if n.author == a else 1)
+                    for n in view.all_notes if n.author in senders]
+        return _per_agent(view, lambda a, inbox: items(a))
+
+
+@SCHEDULERS.register("isolated", params=IsolatedParams)
+def _isolated(params: IsolatedParams) -> Scheduler:
+    """The no-sharing baseline, compute-matched when ``match`` says so (:class:`Isolated`)."""
+    return Isolated(params.match)
 
 
 @SCHEDULERS.register("oracle")

@@ -1,16 +1,20 @@
 """A seeded synthetic world of *fictional* entities and facts.
 
 No pretrained model can answer its questions before reading the passages (a clean baseline of ~0).
-It can also emit *composition* questions that need facts from two documents.
+It can also emit *composition* questions that need facts from two documents. Every document lists
+the atomic facts its passage states (``Document.facts``) and every question the fact(s) it asks
+(``Question.fact_ids``). ``generate_distractors`` makes documents about other entities, sharing no
+invented word or year with a given world (the shuffled-notes control).
 """
 from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from multiseal.types import Document, Question, World
+from multiseal.types import Document, Fact, Question, World
 from multiseal.world.vocabulary import (
     ARTEFACT_KINDS,
     COLOURS,
@@ -75,9 +79,10 @@ class _Entity:
     links: dict[str, int] = field(default_factory=dict)
 
 
-def _make_entities(kinds: list[str], rng: random.Random) -> list[_Entity]:
+def _make_entities(kinds: list[str], rng: random.Random, names: Names | None = None,
+                   years: Years | None = None) -> list[_Entity]:
     """Name every entity, then fill in its facts, pointing references at other documents."""
-    names, years = Names(rng), Years(rng)
+    names, years = names or Names(rng), years or Years(rng)
     ents: list[_Entity] = []
     for kind in kinds:
         if kind in ("person", "town"):
@@ -302,8 +307,12 @@ def _a(word: str) -> str:
     return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
-def _composition_candidates(ents: list[_Entity], docs: list[Document]) -> list[tuple[int, int, str, str]]:
-    """All valid (A, B, question, answer): the answer is stated in B and absent from A."""
+_Candidate = tuple[int, int, str, str, tuple[str, str]]
+
+
+def _composition_candidates(ents: list[_Entity], docs: list[Document]) -> list[_Candidate]:
+    """All valid (A, B, question, answer, (fact of A, fact of B)): the answer is stated in B and
+    absent from A."""
     out = []
     for i, e in enumerate(ents):
         for key, j in e.links.items():
@@ -311,7 +320,8 @@ def _composition_candidates(ents: list[_Entity], docs: list[Document]) -> list[t
                 answer = ents[j].facts[b_key]
                 if answer.lower() in docs[i].context.lower() or answer not in docs[j].context:
                     continue
-                out.append((i, j, template.format(a=e.ref), answer))
+                out.append((i, j, template.format(a=e.ref), answer,
+                            (f"{docs[i].doc_id}.{key}", f"{docs[j].doc_id}.{b_key}")))
     return out
 
 
@@ -332,20 +342,32 @@ def generate_world(n_documents: int, seed: int, questions_per_doc: tuple[int, in
         raise ValueError(f"questions_per_doc must satisfy 1 <= low <= high <= 6, got {questions_per_doc}")
     if composition < 0:
         raise ValueError(f"composition must be >= 0, got {composition}")
-    rng = random.Random(seed)
+    return _generate(n_documents, random.Random(seed), questions_per_doc, composition, seed=seed)
+
+
+def _generate(n_documents: int, rng: random.Random, questions_per_doc: tuple[int, int], composition: int, *,
+              seed: int, prefix: str = "d", names: Names | None = None, years: Years | None = None) -> World:
+    """The world of :func:`generate_world`, every draw from ``rng``; doc ids ``<prefix>000``, ...
+
+    A document's facts are the facts its passage renders, in rendering order (``<doc_id>.<relation>``);
+    the ids and the facts draw nothing from ``rng``.
+    """
+    lo, hi = questions_per_doc
     kinds = [KINDS[i % len(KINDS)] for i in range(n_documents)]
     rng.shuffle(kinds)
-    ents = _make_entities(kinds, rng)
+    ents = _make_entities(kinds, rng, names, years)
 
     docs: list[Document] = []
     for i, e in enumerate(ents):
-        doc_id = f"d{i:03d}"
+        doc_id = f"{prefix}{i:03d}"
         sentences, qa = _RENDER[e.kind](e, rng)
         keys = sorted(rng.sample(sorted(qa), rng.randint(lo, hi)), key=list(qa).index)
-        questions = tuple(Question(f"{doc_id}.q{k}", qa[key][0], qa[key][1], (doc_id,))
+        questions = tuple(Question(f"{doc_id}.q{k}", qa[key][0], qa[key][1], (doc_id,),
+                                   fact_ids=(f"{doc_id}.{key}",))
                           for k, key in enumerate(keys))
         context = " ".join(_cap(s) for s in sentences)
-        docs.append(Document(doc_id, e.name, context, questions))
+        facts = tuple(Fact(f"{doc_id}.{key}", doc_id, e.name, key, answer) for key, (_, answer) in qa.items())
+        docs.append(Document(doc_id, e.name, context, questions, facts))
 
     comp: list[Question] = []
     if composition:
@@ -362,7 +384,24 @@ def generate_world(n_documents: int, seed: int, questions_per_doc: tuple[int, in
             per_a[c[0]] = per_a.get(c[0], -1) + 1
             ranked.append((per_a[c[0]], c))
         cands = [c for _, c in sorted(ranked, key=lambda rc: rc[0])]
-        for k, (i, j, question, answer) in enumerate(cands[:composition]):
+        for k, (i, j, question, answer, fact_ids) in enumerate(cands[:composition]):
             comp.append(Question(f"c{k:03d}", question, answer, (docs[i].doc_id, docs[j].doc_id),
-                                 kind="composition"))
+                                 kind="composition", fact_ids=fact_ids))
     return World(tuple(docs), tuple(comp))
+
+
+def generate_distractors(world: World, n_documents: int, seed: int) -> World:
+    """``n_documents`` synthetic documents (ids ``x000``, ...) that share no word of their invented
+    names and no year with ``world``: text about entities no question of ``world`` asks about.
+
+    They come from their own stream, ``random.Random(f"multiseal-distractors-{seed}")``, so making them
+    changes nothing in ``world`` (nor in any world generated from ``seed``). Every fact is asked (six
+    questions per document; nobody is evaluated on them)."""
+    if n_documents < 1:
+        raise ValueError(f"n_documents must be at least 1, got {n_documents}")
+    rng = random.Random(f"multiseal-distractors-{seed}")
+    text = " ".join(f"{d.title} {d.context}" for d in world.documents)
+    taken = {w.capitalize() for w in re.findall(r"[A-Za-z]+", text)}
+    years = {int(y) for y in re.findall(r"\b\d{4}\b", text)}
+    return _generate(n_documents, rng, (6, 6), 0, seed=seed, prefix="x", names=Names(rng, taken),
+                     years=Years(rng, exclude=years))

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from multiseal.config.builders import (
     build_eval,
     build_inner_loop,
@@ -31,6 +33,7 @@ from multiseal.learning.self_edit import (
 from multiseal.learning.train import train_adapter
 from multiseal.run.recipes.registry import RECIPES
 from multiseal.run.tracker import open_tracker
+from multiseal.stats import cluster_bootstrap, holm, verdict
 from multiseal.types import (
     Document,
     EvalSettings,
@@ -130,6 +133,52 @@ def _record(result: KnowledgeResult, cond: str, seed: int, documents, graded: Se
             })
 
 
+REFERENCE_CONDITION = "passage-only"
+
+
+def paired_table(result: KnowledgeResult, metric: str, reference: str = REFERENCE_CONDITION,
+                 resamples: int = 4000) -> list[dict]:
+    """Every condition against ``reference`` (training on the passage alone), paired question by
+    question: the same seed, document and question in both arms. The 95% interval comes from the
+    two-level cluster bootstrap (seeds, then documents with all their questions); p-values are
+    Holm-adjusted over the conditions compared. Rows ``{condition, mean, delta, lo, hi, p, p_holm,
+    verdict, clusters}``; none when ``reference`` was not run."""
+    grade = {(a["condition"], a["seed"], a["qid"]): a[metric] for a in result.answers}
+    docs: dict[tuple[int, str], list[str]] = {}
+    for a in result.answers:
+        if a["condition"] == reference:
+            docs.setdefault((a["seed"], a["doc_id"]), []).append(a["qid"])
+    if not docs:
+        return []
+    seeds = sorted({seed for seed, _ in docs})
+    rows = []
+    for cond in [c for c in [BASE_CONDITION, *result.conditions] if c != reference]:
+        per_seed = []
+        for seed in seeds:
+            clusters = [[grade.get((cond, seed, q), np.nan) - grade[(reference, seed, q)] for q in qids]
+                        for (s_, _), qids in sorted(docs.items()) if s_ == seed]
+            width = max(len(c) for c in clusters)
+            per_seed.append(np.array([c + [np.nan] * (width - len(c)) for c in clusters], dtype=float))
+        boot = cluster_bootstrap(per_seed, resamples=resamples, seed=0)
+        mean = float(np.mean([grade[k] for k in grade if k[0] == cond])) if any(k[0] == cond for k in grade) else np.nan
+        rows.append({"condition": cond, "mean": mean, "delta": boot.delta, "lo": boot.lo, "hi": boot.hi,
+                     "p": boot.p, "clusters": len(docs)})
+    for row, p_adj in zip(rows, holm([r["p"] for r in rows])):
+        row["p_holm"] = float(p_adj)
+        row["verdict"] = verdict(row["delta"], row["p_holm"])
+    return rows
+
+
+def format_paired(rows: list[dict], metric: str, reference: str = REFERENCE_CONDITION) -> str:
+    """A Markdown table of ``paired_table`` rows."""
+    lines = [f"| condition | {metric} mean | Δ vs {reference} [95% CI] | Holm p | verdict | documents × seeds |",
+             "| --- | ---: | --- | ---: | --- | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['condition']} | {r['mean']:.3f} | {r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | "
+                     f"{r['p_holm']:.3f} | {r['verdict']} | {r['clusters']} |")
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict], metric: str) -> str:
     """A Markdown table of ``KnowledgeResult.table`` rows."""
     lines = [f"| condition | {metric} mean | std | n |", "| --- | ---: | ---: | ---: |"]
@@ -162,6 +211,14 @@ def run_knowledge(scenario: Scenario, source: str | Path | None = None, progress
         tracker.artifact_jsonl("self_edits.jsonl", result.self_edits)
         tracker.artifact_jsonl("answers.jsonl", result.answers)
         tables = {m: format_table(result.table(m), m) for m in ("strict", "em", "f1")}
+        paired = {m: paired_table(result, m) for m in ("strict", "em", "f1")}
+        for m, rows in paired.items():
+            for r in rows:
+                tracker.metrics({f"{r['condition']}.{m}.delta": r["delta"], f"{r['condition']}.{m}.delta_lo": r["lo"],
+                                 f"{r['condition']}.{m}.delta_hi": r["hi"], f"{r['condition']}.{m}.p_holm": r["p_holm"]},
+                                step=0)
+            if rows:
+                tables[m] += "\n\n" + format_paired(rows, m)
         tracker.artifact_text("table.md", "\n\n".join(tables.values()) + "\n")
         headline = scenario.evaluation.headline
         summary = (

@@ -1,5 +1,5 @@
-"""Statistics over runs (scipy, numpy): confidence intervals over seeds, a cluster bootstrap of paired
-differences, Holm adjustment, power of a paired design."""
+"""Statistics shared by the run and analysis layers (scipy, numpy): intervals over seeds, the two-level
+cluster bootstrap of paired differences, Holm adjustment, power of a paired design (docs/sweeps.md)."""
 from __future__ import annotations
 
 import math

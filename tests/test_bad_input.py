@@ -1,0 +1,149 @@
+"""A corpus of bad inputs, each run through the command line as a user would.
+
+Every case must exit with status 2, print a message naming the file and the key path (or the line, for
+a file that is not YAML at all) and no traceback, and ``run`` must fail before any model loads: in
+seconds, with no model-loading line, and without creating an MLflow store or a run directory.
+``validate`` and ``run`` of a case start together (two processes; the suite runs on two cores).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 90  # a case that hangs (a huge size that slipped through) fails here instead of blocking
+RUN_LIMIT_S = 30  # `run` must fail before loading a model: well under the time a model load takes
+MODEL_LINES = ("loading smollm2", "loading tiny", "converting", "downloading")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    text: str | bytes
+    expect: tuple[str, ...]  # substrings of stderr: the key path and what is wrong
+    set: tuple[str, ...] = ()  # --set arguments (for both commands)
+    names_file: bool = True  # the message names the scenario file (not for a bad --set value)
+    run_uri: str | None = "sqlite"  # --tracking-uri of `run`: "sqlite" = a store in the case's folder
+    validate_set: tuple[str, ...] = ()  # what `validate` is given instead of run's --tracking-uri
+
+
+TINY = "model: {base: tiny-random}\n"
+CASES = [
+    Case("lora-target", "model: {base: tiny-random, lora: {target_modules: [q_proj, nope]}}\n",
+         ("model.lora.target_modules[1]: 'nope' is not a linear module of tiny-random", "q_proj, up_proj, v_proj")),
+    Case("tracking-uri", TINY + "tracking: {uri: 'bogus://x'}\n", ("tracking.uri:", "'bogus'"), run_uri=None),
+    Case("tracking-uri-flag", TINY, ("tracking.uri:", "'bogus'"), run_uri="bogus://x",
+         validate_set=("--set", "tracking.uri=bogus://x")),
+    Case("seed-2**70", TINY + "seed: 1180591620717411303424\n", ("seed:", "less than or equal to 2147483647")),
+    Case("lr-inf", TINY + "inner_loop: {lr: .inf}\n", ("inner_loop.lr:", "finite")),
+    Case("model-missing", "model: {base: no/such-model}\n",
+         ("model.base: 'no/such-model' is not an alias", "local Hugging Face cache", "model.allow_download: true")),
+    Case("max-new-tokens-1e9", TINY + "self_edit: {max_new_tokens: 1000000000}\n", ("self_edit.max_new_tokens:",)),
+    Case("epochs-1e9", TINY + "inner_loop: {epochs: 1000000000}\n", ("inner_loop.epochs:",)),
+    Case("documents-1e9", TINY + "world: {documents: 1000000000}\n", ("world.documents:",)),
+    Case("duplicate-section", "model: {base: tiny-random}\nmodel: {base: smollm2-135m}\n",
+         ("key 'model' appears twice", "lines 1 and 2")),
+    Case("duplicate-key", "model:\n  base: tiny-random\n  base: smollm2-135m\n", ("key 'base' appears twice", "lines 2 and 3")),
+    Case("rounds-true", TINY + "rounds: true\n", ("rounds:", "valid integer")),
+    Case("not-utf8", b"name: caf\xe9\n", ("not UTF-8", "line 1")),
+    Case("binary", bytes(range(256)) * 4, ("binary file",)),
+    Case("bad-set", TINY, ("rounds:", "'[1,' is not valid YAML"), set=("--set", "rounds=[1,"), names_file=False),
+    Case("malformed-yaml", "model: [1, 2\nrounds: 3\n", ("not valid YAML (line 2",)),
+    Case("unknown-top", "modle: {base: tiny-random}\n", ("modle: unknown key",)),
+    Case("unknown-model", "model: {bse: tiny-random}\n", ("model.bse: unknown key",)),
+    Case("unknown-lora", TINY.replace("}", ", lora: {rnk: 8}}"), ("model.lora.rnk: unknown key",)),
+    Case("topology-k", TINY + "agents: 4\ntopology: {kind: small-world, params: {k: 5}}\n",
+         ("topology.params.k: must be an even int >= 2, got 5",)),
+    Case("squad-file", TINY + "kind: knowledge\nworld: {kind: squad, path: bad.json}\n",
+         ("world.path:", "bad.json: item 0: key 'context': missing key")),
+    Case("python-tag", 'name: !!python/object/apply:os.system ["echo hi"]\n', ("not valid YAML", "python/object/apply")),
+    # within the schema's bounds, but a run that would not end: the estimate stops it
+    Case("over-time", TINY + "rounds: 100000\nworld: {documents: 100000}\n",
+         ("limits.max_hours: the estimated run time is", "> 72 h; lower rounds (100000)")),
+    Case("over-time-epochs", "rounds: 8\nagents: 8\nworld: {documents: 64}\ninner_loop: {epochs: 10000}\n",
+         ("limits.max_hours:", "lower inner_loop.epochs (10000) or raise limits.max_hours")),
+    Case("over-memory", TINY + "limits: {max_memory_gb: 0.01}\n",
+         ("limits.max_memory_gb: the estimated memory is", "lower")),
+]
+
+
+def _env(folder: Path) -> dict[str, str]:
+    env = dict(os.environ, MULTISEAL_RUNS=str(folder / "runs"), HF_HUB_CACHE=str(folder.parent / "hf-empty"),
+               PYTHONPATH=str(ROOT))
+    env.pop("MLFLOW_TRACKING_URI", None)  # the default store would be ./mlflow.db in the case's folder
+    return env
+
+
+def _start(args: list[str], folder: Path) -> tuple[subprocess.Popen, float]:
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "multiseal", *args], cwd=folder, env=_env(folder),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, time.monotonic()
+
+
+def _finish(started: tuple[subprocess.Popen, float]) -> tuple[int, str, str, float]:
+    proc, t0 = started
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"{proc.args[3:]} still running after {TIMEOUT_S} s: bad input must fail fast")
+    return proc.returncode, out, err, time.monotonic() - t0
+
+
+def _write(case: Case, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bad.json").write_text(json.dumps([{"title": "A", "questions": [{"question": "Q?", "answer": "a"}]}]))
+    path = folder / f"{case.id}.yaml"
+    path.write_bytes(case.text if isinstance(case.text, bytes) else case.text.encode())
+    return path
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_bad_input_exits_2_with_a_named_problem_and_creates_nothing(case, tmp_path):
+    path = _write(case, tmp_path / "in")
+    work = tmp_path / "run"
+    run_args = ["run", str(path), *case.set, "--no-progress"]
+    if case.run_uri == "sqlite":
+        run_args += ["--tracking-uri", f"sqlite:///{work}/m.db"]
+    elif case.run_uri:
+        run_args += ["--tracking-uri", case.run_uri]
+    started = {"validate": _start(["validate", str(path), *case.set, *case.validate_set], tmp_path / "validate"),
+               "run": _start(run_args, work)}
+    results = {cmd: _finish(p) for cmd, p in started.items()}
+    for cmd, (rc, out, err, seconds) in results.items():
+        where = f"{cmd} {case.id}: rc {rc}, {seconds:.1f} s\nstdout: {out}\nstderr: {err}"
+        assert rc == 2, where
+        assert "Traceback" not in err, where
+        assert err.startswith("multiseal: error: "), where
+        assert (str(path) if case.names_file else "--set") in err, where
+        for text in case.expect:
+            assert text in err, where
+        assert "hi" not in out.split(), where  # the python tag ran nothing
+    rc, out, err, seconds = results["run"]
+    assert seconds < RUN_LIMIT_S, f"run took {seconds:.1f} s to reject bad input"
+    assert not any(line in err for line in MODEL_LINES), err
+    made = sorted(p.name for p in work.iterdir())
+    assert made == [], f"run of bad input created {made}"  # no m.db, mlflow.db, mlruns/ or runs/
+
+
+def test_validate_checks_every_file_and_reports_only_the_bad_one(tmp_path):
+    good = _write(Case("good", TINY, ()), tmp_path)
+    bad = _write(CASES[0], tmp_path)
+    quickstart = ROOT / "scenarios" / "quickstart.yaml"
+    rc, out, err, _ = _finish(_start(["validate", str(good), str(bad), str(quickstart)], tmp_path / "w"))
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    assert [line.split(": ok (")[0] for line in lines] == [str(good), str(quickstart)], out
+    assert "generated tokens" in lines[1] and "trained tokens" in lines[1] and "answers" in lines[1], out
+    assert f"{bad}: 1 problem" in err and "model.lora.target_modules[1]" in err, err
+    assert str(good) not in err and str(quickstart) not in err, err
