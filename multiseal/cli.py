@@ -112,7 +112,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from multiseal.config.overrides import parse_assignments
 
     if args.command == "validate":
-        from multiseal.config.checks import estimate
+        from multiseal.config.estimate import estimate
 
         overrides = parse_assignments(args.overrides)
         bad = 0

@@ -62,7 +62,7 @@ def test_fresh_adapter_answers_like_the_base(tiny_model, make_adapter):
 
 
 def test_training_changes_only_that_adapter(tiny_model, make_adapter):
-    trained, other = make_adapter(tiny_model), make_adapter(tiny_model, seed=1)
+    trained, _other = make_adapter(tiny_model), make_adapter(tiny_model, seed=1)  # the other must not move
     before = all_parameters(tiny_model)
     train_quickly(tiny_model, trained)
     after = all_parameters(tiny_model)

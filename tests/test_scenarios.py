@@ -117,7 +117,7 @@ def test_cli_set_with_bad_topology_params_exits_2_naming_the_key(capsys):
     assert "topology.params.k: must be an even int >= 2, got 5" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- the model and the run's size (config/checks.py)
+# ---------------------------------------------------------------- the model and the run's size (config/checks.py, config/estimate.py)
 
 def test_alias_layers_shortcut_matches_the_built_architectures():
     from multiseal.config.checks import ALIAS_LAYERS, ALIASES, model_shape
@@ -187,7 +187,7 @@ def test_hf_id_must_be_in_the_local_cache_unless_downloads_are_allowed(tmp_path,
 
 
 def test_estimate_of_the_quickstart():
-    from multiseal.config.checks import estimate
+    from multiseal.config.estimate import estimate
 
     e = estimate(load_scenario(ROOT / "scenarios" / "quickstart.yaml"))
     assert e.generated_tokens == 3 * 2 * 80  # 3 agents x 2 rounds x 1 note of 80 tokens

@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TypeVar
 
-from multiseal.config.load import resolve_relative
+from multiseal.config.paths import resolve_relative
 from multiseal.config.schema import (
     EvaluationSection,
     InnerLoopSection,

@@ -10,8 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from multiseal.config.checks import scenario_checks
+from multiseal.config.checks import check_model
+from multiseal.config.estimate import check_limits
 from multiseal.config.overrides import apply_overrides
+from multiseal.config.paths import resolve_relative
 from multiseal.config.plugins import load_plugins
 from multiseal.config.schema import (
     AgentsSection,
@@ -28,7 +30,13 @@ from multiseal.config.schema import (
     _known_style,
 )
 from multiseal.config.yamlfile import read_yaml
-from multiseal.errors import DataError, Problem, ScenarioError, pydantic_problems
+from multiseal.errors import (
+    DataError,
+    InputError,
+    Problem,
+    ScenarioError,
+    pydantic_problems,
+)
 from multiseal.learning.self_edit import STYLES
 from multiseal.rl.policies import validate_policy_params
 from multiseal.sim.controls import validate_content
@@ -208,12 +216,20 @@ def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection
                 f"in topology '{topo.kind}' with {agents.count} agent(s)")))
     return problems
 
-def resolve_relative(path: str | None, source: str | Path | None) -> Path:
-    """A path in a scenario is relative to the scenario file's folder."""
-    p = Path(path or "")
-    if not p.is_absolute() and source is not None:
-        candidate = Path(source).parent / p
-        if candidate.exists() or not p.exists():
-            return candidate
-    return p
 
+def scenario_checks(raw: dict, model: ModelSection | None, source: str | Path | None,
+                    limits: bool = True) -> list[Problem]:
+    """The model's checks (:mod:`multiseal.config.checks`) when its section is valid, and the limits'
+    (:mod:`multiseal.config.estimate`, when ``limits``) once the whole scenario is (its other problems
+    come from the schema and the cross-section checks)."""
+    problems = check_model(model) if model is not None else []
+    if problems or not limits:
+        return problems
+    try:
+        sc = Scenario.model_validate(raw)
+    except Exception:  # noqa: BLE001 - the schema's own pass reports it
+        return problems
+    try:
+        return problems + check_limits(sc, source)
+    except (InputError, OSError, ValueError, KeyError):  # an unreadable data file: reported by its own check
+        return problems

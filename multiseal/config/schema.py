@@ -173,7 +173,7 @@ class TrackingSection(Section):
 
 
 class LimitsSection(Section):
-    """Upper bounds on a run's estimated cost (:func:`multiseal.config.checks.estimate`): a scenario
+    """Upper bounds on a run's estimated cost (:func:`multiseal.config.estimate.estimate`): a scenario
     above them fails validation, before any model loads."""
 
     max_hours: float = Field(72.0, gt=0, description="estimated run time, hours")
