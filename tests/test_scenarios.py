@@ -19,6 +19,17 @@ def test_shipped_scenario_is_valid(path):
     load_scenario(path)
 
 
+SWEEPS = [p for p in sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml")) if "base" not in p.name]
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_sweep_is_valid_at_every_point(path, tmp_path):
+    from multiseal.run.sweep_file import load_sweep
+
+    sweep = load_sweep(path, tracking_uri=f"sqlite:///{tmp_path}/m.db")  # validates every point's scenario
+    assert sweep.points
+
+
 def test_every_problem_is_reported_in_one_pass():
     raw = {
         "kind": "simulaton",
