@@ -167,7 +167,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _power(sweep, experiment: str, target: float) -> str:
     """``sweep --dry-run --power-from``: the power table of an earlier experiment in the sweep's store,
-    against the sweep's reference (else the one the experiment's runs were tagged with)."""
+    against the sweep's reference where the experiment varies its keys, else the reference the
+    experiment's runs were tagged with (an earlier pilot often varies other settings than the sweep)."""
     from multiseal.analysis.load import load_experiment
     from multiseal.analysis.paired import power_table, resolve_reference
     from multiseal.run.sweep_file import tag_value
@@ -179,6 +180,9 @@ def _power(sweep, experiment: str, target: float) -> str:
         if not data.runs:
             raise InputError(f"--power-from: experiment '{experiment}' has no FINISHED runs")
         given = {k: tag_value(v) for k, v in sweep.reference.items()}
+        varied = {k for run in data.runs for k in run.point if k != "seed"}
+        if not set(given) <= varied:
+            given = {}
         reference = resolve_reference(data.runs, given or None, f"{sweep.source}: reference (in '{experiment}')")
         if not reference:
             raise InputError("--power-from: no reference point to pair with: add `reference:` to the sweep file")
