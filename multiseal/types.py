@@ -205,7 +205,8 @@ class RoundRecord:
     notes: list[Note]
     trained_sequences: dict[int, int]
     communication: dict[str, int]
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # by stage
+    work: dict[str, int] = field(default_factory=dict)  # generated_tokens, trained_tokens, answered
 
 # ---------------------------------------------------------------- scheduling and policies
 

@@ -22,6 +22,7 @@ RECORDED = json.loads(FIXTURE.read_text())
 # ``pop.note_fidelity.mean``).
 NEW_METRIC_PREFIXES = (
     "checkpoint.",  # issue 11: the size of each round's checkpoint
+    "work.",  # issue 13: tokens generated and trained, answers given, per round
 )
 NEW_METRIC_NAMES = frozenset({  # issue 10 item 4: the fact metrics (multiseal.sim.facts)
     "note_fidelity", "note_hallucination", "transfer_efficiency", "writer_miss", "learner_miss",

@@ -145,6 +145,8 @@ def build_simulation(scenario: Scenario, model: SharedModel, source: str | Path 
         agent_specs(scenario), build_self_edit(scenario.self_edit), build_eval(scenario.evaluation),
         rounds=scenario.rounds, seed=scenario.seed, sharing=s.mode, mixing=s.mixing,
         replay=scenario.replay.fraction, probe_size=scenario.evaluation.retention_probe, progress=progress,
+        train_together=scenario.inner_loop.batching == "together", rows_per_pass=scenario.inner_loop.rows_per_pass,
+        sample_documents=scenario.evaluation.sample_documents,
         content=s.content, distractors=build_distractors(world, scenario) if s.content == "shuffled" else None,
     )
 
@@ -156,11 +158,12 @@ def build_distractors(world: World, scenario: Scenario) -> World:
     return generate_distractors(world, len(world.documents), seed)
 
 
-def build_restem(cfg: RestemSection) -> RestemSettings:
-    """The outer loop's settings from the scenario's ``restem`` section."""
+def build_restem(cfg: RestemSection, together: bool = False) -> RestemSettings:
+    """The outer loop's settings from the scenario's ``restem`` section (``together``: the inner loop's
+    ``batching``, which trains each batch of trial adapters in shared batches)."""
     return RestemSettings(
         iterations=cfg.iterations, candidates=cfg.candidates, keep=cfg.keep, reward=cfg.reward,
         mix_weight=cfg.mix_weight, policy=cfg.policy,
         sft=replace(WRITER_TRAINING, epochs=cfg.policy_epochs, lr=cfg.policy_lr, batch_size=cfg.policy_batch_size),
-        eval_samples=cfg.eval_samples, trial_batch=cfg.trial_batch, baseline=cfg.baseline,
+        eval_samples=cfg.eval_samples, trial_batch=cfg.trial_batch, baseline=cfg.baseline, together=together,
     )

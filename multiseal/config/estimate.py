@@ -11,7 +11,9 @@ cut to ``inner_loop.max_length``; ``Q`` = the world's questions):
 
 * ``simulation``: notes, ``k·T`` generated tokens per (recipient, arriving document) of an agent whose
   style writes one; answers, the base row (``Q`` + 2 × probe candidates) plus, every round, every agent
-  answering ``Q`` + the probe; training, per agent and round ``epochs × (own documents × (P + k·T) +
+  answering ``Q`` + the probe (under the evaluation budget ``evaluation.sample_documents: s``, every
+  round but the last asks an agent about its own and received documents so far plus ``s`` others);
+  training, per agent and round ``epochs × (own documents × (P + k·T) +
   received notes × T)``, where a note reaches the graph's mean out-degree (every other agent with
   relay; times 1 − loss; at most the scheduler's ``budget``), and replay adds ``fraction`` of the
   earlier rounds' tokens.
@@ -187,11 +189,19 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     probe = min(sc.evaluation.retention_probe, len(probe_questions()))  # the built-in probe is this long
     batch, answer_tokens = sc.evaluation.batch_size, sc.evaluation.max_new_tokens
     c.generate(questions + min(2 * probe, len(probe_questions())), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True)
-    c.generate(n * (questions + probe), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True, times=rounds)
-    c.records_bytes += (rounds + 1) * n * (docs * 8 + (questions + probe) * 120)
-    # training
     item = statistics.fmean(new if w else passage for w in writes)  # tokens of one inbox note
     received = sum(arrived) / rounds / n * k * reach * (1 - sc.sharing.loss)
+    sample = sc.evaluation.sample_documents
+    if sample is None:
+        c.generate(n * (questions + probe), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True, times=rounds)
+    else:  # the budget: held and reached documents (growing each round) plus the sample; the last round in full
+        per_doc, held = questions / max(docs, 1), sum(arrived) / rounds / n + received / max(k, 1)
+        for r in range(1, rounds):
+            asked = min(docs, held * r + sample) * per_doc
+            c.generate(n * (asked + probe), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True)
+        c.generate(n * (questions + probe), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True)
+    c.records_bytes += (rounds + 1) * n * (docs * 8 + (questions + probe) * 120)
+    # training
     budget = _budget(sc.scheduler.params)
     if budget is not None:
         received = min(received, budget)
@@ -206,6 +216,7 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
                      ("self_edit.max_new_tokens", new, 128), ("self_edit.candidates", k, 1),
                      ("arrivals.docs_per_round", sc.arrivals.docs_per_round, 1)],
         "answers": [("rounds", rounds, 2), ("world.documents", docs, 8), ("agents.count", n, 1),
+                    ("evaluation.sample_documents", sample or docs, 8),
                     ("evaluation.max_new_tokens", answer_tokens, 24), ("world.composition", sc.world.composition, 1)],
     }
     return ranks, levers

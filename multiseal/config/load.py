@@ -18,6 +18,7 @@ from multiseal.config.plugins import load_plugins
 from multiseal.config.schema import (
     AgentsSection,
     ArrivalsSection,
+    InnerLoopSection,
     ModelSection,
     RestemSection,
     Scenario,
@@ -157,8 +158,13 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
         problems += [Problem(key, msg) for key, msg in validate_content(
             sharing.content, world_has_facts=world.kind != "squad" if world else None,
             scheduler=sched.kind if sched else None)]
+    model, inner = _section(raw, "model", ModelSection), _section(raw, "inner_loop", InnerLoopSection)
+    if model and inner and n and n > 1 and inner.batching == "together" and model.lora.dropout > 0:
+        problems.append(Problem("inner_loop.batching", (
+            "'together' trains in eval mode (peft's mixed-adapter batches), where LoRA dropout is off: "
+            f"set model.lora.dropout: 0 (it is {model.lora.dropout}) or inner_loop.batching: sequential")))
     # the model is here and has the LoRA targets; the run fits `limits` (sized once all else holds)
-    problems += scenario_checks(raw, _section(raw, "model", ModelSection), source, limits=not problems)
+    problems += scenario_checks(raw, model, source, limits=not problems)
     return problems
 
 

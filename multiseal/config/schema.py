@@ -104,6 +104,11 @@ class InnerLoopSection(Section):
     lr: float = Field(1e-3, gt=0, le=1)
     batch_size: int = Field(1, ge=1, le=4096, description="SEAL: 1; larger batches are length-bucketed but take fewer optimiser steps")
     max_length: int = Field(256, ge=8, le=131_072)
+    batching: Literal["together", "sequential"] = Field(
+        "together", description="together: the round's adapting agents share batches (one forward pass, one "
+        "adapter per row, each agent its own loss and optimiser); sequential: one agent after another")
+    rows_per_pass: int = Field(64, ge=1, le=65_536, description="together: the most sequences in one forward "
+                               "pass; a larger step runs as several passes (bounds the memory of the logits)")
 
 
 class EvaluationSection(Section):
@@ -111,6 +116,10 @@ class EvaluationSection(Section):
     batch_size: int = Field(64, ge=1, le=65_536)
     headline: str = Field("strict", description="the grader (multiseal.learning.grading.GRADERS) of the headline accuracy")
     retention_probe: int = Field(8, ge=0, le=10_000, description="max probe questions the base answers right")
+    sample_documents: int | None = Field(None, ge=1, le=1_000_000, description=(
+        "the evaluation budget: each changed agent answers about the documents it holds, received or was "
+        "reached by, plus this many others (stratified by introduction and graph distance); the final "
+        "round in full. None: every document every round"))
 
     @field_validator("headline")
     @classmethod

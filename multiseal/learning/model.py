@@ -109,6 +109,64 @@ class SharedModel:
                 p.requires_grad_(False)
             self.peft.eval()
 
+    @contextlib.contextmanager
+    def training_many(self, names: Sequence[str]) -> Iterator[dict[str, list[torch.nn.Parameter]]]:
+        """Make adapters ``names`` trainable together, for mixed-adapter batches (``adapter_names=``);
+        yields each adapter's parameters. The model stays in eval mode, as peft requires there."""
+        self._freeze_all()
+        params = {n: list(self.adapter_parameters(n).values()) for n in names}
+        for ps in params.values():
+            for p in ps:
+                p.requires_grad_(True)
+        self.peft.eval()
+        try:
+            yield params
+        finally:
+            self._freeze_all()
+
+    def stackable(self, names: Sequence[str]) -> bool:
+        """Whether adapters ``names`` can run as one batched product per layer (:meth:`stacked`): plain
+        LoRA on linear layers, the same shape and scaling in every layer."""
+        from peft.tuners.lora import Linear as LoraLinear
+        from peft.tuners.lora import LoraLayer
+
+        for module in self.peft.modules():
+            if isinstance(module, LoraLayer) and any(n in module.lora_A or n in module.lora_embedding_A for n in names):
+                if not isinstance(module, LoraLinear) or not all(n in module.lora_A for n in names):
+                    return False
+                if any(n in module.lora_variant for n in names):
+                    return False
+                shapes = {(module.lora_A[n].weight.shape, module.lora_B[n].weight.shape, module.scaling[n]) for n in names}
+                if len(shapes) > 1:
+                    return False
+        return True
+
+    @contextlib.contextmanager
+    def stacked(self, names: Sequence[str]) -> Iterator[list[str]]:
+        """Forward passes whose rows come in equal consecutive blocks, one block per adapter of ``names``:
+        each LoRA layer adds ``scaling · B_i A_i x`` for block i with one batched product (``torch.bmm``
+        over the adapters' own peft weights, so gradients reach them). Yields the ``adapter_names`` to
+        pass to the model (the base for every row: peft adds nothing itself). Needs :meth:`stackable`
+        adapters and LoRA dropout 0; peft's mixed-adapter forward does the same with one product and
+        an indexed scatter per adapter, which costs more than the products on a CPU."""
+        from peft.tuners.lora import LoraLayer
+
+        def hook(module, args, output):
+            x = args[0]
+            a = torch.stack([module.lora_A[n].weight for n in names])  # (adapters, r, in)
+            b = torch.stack([module.lora_B[n].weight for n in names])  # (adapters, out, r)
+            xs = x.reshape(len(names), -1, x.shape[-1]).to(a.dtype)
+            delta = torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2)) * module.scaling[names[0]]
+            return output + delta.reshape(output.shape).to(output.dtype)
+
+        handles = [m.register_forward_hook(hook) for m in self.peft.modules()
+                   if isinstance(m, LoraLayer) and names[0] in m.lora_A]
+        try:
+            yield [BASE]
+        finally:
+            for h in handles:
+                h.remove()
+
     # -- text -------------------------------------------------------------
     def prompt(self, user_text: str) -> str:
         """The generation prompt: the chat template for instruct models, the plain text otherwise."""

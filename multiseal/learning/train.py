@@ -103,48 +103,168 @@ def length_buckets(lengths: Sequence[int], batch_size: int, rng: random.Random) 
     return batches
 
 
+@dataclass(frozen=True)
+class Job:
+    """One adapter's share of a training call: its examples and its own hyper-parameters."""
+
+    adapter: str
+    data: Sequence[Example]
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def schedule(self) -> list[list[int]]:
+        """Every optimiser step's batch (indices into ``data``), all epochs, in order."""
+        rng = random.Random(self.seed)
+        lengths = [len(e.ids) for e in self.data]
+        return [b for _ in range(self.epochs) for b in length_buckets(lengths, self.batch_size, rng)]
+
+
 def train_examples(model, adapter: str, data: Sequence[Example], *, epochs: int, lr: float, batch_size: int,
                    weight_decay: float = 0.0, seed: int = 0, progress: str | None = None) -> TrainStats:
-    """The loop: ``epochs`` passes of length-bucketed batches, AdamW, loss on the labelled tokens.
+    """One adapter: ``epochs`` passes of length-bucketed batches, AdamW, loss on the labelled tokens."""
+    return train_jobs(model, [Job(adapter, data, epochs, lr, batch_size, weight_decay, seed)], progress=progress)[0]
 
-    ``model`` is a :class:`multiseal.learning.model.SharedModel`; only adapter ``adapter``'s LoRA
-    weights change. Token counts in the stats are scored tokens; ``padded_tokens`` counts every
-    position.
+
+def train_jobs(model, jobs: Sequence[Job], *, together: bool = False, max_rows: int = 64,
+               progress: str | None = None) -> list[TrainStats]:
+    """The loop. Each job trains its own adapter in place; returns one ``TrainStats`` per job.
+
+    ``together=False`` trains the jobs one after another, each through the model's active adapter.
+    ``together=True`` trains them in shared batches: at step k every job that still has a k-th batch
+    contributes it, each row goes through its own adapter (peft's mixed-adapter forward), each job's loss
+    is the mean over its own labelled tokens, and the sum is back-propagated once. A job's gradient
+    depends only on its own rows, and each job keeps its own AdamW (learning rate, weight decay,
+    state), stepped only when the job took part, so the result equals training them one after another
+    up to floating-point rounding; the base model's matrix products run on the whole batch. Jobs with
+    fewer steps drop out of the later ones. A step whose rows exceed ``max_rows`` runs as several
+    forward/backward passes over whole jobs' batches (gradients accumulate, each job's loss is still its
+    own mean), which bounds the memory of the logits. Shared batches run in eval mode (peft allows mixed adapters
+    only there), so LoRA dropout must be 0 (the configuration checks this).
+
+    ``model`` is a :class:`multiseal.learning.model.SharedModel`; only the jobs' adapters change.
+    Token counts in the stats are scored tokens; ``padded_tokens`` counts every position; with
+    ``together`` each job's ``seconds`` is the whole call's.
     """
-    if not data or epochs <= 0:
-        return TrainStats(len(data), 0, 0, 0.0, float("nan"), float("nan"))
-    rng = random.Random(seed)
-    lengths = [len(e.ids) for e in data]
+    jobs = [j for j in jobs]
+    if together and len({j.adapter for j in jobs}) < len(jobs):
+        raise ValueError("train_jobs(together=True): one job per adapter")
+    groups = [jobs] if together and len(jobs) > 1 else [[j] for j in jobs]
+    stats: dict[int, TrainStats] = {}
+    for group in groups:
+        t0 = time.perf_counter()
+        result = (_train_group(model, group, max_rows, progress) if len(group) > 1
+                  else [_train_one(model, group[0], progress)])
+        seconds = time.perf_counter() - t0
+        for job, (tokens, padded, losses) in zip(group, result):
+            stats[id(job)] = TrainStats(len(job.data), tokens, padded, seconds, losses[0] if losses else float("nan"),
+                                        losses[-1] if losses else float("nan"))
+    return [stats[id(j)] for j in jobs]
+
+
+def _train_one(model, job: Job, progress: str | None) -> tuple[int, int, list[float]]:
+    """One adapter, active in train mode: the model computes the loss (SEAL's inner loop)."""
+    if not job.data or job.epochs <= 0:
+        return 0, 0, []
     pad = model.tokenizer.pad_token_id
-    steps = epochs * ((len(data) + batch_size - 1) // batch_size)
+    schedule = job.schedule()
     tokens = padded = 0
     losses: list[float] = []
-    t0 = time.perf_counter()
-    with (model.training(adapter) as params, torch.random.fork_rng(devices=[]),
+    with (model.training(job.adapter) as params, torch.random.fork_rng(devices=[]),
+          tqdm(total=len(schedule), desc=progress, leave=False, unit="step", disable=not progress) as bar):
+        torch.manual_seed(job.seed)
+        opt = torch.optim.AdamW(params, lr=job.lr, weight_decay=job.weight_decay)
+        for batch in schedule:
+            enc = {k: v.to(model.device) for k, v in collate([job.data[i] for i in batch], pad).items()}
+            loss = model.peft(**enc).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+            tokens += int((enc["labels"] != -100).sum())
+            padded += enc["input_ids"].numel()
+            bar.update(1)
+    return tokens, padded, losses
+
+
+def _forward(model, enc: dict[str, torch.Tensor], adapters: list[str], row_adapters: list[str], stacked: bool):
+    """Float logits of a shared batch whose rows go through ``row_adapters``: one batched LoRA product
+    per layer when every adapter has the same number of rows (``SharedModel.stacked``), else peft's
+    mixed-adapter forward."""
+    if stacked:
+        with model.stacked(adapters) as base:
+            return model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                              adapter_names=base * len(row_adapters)).logits.float()
+    return model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                      adapter_names=row_adapters).logits.float()
+
+
+def _chunks(active: Sequence[int], rows: Sequence[int], max_rows: int) -> list[list[int]]:
+    """``active`` jobs cut into consecutive groups of at most ``max_rows`` rows (a job is never split)."""
+    out: list[list[int]] = [[]]
+    n = 0
+    for i in active:
+        if out[-1] and n + rows[i] > max_rows:
+            out.append([])
+            n = 0
+        out[-1].append(i)
+        n += rows[i]
+    return out
+
+
+def _train_group(model, jobs: Sequence[Job], max_rows: int, progress: str | None) -> list[tuple[int, int, list[float]]]:
+    """Several adapters in shared batches (see :func:`train_jobs`)."""
+    pad = model.tokenizer.pad_token_id
+    schedules = [j.schedule() if j.data else [] for j in jobs]
+    steps = max((len(s) for s in schedules), default=0)
+    tokens, padded = [0] * len(jobs), [0] * len(jobs)
+    losses: list[list[float]] = [[] for _ in jobs]
+    with (model.training_many([j.adapter for j in jobs]) as params, torch.random.fork_rng(devices=[]),
           tqdm(total=steps, desc=progress, leave=False, unit="step", disable=not progress) as bar):
-        torch.manual_seed(seed)
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-        for _ in range(epochs):
-            for batch in length_buckets(lengths, batch_size, rng):
-                enc = {k: v.to(model.device) for k, v in collate([data[i] for i in batch], pad).items()}
-                loss = model.peft(**enc).loss
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                losses.append(float(loss.detach()))
-                tokens += int((enc["labels"] != -100).sum())
-                padded += enc["input_ids"].numel()
-                bar.update(1)
-    return TrainStats(len(data), tokens, padded, time.perf_counter() - t0, losses[0], losses[-1])
+        torch.manual_seed(jobs[0].seed)
+        opts = [torch.optim.AdamW(params[j.adapter], lr=j.lr, weight_decay=j.weight_decay) for j in jobs]
+        stackable = model.stackable([j.adapter for j in jobs])
+        for k in range(steps):
+            active = [i for i, s in enumerate(schedules) if k < len(s)]
+            for chunk in _chunks(active, [len(s[k]) if k < len(s) else 0 for s in schedules], max_rows):
+                rows = [(i, jobs[i].data[x]) for i in chunk for x in schedules[i][k]]
+                enc = {key: v.to(model.device) for key, v in collate([e for _, e in rows], pad).items()}
+                owner = torch.tensor([i for i, _ in rows], device=model.device)
+                logits = _forward(model, enc, [jobs[i].adapter for i in chunk], [jobs[i].adapter for i, _ in rows],
+                                  stackable and len({len(schedules[i][k]) for i in chunk}) == 1)
+                # as transformers' causal-LM loss: position t predicts label t + 1 (labels shifted, not logits)
+                labels = torch.nn.functional.pad(enc["labels"], (0, 1), value=-100)[:, 1:]
+                nll = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.reshape(-1),
+                                                        ignore_index=-100, reduction="none").view(labels.shape)
+                scored = labels != -100
+                total = logits.new_zeros(())
+                for i in chunk:
+                    mine = owner == i
+                    loss = nll[mine].sum() / max(int(scored[mine].sum()), 1)
+                    total = total + loss
+                    losses[i].append(float(loss.detach()))
+                    tokens[i] += int((enc["labels"][mine] != -100).sum())
+                    padded[i] += int(mine.sum()) * enc["input_ids"].shape[1]
+                total.backward()
+            for i in active:
+                opts[i].step()
+                opts[i].zero_grad(set_to_none=True)
+            bar.update(1)
+    return [(tokens[i], padded[i], losses[i]) for i in range(len(jobs))]
+
+
+def inner_loop_job(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0) -> Job:
+    """The inner loop's job for ``adapter``: every token of each sequence scored."""
+    data = [Example(ids) for ids in tokenize_sequences(model.tokenizer, sequences, settings.max_length)]
+    return Job(adapter, data, settings.epochs, settings.lr, settings.batch_size, settings.weight_decay, seed)
 
 
 def train_adapter(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0,
                   progress: str | None = None) -> TrainStats:
     """The inner loop: fine-tune ``adapter`` in place on ``sequences``, every token scored."""
-    data = [Example(ids) for ids in tokenize_sequences(model.tokenizer, sequences, settings.max_length)]
-    return train_examples(model, adapter, data, epochs=settings.epochs, lr=settings.lr,
-                          batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=seed,
-                          progress=progress)
+    return train_jobs(model, [inner_loop_job(model, adapter, sequences, settings, seed)], progress=progress)[0]
 
 
 def finetune_on_completions(model, adapter: str, pairs: Sequence[tuple[str, str]], settings: TrainSettings,

@@ -83,6 +83,7 @@ class RestemSettings:
     eval_samples: int = 1
     trial_batch: int = 16
     baseline: str = "before"
+    together: bool = False  # train each batch of trial adapters in shared batches (inner_loop.batching)
 
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
@@ -158,7 +159,7 @@ def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: l
             if not cache.has_passage(*key):
                 extra.setdefault(key, Trial(t.learner, t.doc, (passage_sequence(t.doc),)))
     results = run_trials(model, trials + list(extra.values()), agents, evaluation, batch=settings.trial_batch,
-                         seed=seed, clock=clock, prefix=prefix, progress=progress)
+                         seed=seed, clock=clock, prefix=prefix, progress=progress, together=settings.together)
     for key, score in zip(extra, results[len(trials):]):
         cache.put_passage(*key, score)
     for c in cands:

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 
 from multiseal.learning.evaluate import answer_and_grade, mean_scores
 from multiseal.learning.model import SharedModel
-from multiseal.learning.train import train_adapter
+from multiseal.learning.train import inner_loop_job, train_jobs
 from multiseal.types import Document, EvalSettings, TrainSettings
 
 
@@ -110,10 +110,11 @@ class Trial:
 
 def run_trials(model: SharedModel, trials: Sequence[Trial], agents: Sequence[Learner],
                evaluation: EvalSettings, *, batch: int = 16, seed: int = 0, clock: Clock | None = None,
-               prefix: str = "", progress: bool = False) -> list[dict[str, float]]:
+               prefix: str = "", progress: bool = False, together: bool = False) -> list[dict[str, float]]:
     """Mean grades of each trial on its document's questions, in batches of ``batch`` adapters.
 
-    Within a batch every temporary adapter is trained first, then one ``answer_and_grade`` call
+    Within a batch every temporary adapter is trained first (in shared batches with ``together``; see
+    :func:`multiseal.learning.train.train_jobs`), then one ``answer_and_grade`` call
     answers all (adapter, question) pairs; the adapters are deleted afterwards. Trials with the same
     learner, document and sequences are run once (training is deterministic for ``seed``).
     """
@@ -131,13 +132,19 @@ def run_trials(model: SharedModel, trials: Sequence[Trial], agents: Sequence[Lea
         names: list[str] = []
         try:
             with clock(prefix + "train"):
-                for k, t in enumerate(chunk):
+                jobs = []
+                for t in chunk:
                     agent = agents[t.learner]
                     name = _temp_name()
                     model.add_adapter(name, model.adapters[agent.adapter], init_from=agent.adapter)
                     names.append(name)
-                    desc = f"trial {start + k + 1}/{len(unique)}" if progress else None
-                    train_adapter(model, name, list(t.sequences), agent.inner, seed=seed, progress=desc)
+                    jobs.append(inner_loop_job(model, name, list(t.sequences), agent.inner, seed=seed))
+                if together:
+                    train_jobs(model, jobs, together=True,
+                               progress=f"trials {start + 1}-{start + len(chunk)}/{len(unique)}" if progress else None)
+                else:
+                    for k, job in enumerate(jobs):
+                        train_jobs(model, [job], progress=f"trial {start + k + 1}/{len(unique)}" if progress else None)
             with clock(prefix + "answer"):
                 pairs = [(n, q) for n, t in zip(names, chunk) for q in t.doc.questions]
                 graded = answer_and_grade(model, pairs, evaluation, progress="answering" if progress else None)

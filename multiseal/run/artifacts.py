@@ -48,7 +48,7 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
     """The accuracy tensor, the graph, the notes log and every graded answer."""
     folder = tracker.artifact_dir()
     tensor = folder / "accuracy.npz"
-    np.savez_compressed(tensor, acc=sim.acc, composition=sim.composition, introduced=sim.introduced,
+    np.savez_compressed(tensor, acc=sim.acc, asked=sim.asked, composition=sim.composition, introduced=sim.introduced,
                         own=sim.own, learnt_round=sim.learnt, doc_ids=np.array([d.doc_id for d in sim.world.documents]))
     tracker.artifact_file(tensor)
     g = nx.DiGraph(sim.graphs.at(max(sim.round - 1, 0)))

@@ -23,7 +23,8 @@ from multiseal.sim.loop import Simulation
 
 # Built from the scenario (or the shared model itself): never stored in a checkpoint.
 _REBUILT = frozenset({"model", "world", "arrivals", "graphs", "scheduler", "agents", "self_edit", "evaluation",
-                      "rounds", "seed", "sharing", "mixing", "replay", "probe_size", "progress", "doc_index"})
+                      "rounds", "seed", "sharing", "mixing", "replay", "probe_size", "progress", "doc_index",
+                      "train_together", "rows_per_pass", "sample_documents"})
 
 
 def capture(sim: Simulation) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -35,12 +35,12 @@ from multiseal.learning.self_edit import (
     passage_sequence,
     sample_self_edits,
 )
-from multiseal.learning.train import train_adapter
+from multiseal.learning.train import inner_loop_job, train_jobs
 from multiseal.sim import controls as C
-from multiseal.sim import metrics as M
-from multiseal.sim.diffusion import diffusion_by_distance, recipient_distances
-from multiseal.sim.facts import FactIndex, fact_metrics
+from multiseal.sim.facts import FactIndex
 from multiseal.sim.graph import DynamicGraph
+from multiseal.sim.measure import Measuring
+from multiseal.sim.sampling import Sample
 from multiseal.sim.sharing import Postbox, average_adapters
 from multiseal.types import (
     AgentAction,
@@ -62,7 +62,7 @@ from multiseal.world.synthetic import generate_distractors
 
 SHARING_MODES = ("notes", "weights", "none")
 
-class Simulation:
+class Simulation(Measuring):
     """Several SEAL agents on one shared base model, exchanging notes over a graph."""
 
     def __init__(
@@ -86,6 +86,9 @@ class Simulation:
         progress: bool = True,
         content: str = "notes",
         distractors: World | None = None,
+        train_together: bool = False,
+        rows_per_pass: int = 64,
+        sample_documents: int | None = None,
     ):
         if sharing not in SHARING_MODES:
             raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
@@ -101,10 +104,15 @@ class Simulation:
         self.self_edit, self.evaluation = self_edit, evaluation
         self.rounds, self.seed, self.sharing, self.mixing = rounds, seed, sharing, mixing
         self.replay, self.probe_size, self.progress = replay, probe_size, progress
+        self.train_together, self.rows_per_pass = train_together, rows_per_pass
+        self.sample_documents = sample_documents  # the evaluation budget (None: every document every round)
         self.doc_index = {d.doc_id: j for j, d in enumerate(world.documents)}
         A, D = len(self.agents), len(world.documents)
         self.acc = np.full((rounds + 1, A, D), np.nan)
         self.composition = np.full((rounds + 1, A), np.nan)
+        self.asked = np.zeros((rounds + 1, A, D), dtype=bool)  # the cell was measured, not estimated
+        self.samples: dict[tuple[int, int], Sample] = {}  # (row, agent) -> its budgeted draw
+        self.answered = np.zeros(rounds + 1, dtype=int)  # (agent, question) pairs answered per row
         self.introduced = np.zeros((rounds + 1, D), dtype=bool)
         self.own = np.zeros((A, D), dtype=bool)
         self.learnt = np.full((A, D), -1, dtype=int)
@@ -178,21 +186,27 @@ class Simulation:
         new_docs = self._arrive(r, row)
         notes = self._write_notes(r, new_docs, actions)
         seconds["self_edit"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         self._share(r, g, notes, actions)
         plan, targets = self._schedule(r, g, notes, actions)
+        seconds["sharing"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        trained = self._adapt(r, row, plan, targets)
+        trained, trained_tokens = self._adapt(r, row, plan, targets)
         if self.postbox.relay_on:
             self.postbox.relay_received(r, g)
         if self.sharing == "weights":
             self._average(r, row, g)
         seconds["adapt"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        self._evaluate(row)
+        self._evaluate(row, g)
         seconds["evaluate"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         per_agent, population = self._metrics(row, g)
+        seconds["metrics"] = time.perf_counter() - t0
         comm = self.postbox.sent_by_round().get(r, {"notes": 0, "tokens": 0, "lost": 0})
-        record = RoundRecord(r, per_agent, population, notes, trained, dict(comm), seconds)
+        generated = sum(n.tokens for n in notes) if self.content not in ("passage", "oracle") else 0
+        work = {"generated_tokens": generated, "trained_tokens": trained_tokens, "answered": int(self.answered[row])}
+        record = RoundRecord(r, per_agent, population, notes, trained, dict(comm), seconds, work)
         self.history.append(per_agent)
         self.records.append(record)
         self.round += 1
@@ -303,8 +317,11 @@ class Simulation:
                 seqs.append(passage_sequence(self.world.doc(doc_id)))
         return list(dict.fromkeys(seqs))
 
-    def _adapt(self, r: int, row: int, plan: Plan, targets: dict[int, int] | None = None) -> dict[int, int]:
-        trained = {}
+    def _adapt(self, r: int, row: int, plan: Plan, targets: dict[int, int] | None = None) -> tuple[dict[int, int], int]:
+        """Train every agent of the plan on its chosen items (plus padding and replay): together in
+        shared batches, or one after another (``train_together``); the result is the same. Returns the
+        sequences each agent trained on and the tokens trained (all agents, all epochs)."""
+        trained, jobs = {}, []
         rng = random.Random(self.seed * 15485863 + r)
         for a, items in sorted(plan.items()):
             seqs = self.training_set(a, items)
@@ -317,8 +334,8 @@ class Simulation:
             n_replay = round(self.replay * len(earlier))
             replayed = rng.sample(earlier, n_replay) if n_replay else []
             spec = self.agents[a]
-            train_adapter(self.model, spec.adapter, seqs + replayed, spec.inner, seed=self.seed * 31 + r * 1009 + a,
-                          progress=f"round {r + 1}: training agent {a}" if self.progress else None)
+            jobs.append((a, inner_loop_job(self.model, spec.adapter, seqs + replayed, spec.inner,
+                                           seed=self.seed * 31 + r * 1009 + a)))
             self._trained[a].extend(s for s in dict.fromkeys(seqs) if s not in self._trained[a])
             self._trained_notes[a].extend(it.note.note_id for it in items)
             for it in items:
@@ -329,7 +346,13 @@ class Simulation:
             self.postbox.consume(a, list(items))
             self._dirty.add(a)
             trained[a] = len(seqs) + len(replayed)
-        return trained
+        if self.train_together:
+            stats = train_jobs(self.model, [job for _, job in jobs], together=True, max_rows=self.rows_per_pass,
+                               progress=f"round {r + 1}: training {len(jobs)} agents" if self.progress else None)
+        else:
+            stats = [train_jobs(self.model, [job], progress=f"round {r + 1}: training agent {a}" if self.progress
+                                else None)[0] for a, job in jobs]
+        return trained, sum(st.tokens for st in stats)
 
     def _average(self, r: int, row: int, g) -> None:
         """Weights sharing: gossip-average each agent's adapter with its in-neighbours'."""
@@ -344,71 +367,3 @@ class Simulation:
             for u in preds:  # a neighbour's knowledge now reaches a through the averaged weights
                 reached = (before[u] >= 0) & (before[u] <= row) & (self.learnt[a] < 0)
                 self.learnt[a, reached] = row
-
-    def _evaluate(self, row: int) -> None:
-        """Fill ``acc[row]``: changed agents answer in shared batches; unchanged ones keep last row."""
-        changed = sorted(self._dirty)
-        for a in range(len(self.agents)):
-            if a not in changed:
-                self.acc[row, a] = self.acc[row - 1, a]
-                self.composition[row, a] = self.composition[row - 1, a]
-                self._items[(row, a)] = self._items[(row - 1, a)]
-        if changed:
-            qs = self.questions + self.probe
-            pairs = [(self.agents[a].adapter, q) for a in changed for q in qs]
-            graded = answer_and_grade(self.model, pairs, self.evaluation,
-                                      progress=f"round {row}: answering" if self.progress else None)
-            by_adapter: dict[str, list] = {}
-            for gr in graded:
-                by_adapter.setdefault(gr.adapter, []).append(gr)
-            for a in changed:
-                self._store(row, a, by_adapter[self.agents[a].adapter])
-        self._dirty.clear()
-
-    def _store(self, row: int, a: int, graded: list) -> None:
-        head = self.evaluation.headline
-        items = {g.qid: g.scores[head] for g in graded}
-        self._items[(row, a)] = items
-        for j, d in enumerate(self.world.documents):
-            self.acc[row, a, j] = float(np.mean([items[q.qid] for q in d.questions]))
-        if self.world.composition:
-            self.composition[row, a] = float(np.mean([items[q.qid] for q in self.world.composition]))
-        answers = self._answers[a]
-        for g in graded:
-            answers[g.qid] = g.answer
-            self.outcomes.append({"row": row, "agent": a, "qid": g.qid, "question": g.question,
-                                  "gold": g.gold, "answer": g.answer, **g.scores})
-
-    # ------------------------------------------------------------------ metrics
-    def item_matrix(self, row: int, qids: Sequence[str]) -> np.ndarray:
-        """(agents × questions) headline grades at ``row``."""
-        return np.array([[self._items[(row, a)].get(q, np.nan) for q in qids] for a in range(len(self.agents))])
-
-    def _metrics(self, row: int, g) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
-        item_qids = [q.qid for q in self.questions]
-        probe = self.item_matrix(row, [q.qid for q in self.probe]) if self.probe else None
-        per_agent = M.agent_metrics(
-            self.acc, row, self.introduced, self.own, self.learnt, probe_correct=probe,
-            prev_item=self.item_matrix(row - 1, item_qids), cur_item=self.item_matrix(row, item_qids),
-        )
-        for a in per_agent:
-            per_agent[a]["acc_composition"] = float(self.composition[row, a])
-        population = M.population_metrics(per_agent, acc=self.acc, t=row, introduced=self.introduced)
-        distance = self.distance_matrix(g)
-        for d, share in diffusion_by_distance(self.acc, row, distance, introduced=self.introduced).items():
-            population[f"pop.diffusion.d{d}" if d >= 0 else "pop.diffusion.unreachable"] = share
-        if self._facts:  # the fact metrics (multiseal.sim.facts), from what the round left behind
-            fa, fp = fact_metrics(
-                self._facts, notes=[n for n in self.notes_log if n.round == row - 1], trained=self._trained_notes,
-                notes_by_id={n.note_id: n for n in self.notes_log}, own=self.own, introduced=self.introduced[row],
-                doc_index=self.doc_index, grades=[self._items[(row, a)] for a in range(len(self.agents))],
-                answers=self._answers, distance=distance)
-            for a in per_agent:
-                per_agent[a].update(fa[a])
-            population.update({**M.population_metrics(fa), **fp})
-        return per_agent, population
-
-    def distance_matrix(self, g) -> np.ndarray:
-        """``distance[a, j]``: hops from document j's first recipient to agent a (-1 = unreachable
-        or not yet introduced)."""
-        return recipient_distances(self.arrivals, self.doc_index, len(self.agents), g)

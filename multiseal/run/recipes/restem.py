@@ -66,7 +66,7 @@ def run_restem_scenario(scenario: Scenario, source: str | Path | None = None, pr
                         tags: Mapping[str, str] | None = None) -> str:
     """Run a ``kind: restem`` scenario under MLflow; returns the per-iteration summary table."""
     cfg = scenario.restem
-    settings = build_restem(cfg)
+    settings = build_restem(cfg, together=scenario.inner_loop.batching == "together")
     world = build_world(scenario.world, scenario.seed, source)
     train_docs, eval_docs = split_documents(world.documents, cfg.train_documents, cfg.eval_documents,
                                             seed=scenario.seed)

@@ -7,9 +7,10 @@ per-agent metrics (``agent.<id>.<metric>``, step = round) and population metrics
 from __future__ import annotations
 
 import pickle
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -33,6 +34,7 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
     out.update(record.population)
     out.update({f"comm.{k}": v for k, v in record.communication.items()})
     out.update({f"seconds.{k}": v for k, v in record.seconds.items()})
+    out.update({f"work.{k}": v for k, v in record.work.items()})
     out["notes.written"] = len(record.notes)
     out["adapt.sequences"] = sum(record.trained_sequences.values())
     return out
@@ -63,15 +65,21 @@ def run_simulation(scenario: Scenario, source: str | Path | None = None, progres
             sim.start()  # the row-0 entry is in the journal already; the base model answers alike
 
         def on_round(record: RoundRecord) -> None:
+            t0 = time.perf_counter()
             state, tensors = capture(sim)
             state["policy"] = _picklable_policy(actions_fn)
             size = tracker.run.checkpoint(record.round + 1, state, tensors, keep=keep)
+            record.seconds["checkpoint"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
             tracker.metrics({**round_metrics(record), "checkpoint.bytes": size}, step=record.round + 1,
                             round=record.round + 1)
+            tracking.append(time.perf_counter() - t0)
+
+        tracking: list[float] = []
 
         sim.run(on_round=on_round, actions_fn=actions_fn)
         log_artifacts(sim, tracker)
-        summary = summary_table(sim, scenario.evaluation.headline)
+        summary = summary_table(sim, scenario.evaluation.headline) + "\n" + cost_summary(sim.records, sum(tracking))
         tracker.artifact_text("summary.txt", summary + "\n")
         run_id = tracker.run_id
     where = f"MLflow run {run_id}" if run_id else "not in MLflow"
@@ -118,6 +126,29 @@ def _row0_metrics(sim: Simulation) -> dict[str, float]:
     for a in range(len(sim.agents)):
         out[f"agent.{a}.acc_world"] = float(np.nanmean(sim.acc[0, a]))
     return out
+
+
+def cost_summary(records: Sequence[RoundRecord], tracking_seconds: float = 0.0) -> str:
+    """One line: where the rounds' time went, by stage, and the work each stage did."""
+    if not records:
+        return "cost: no rounds played"
+    sec: dict[str, float] = {}
+    work: dict[str, int] = {}
+    for r in records:
+        for k, v in r.seconds.items():
+            sec[k] = sec.get(k, 0.0) + v
+        for k, v in r.work.items():
+            work[k] = work.get(k, 0) + v
+    sec["tracking"] = sec.get("tracking", 0.0) + tracking_seconds
+    total = sum(sec.values())
+    rate = work.get("trained_tokens", 0) / sec["adapt"] if sec.get("adapt") else 0.0
+    parts = [f"self-edit {sec.get('self_edit', 0):.0f} s ({work.get('generated_tokens', 0):,} tokens written)",
+             f"sharing {sec.get('sharing', 0):.1f} s",
+             f"adapt {sec.get('adapt', 0):.0f} s ({work.get('trained_tokens', 0):,} tokens trained, {rate:.0f}/s)",
+             f"evaluate {sec.get('evaluate', 0):.0f} s ({work.get('answered', 0):,} answers)",
+             f"metrics {sec.get('metrics', 0):.1f} s",
+             f"checkpoints and tracking {sec.get('checkpoint', 0) + sec['tracking']:.1f} s"]
+    return f"cost: {len(records)} round(s) in {total:.0f} s: " + ", ".join(parts)
 
 
 def summary_table(sim: Simulation, headline: str) -> str:
