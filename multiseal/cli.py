@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--jobs", type=int, metavar="N", help="points run at once in separate processes "
                     "(default: the file's `jobs:`, else 1); each needs its own copy of the model in memory")
     sw.add_argument("--tracking-uri", help="MLflow tracking URI (overrides the base scenario's tracking.uri)")
+    sw.add_argument("--executor", choices=["local", "ray"],
+                    help="local processes (default) or Ray tasks on a cluster (default: the file's `executor:`)")
+    sw.add_argument("--address", help="with --executor ray: the Ray cluster (default: the file's `address:`, "
+                    "else $RAY_ADDRESS, else a local Ray instance)")
     sw.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sw.add_argument("--power-from", metavar="EXPERIMENT",
                     help="with --dry-run: from this earlier experiment (same store), the minimum detectable "
@@ -143,7 +147,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.jobs is not None and args.jobs < 1:
             raise InputError(f"--jobs: must be at least 1, got {args.jobs}")
-        sweep = load_sweep(args.sweep_file, tracking_uri=args.tracking_uri, jobs=args.jobs)
+        sweep = load_sweep(args.sweep_file, tracking_uri=args.tracking_uri, jobs=args.jobs, executor=args.executor,
+                           address=args.address)
         if args.power_from and not args.dry_run:
             raise InputError("--power-from: only with --dry-run (it sizes a sweep before it runs)")
         if args.dry_run:

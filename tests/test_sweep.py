@@ -322,3 +322,15 @@ def test_the_shipped_topology_sweep_is_valid_and_big_enough():
     seeds = {p.overrides["seed"] for p in sweep.points}
     assert len(topologies) >= 4 and len(seeds) >= 3
     assert len(sweep.points) == len(topologies) * len(seeds)
+
+
+def test_a_failed_point_is_retried_as_the_sweep_file_asks(tmp_path, store, monkeypatch, capsys):
+    path = write_sweep(tmp_path, "name: f\nexperiment: resume\nbase: base.yaml\ngrid: {seed: [0, 1]}\nretries: 2\n")
+    sweep = swf.load_sweep(path, tracking_uri=store)
+    bad = sweep.points[0].id
+    monkeypatch.setattr(sw, "point_command", lambda s, p, progress=False: [
+        sys.executable, "-c", f"import sys; sys.exit({3 if p.id == bad else 0})"])
+    result = sw.run_sweep(sweep)
+    assert [r.point.id for r in result.failed] == [bad] and len(result.results) == 2
+    out = capsys.readouterr().out
+    assert out.count(f"{bad} FAILED (exit 3)") == 3 and f"{bad}: retry 2 of 2" in out

@@ -115,8 +115,13 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
 
     With one job the point's output streams to the terminal; with several it is collected and the
     point's summary (or, for a failed point, the end of its output) is printed when it ends. A
-    failed point does not stop the others.
+    failed point does not stop the others; with ``retries: N`` it runs again up to N times first.
+    ``executor: ray`` runs the points as Ray tasks instead (:mod:`multiseal.run.ray_sweep`).
     """
+    if sweep.executor == "ray":
+        from multiseal.run.ray_sweep import run_on_ray
+
+        return run_on_ray(sweep, out=out)
     out = out or sys.stdout
     done = finished_points(sweep)
     todo = [p for p in sweep.points if p.id not in done]
@@ -131,6 +136,7 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
     running: dict[subprocess.Popen, tuple[Point, float, Any]] = {}
     queue = list(todo)
     started = 0
+    attempts: dict[str, int] = {}
     try:
         while queue or running:
             while queue and len(running) < sweep.jobs:
@@ -150,7 +156,14 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
                 running[proc] = (point, time.monotonic(), log)
             for proc in [p for p in running if p.poll() is not None]:
                 point, t0, log = running.pop(proc)
-                result.results.append(_finish(proc, point, time.monotonic() - t0, log, out))
+                done_point = _finish(proc, point, time.monotonic() - t0, log, out)
+                attempts[point.id] = attempts.get(point.id, 0) + 1
+                if done_point.status == "failed" and attempts[point.id] <= sweep.retries:
+                    print(f"  {point.id}: retry {attempts[point.id]} of {sweep.retries}", file=out, flush=True)
+                    queue.insert(0, point)
+                    started -= 1
+                    continue
+                result.results.append(done_point)
             time.sleep(0.2)
     except KeyboardInterrupt:
         _stop(list(running))

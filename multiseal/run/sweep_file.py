@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,6 +35,15 @@ RESERVED_KEYS = ("tracking.uri", "tracking.experiment")
 NAME_PATTERN = re.compile(r"[\w.\- ]+")
 
 
+class Resources(BaseModel):
+    """What one point asks of the cluster (``executor: ray``): Ray schedules points on these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpus: float = Field(1.0, gt=0, le=1024, description="CPU cores per point (also its torch threads)")
+    gpus: float = Field(0.0, ge=0, le=64, description="GPUs per point; a fraction shares one GPU between points")
+
+
 class SweepFile(BaseModel):
     """The sweep file as written; ``load_sweep`` turns it into a :class:`Sweep`."""
 
@@ -49,6 +58,12 @@ class SweepFile(BaseModel):
     jobs: int = Field(1, ge=1, description="points run at once, in separate processes")
     reference: dict[str, Any] = Field(default_factory=dict, description="key path -> value of the point the "
                                       "report compares every other point with, paired by seed")
+    executor: Literal["local", "ray"] = Field("local", description="local: processes on this machine; ray: "
+                                              "Ray tasks on a cluster (pip install 'multiseal[ray]')")
+    address: str | None = Field(None, description="ray: the cluster to join (default $RAY_ADDRESS, else a "
+                                "local Ray instance started for the sweep)")
+    resources: Resources = Field(default_factory=Resources, description="ray: what each point needs")
+    retries: int = Field(0, ge=0, le=5, description="times a failed point is run again before it counts as failed")
 
     @field_validator("grid")
     @classmethod
@@ -90,6 +105,10 @@ class Sweep:
     points: list[Point]
     jobs: int = 1
     reference: dict[str, Any] = field(default_factory=dict)  # key path -> value (see docs/sweeps.md)
+    executor: str = "local"  # local | ray
+    address: str | None = None  # ray: the cluster
+    resources: Resources = field(default_factory=Resources)  # ray: per point
+    retries: int = 0
 
     def reference_tags(self) -> dict[str, str]:
         """``multiseal.reference.<key>`` tags naming the sweep's reference point (none without one)."""
@@ -173,11 +192,12 @@ def _key_problems(spec: SweepFile) -> tuple[list[Problem], set[str]]:
     return problems, bad
 
 
-def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | None = None) -> Sweep:
+def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | None = None,
+               executor: str | None = None, address: str | None = None) -> Sweep:
     """Read a sweep file and validate every point's scenario; raise ScenarioError with every problem.
 
     ``tracking_uri`` (e.g. from the command line) wins over the base scenario's ``tracking.uri``;
-    ``jobs`` over the file's ``jobs:``.
+    ``jobs``, ``executor`` and ``address`` over the file's.
     """
     path = Path(path)
     spec = read_sweep_file(path)
@@ -191,7 +211,8 @@ def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | No
     base_raw = read_yaml(base)
     uri = resolve_uri(tracking_uri or _base_uri(base_raw))
     sweep = Sweep(name, path, base, spec.experiment or name, uri, dict(spec.fixed), [], jobs or spec.jobs,
-                  dict(spec.reference))
+                  dict(spec.reference), executor or spec.executor, address or spec.address, spec.resources,
+                  spec.retries)
     seen: set[str] = set()
     for overrides, origin in zip(*expand_points(spec)):
         point = Point(overrides, origin, point_id({**spec.fixed, **overrides}))
