@@ -91,6 +91,8 @@ def part_scaling(model, args) -> None:
                 label = "all" if sample is None else f"budget {sample}"
                 curve = curves.setdefault((graph, label), {s: [] for s in (*STAGES, "total")})
                 for n in args.agents:
+                    if graph == "complete" and n > args.max_complete:
+                        continue
                     sc = validate_scenario(scenario(args.model, n, graph, sample, args.rounds, args.epochs))
                     sim = build_simulation(sc, model, progress=False)
                     sim.run()
@@ -105,11 +107,12 @@ def part_scaling(model, args) -> None:
                     print(f"| {graph} | {label} | {n} | " + " | ".join(f"{sec[s]:.2f}" for s in STAGES)
                           + f" | {total:.2f} | {rec.work['answered']} | {rec.work['trained_tokens']} |", flush=True)
     print("\n## growth exponent by stage (slope of log seconds against log agents)\n")
-    print("| graph | evaluation | " + " | ".join(STAGES) + " | total |")
-    print("| --- | --- | " + " | ".join("---:" for _ in STAGES) + " | ---: |")
+    print("| graph | evaluation | agents | " + " | ".join(STAGES) + " | total |")
+    print("| --- | --- | --- | " + " | ".join("---:" for _ in STAGES) + " | ---: |")
     for (graph, label), curve in curves.items():
-        print(f"| {graph} | {label} | " + " | ".join(f"{slope(args.agents, curve[s]):.2f}" for s in (*STAGES, "total"))
-              + " |")
+        xs = [n for n in args.agents if graph != "complete" or n <= args.max_complete]
+        print(f"| {graph} | {label} | {xs[0]}-{xs[-1]} | "
+              + " | ".join(f"{slope(xs, curve[s]):.2f}" for s in (*STAGES, "total")) + " |")
 
 
 def matmul_rate(seconds: float = 3.0) -> float:
@@ -164,6 +167,8 @@ def main() -> None:
     ap.add_argument("--model", default="tiny-random")
     ap.add_argument("--agents", type=int, nargs="+", default=[2, 4, 8, 16])
     ap.add_argument("--graphs", nargs="+", default=["ring", "complete"])
+    ap.add_argument("--max-complete", type=int, default=10**6,
+                    help="largest population on the complete graph (its training grows with agents squared)")
     ap.add_argument("--sample", type=int, default=4, help="evaluation.sample_documents of the budgeted arm")
     ap.add_argument("--rounds", type=int, default=3, help="at least 2: the second-to-last round is measured")
     ap.add_argument("--epochs", type=int, default=1)

@@ -112,3 +112,25 @@ def test_a_budget_larger_than_the_world_is_the_exhaustive_run(tiny_model):
     np.testing.assert_array_equal(sim.acc, full.acc)
     assert sim.asked[1:].all()
     assert sim.records[0].population["pop.acc_all.mean.ci95"] == 0.0
+
+
+def test_the_estimate_counts_fewer_answers_under_a_budget():
+    from multiseal.config.estimate import estimate
+
+    big = {**TINY, "agents": 16, "world": {"documents": 48, "questions_per_doc": [2, 2]}}
+    full = estimate(validate_scenario(big))
+    budget = estimate(validate_scenario({**big, "evaluation": {**TINY["evaluation"], "sample_documents": 4}}))
+    assert budget.answers < full.answers
+    assert budget.generated_tokens == full.generated_tokens and budget.trained_tokens == full.trained_tokens
+
+
+def test_a_run_ends_with_its_cost_line(tiny_model):
+    from multiseal.run.recipes.simulation import cost_summary
+
+    sim = _run(tiny_model)
+    line = cost_summary(sim.records, tracking_seconds=0.5)
+    assert line.startswith("cost: 3 round(s) in ")
+    trained = sum(r.work["trained_tokens"] for r in sim.records)
+    assert trained > 0 and f"{trained:,} tokens trained" in line
+    assert f"{int(sim.answered[1:].sum()):,} answers" in line
+    assert all({"self_edit", "sharing", "adapt", "evaluate", "metrics"} <= set(r.seconds) for r in sim.records)
