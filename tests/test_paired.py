@@ -213,6 +213,7 @@ def test_the_report_has_the_paired_table_only_with_a_reference(store, tmp_path, 
     text = write_report(EXPERIMENT, store, tmp_path / "a", log_artifacts=False).read_text()
     assert "## Paired comparison against topology.kind=none" in text  # from the runs' sweep tags
     assert HEADER in text and "## Comparison" in text  # the unpaired table stays
+    assert "(figures/paired.png)" in text and (tmp_path / "a" / "figures" / "paired.png").stat().st_size > 0
     text = write_report(EXPERIMENT, store, tmp_path / "b", log_artifacts=False,
                         reference={"topology.kind": "star"}).read_text()
     assert "## Paired comparison against topology.kind=star" in text  # the caller's reference wins
@@ -275,3 +276,21 @@ def test_cli_sweep_dry_run_power_from_an_earlier_experiment(store, tmp_path, cap
     assert "only with --dry-run" in capsys.readouterr().err
     assert main(["sweep", str(path), "--dry-run", "--tracking-uri", store, "--power-from", "nope"]) == 2
     assert "no MLflow experiment 'nope'" in capsys.readouterr().err
+
+
+def test_a_point_without_a_counterpart_is_compared_with_the_reference_itself():
+    from multiseal.analysis.load import RunRecord
+    from multiseal.analysis.paired import pairings
+
+    def run(i, seed, **point):
+        tags = {f"multiseal.point.{k}": v for k, v in {**point, "seed": str(seed)}.items()}
+        return RunRecord(f"r{i}", f"r{i}", "FINISHED", i, {}, tags, {})
+
+    runs = [run(0, 0, **{"topology.kind": "none"}), run(1, 0, **{"topology.kind": "complete"}),
+            run(2, 0, **{"topology.kind": "complete", "sharing.content": "passage"}),
+            run(3, 0, **{"topology.kind": "ring", "scheduler.kind": "budgeted"})]
+    got, notes = pairings(runs, {"topology.kind": "none"})
+    by_point = {p.point: p.runs[0][1].run_id for p in got}
+    assert by_point == {"topology.kind=complete": "r0", "topology.kind=complete sharing.content=passage": "r0",
+                        "topology.kind=ring scheduler.kind=budgeted": "r0"}
+    assert len(notes) == 2 and all("compared with topology.kind=none itself" in n for n in notes)

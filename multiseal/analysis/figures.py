@@ -180,8 +180,9 @@ def plot_comparison_bars(summaries: Sequence[Summary], path: str | Path, title: 
     ax.bar(xs, means, yerr=[lower, upper], capsize=4, color="tab:blue", alpha=0.7)
     for x, s in zip(xs, summaries):
         ax.scatter([x] * len(s.values), s.values, color="black", s=12, zorder=3)
-    ax.set_xticks(xs, [f"{s.group}\n(n={s.n})" for s in summaries], rotation=30 if len(summaries) > 4 else 0,
-                  ha="right" if len(summaries) > 4 else "center", fontsize="small")
+    tilt = len(summaries) > 4 or max((len(s.group) for s in summaries), default=0) > 16
+    ax.set_xticks(xs, [f"{s.group}\n(n={s.n})" for s in summaries], rotation=30 if tilt else 0,
+                  ha="right" if tilt else "center", fontsize="small")
     metric = summaries[0].metric if summaries else ""
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric}\nmean and 95% CI over seeds", fontsize="medium")
@@ -279,3 +280,26 @@ def comparison_figures(data: ExperimentData, out: str | Path, metric: str = "pop
     if diffusion:
         figs["diffusion"] = plot_comparison_diffusion(diffusion, out / "compare-diffusion-by-distance.png")
     return figs
+
+
+def plot_paired(rows: Sequence, path: str | Path, metrics: Sequence[str], reference: str = "") -> Path:
+    """The paired comparison as a forest plot: per metric, one row per point with its Δ against the
+    reference and the 95% interval (filled: the verdict is higher or lower after Holm)."""
+    metrics = [m for m in metrics if any(r.metric == m for r in rows)]
+    points = list(dict.fromkeys(r.point for r in rows))
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.2 * max(len(metrics), 1) + 2.5, 0.45 * len(points) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for y, point in enumerate(points):
+            row = next((r for r in rows if r.metric == metric and r.point == point), None)
+            if row is None or not math.isfinite(row.delta):
+                continue
+            decided = row.verdict in ("higher", "lower")
+            ax.errorbar([row.delta], [y], xerr=[[row.delta - row.lo], [row.hi - row.delta]], fmt="o", capsize=3,
+                        color="tab:blue" if decided else "tab:gray", markerfacecolor="tab:blue" if decided else "white")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"Δ {metric}", fontsize="medium")
+        ax.set_yticks(range(len(points)), points, fontsize="small")
+        ax.invert_yaxis() if ax is axes[0][0] else None
+    fig.suptitle(f"paired against {reference} (filled: distinguishable after Holm)", fontsize="medium")
+    return _save(fig, path)

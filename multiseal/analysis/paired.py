@@ -2,7 +2,9 @@
 
 Every point is compared with its *reference counterpart*: the same settings with the reference's keys
 set to the reference's values (``topology.kind=ring scheduler.kind=budgeted`` against
-``topology.kind=none scheduler.kind=budgeted`` for the reference ``topology.kind=none``). Runs of the
+``topology.kind=none scheduler.kind=budgeted`` for the reference ``topology.kind=none``); a point that
+has no such counterpart (a control listed under ``points:`` with keys of its own, such as
+``sharing.content=passage``) is compared with the reference point itself. Runs of the
 two points are paired by seed (same seed = same world, arrivals and questions), and outcomes are
 paired *per cell* at the final round:
 
@@ -140,6 +142,11 @@ def pairings(runs: Iterable[RunRecord], reference: Mapping[str, str]) -> tuple[l
             continue
         name = next(iter(by_seed.values())).group()
         ref = index.get(frozenset({**point, **reference}.items()), {})
+        if not ref:  # a point listed on its own (a control): compare it with the reference point itself
+            ref = index.get(frozenset(reference.items()), {})
+            if ref:
+                notes.append(f"{name}: no point with its other settings and {label(reference)}; compared with "
+                             f"{label(reference)} itself")
         seeds = sorted(by_seed.keys() & ref.keys())
         if not seeds:
             notes.append(f"{name}: no run of its reference point with the same seed")

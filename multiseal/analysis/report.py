@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from multiseal.analysis.compare import comparison_table, format_markdown, groups
-from multiseal.analysis.figures import comparison_figures, run_figures, slug
+from multiseal.analysis.figures import comparison_figures, plot_paired, run_figures, slug
 from multiseal.analysis.load import ExperimentData, RunRecord, load_experiment
 from multiseal.analysis.paired import (
     PairedResult,
@@ -33,7 +33,9 @@ RUN_FIGURES = {
     "diffusion": "diffusion by graph distance",
     "graph": "graph, nodes coloured by final accuracy",
 }
+PAIRED_FIGURE_METRICS = ("acc_received", "acc_own", "retention")
 COMPARISON_FIGURES = {
+    "paired": "paired Δ against the reference with 95% intervals (filled: distinguishable after Holm)",
     "bars": "the chosen metric per sweep point (mean, 95% CI, one dot per seed)",
     "accuracy": "population accuracy by round",
     "forgetting": "population forgetting by round",
@@ -78,6 +80,9 @@ def write_report(experiment: str, tracking_uri: str | None = None, out: str | Pa
         figures.mkdir(parents=True, exist_ok=True)
         comparison = comparison_figures(data, figures, metric)
         per_run = {run.run_id: run_figures(data, run, figures) for run in data.runs}
+        if paired is not None and paired.rows:
+            comparison["paired"] = plot_paired(paired.rows, figures / "paired.png", PAIRED_FIGURE_METRICS,
+                                               label(paired.reference))
         report = folder / "report.md"
         report.write_text(_markdown(data, metric, folder, comparison, per_run, paired))
         if log_artifacts:
