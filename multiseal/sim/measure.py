@@ -35,7 +35,10 @@ class Measuring:
                 if (row - 1, a) in self.samples:
                     self.samples[(row, a)] = self.samples[(row - 1, a)]
         if changed:
-            samples = {a: self._draw(row, a, g) for a in changed}
+            budget = self.sample_documents is not None and row < self.rounds
+            distance = self.distance_matrix(g) if budget else None
+            inboxes = self.postbox.inboxes() if budget else {}
+            samples = {a: self._draw(row, a, distance[a], inboxes.get(a, [])) if budget else None for a in changed}
             pairs = []
             for a in changed:
                 docs = None if samples[a] is None else samples[a].documents
@@ -53,13 +56,12 @@ class Measuring:
                 self._store(row, a, by_adapter[self.agents[a].adapter], samples[a])
         self._dirty.clear()
 
-    def _draw(self, row: int, a: int, g) -> Sample | None:
-        """Agent ``a``'s documents to answer at ``row`` under the budget (None: all of them)."""
-        if self.sample_documents is None or row == self.rounds:
-            return None
-        held = set(self._passages[a]) | self._known[a] | {it.note.doc_id for it in self.postbox.inboxes().get(a, [])}
+    def _draw(self, row: int, a: int, distance: np.ndarray, inbox: Sequence) -> Sample:
+        """Agent ``a``'s documents to answer at ``row`` under the budget: what it holds, has notes about
+        in its inbox or was reached by, and the stratified sample of the rest (``distance``: its row
+        of the distance matrix)."""
+        held = set(self._passages[a]) | self._known[a] | {it.note.doc_id for it in inbox}
         reached = (self.learnt[a] >= 0) & (self.learnt[a] <= row)
-        distance = self.distance_matrix(g)[a]
         full, strata = [], {}
         for j, d in enumerate(self.world.documents):
             if d.doc_id in held or reached[j]:
