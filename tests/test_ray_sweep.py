@@ -86,3 +86,20 @@ def test_a_local_run_never_imports_ray(tmp_path):
     code = ("import sys, multiseal.cli, multiseal.run.sweep, multiseal.run.recipes.simulation, multiseal.analysis.report;"
             "print('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_a_worker_that_dies_mid_point_fails_that_point_only(tmp_path, local_ray, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = write_sweep(tmp_path, "name: dies\nbase: base.yaml\ngrid: {seed: [0, 1]}\nexecutor: ray\n")
+    sweep = swf.load_sweep(path, tracking_uri=store)
+    bad = sweep.points[0].id
+    # the bad point's process kills the Ray worker running it (its parent), as a node or OOM kill would
+    monkeypatch.setattr(ray_sweep, "_point_args", lambda s, p: [
+        "-c", "import os, signal, time; os.kill(os.getppid(), signal.SIGKILL); time.sleep(5)" if p.id == bad
+        else "print('fine')"])
+    result = sw.run_sweep(sweep)
+    assert [r.point.id for r in result.failed] == [bad]
+    assert [r.status for r in result.results if r.point.id != bad] == ["finished"]
+    out = capsys.readouterr().out
+    assert f"{bad} FAILED (worker lost)" in out
