@@ -142,7 +142,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return list_runs(args.dir, mark_killed=args.mark_killed, resume=args.resume, uri=args.tracking_uri)
     if args.command == "sweep":
-        from multiseal.run.sweep import describe, run_sweep
+        from multiseal.run.executors import execute
+        from multiseal.run.sweep import describe
         from multiseal.run.sweep_file import load_sweep
 
         if args.jobs is not None and args.jobs < 1:
@@ -156,7 +157,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             if args.power_from:
                 print(_power(sweep, args.power_from, args.target))
             return 0
-        result = run_sweep(sweep, progress=not args.no_progress)
+        result = execute(sweep, progress=not args.no_progress)
         print(f"report: multiseal report --experiment '{sweep.experiment}'"
               + (f" --tracking-uri '{args.tracking_uri}'" if args.tracking_uri else ""))
         return 1 if result.failed else 0

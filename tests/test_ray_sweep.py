@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from multiseal.errors import InputError
 from multiseal.run import ray_sweep
-from multiseal.run import sweep as sw
+from multiseal.run.executors import execute
 from multiseal.run import sweep_file as swf
 
 from test_sweep import write_sweep  # noqa: E402  (tests/ is on the path)
@@ -38,14 +38,14 @@ def test_a_two_point_sweep_runs_on_ray_into_mlflow_and_resumes(tmp_path, local_r
     """)
     sweep = swf.load_sweep(path, tracking_uri=store)
     assert sweep.executor == "ray" and sweep.resources.cpus == 1.0
-    result = sw.run_sweep(sweep)
+    result = execute(sweep)
     assert not result.failed and [r.status for r in result.results] == ["finished", "finished"]
     out = capsys.readouterr().out
     assert "on Ray (1 node(s), 2 CPU" in out
     runs = MlflowClient(store).search_runs([MlflowClient(store).get_experiment_by_name("onray").experiment_id])
     assert {r.data.tags[swf.POINT_TAG] for r in runs} == {p.id for p in sweep.points}
     assert all(r.info.status == "FINISHED" and "pop.acc_all.mean" in r.data.metrics for r in runs)
-    again = sw.run_sweep(sweep)  # everything finished: nothing runs
+    again = execute(sweep)  # everything finished: nothing runs
     assert [r.status for r in again.results] == ["skipped", "skipped"]
 
 
@@ -57,7 +57,7 @@ def test_a_failing_point_is_reported_retried_and_does_not_stop_the_others(tmp_pa
     bad = sweep.points[0].id
     monkeypatch.setattr(ray_sweep, "_point_args", lambda s, p: [
         "-c", f"import sys; print('boom {p.id}'); sys.exit({3 if p.id == bad else 0})"])
-    result = sw.run_sweep(sweep)
+    result = execute(sweep)
     assert [r.point.id for r in result.failed] == [bad]
     out = capsys.readouterr().out
     assert out.count(f"{bad} FAILED (exit 3)") == 2, "run once, retried once"
@@ -83,7 +83,7 @@ def test_resources_are_validated_in_the_sweep_file(tmp_path):
 
 def test_a_local_run_never_imports_ray(tmp_path):
     """Ray stays out of the import path of everything local."""
-    code = ("import sys, multiseal.cli, multiseal.run.sweep, multiseal.run.recipes.simulation, multiseal.analysis.report;"
+    code = ("import sys, multiseal.cli, multiseal.run.sweep, multiseal.run.executors, multiseal.run.recipes.simulation, multiseal.analysis.report;"
             "print('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
@@ -98,7 +98,7 @@ def test_a_worker_that_dies_mid_point_fails_that_point_only(tmp_path, local_ray,
     monkeypatch.setattr(ray_sweep, "_point_args", lambda s, p: [
         "-c", "import os, signal, time; os.kill(os.getppid(), signal.SIGKILL); time.sleep(5)" if p.id == bad
         else "print('fine')"])
-    result = sw.run_sweep(sweep)
+    result = execute(sweep)
     assert [r.point.id for r in result.failed] == [bad]
     assert [r.status for r in result.results if r.point.id != bad] == ["finished"]
     out = capsys.readouterr().out

@@ -116,12 +116,8 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
     With one job the point's output streams to the terminal; with several it is collected and the
     point's summary (or, for a failed point, the end of its output) is printed when it ends. A
     failed point does not stop the others; with ``retries: N`` it runs again up to N times first.
-    ``executor: ray`` runs the points as Ray tasks instead (:mod:`multiseal.run.ray_sweep`).
+    ``executor: ray`` runs the points as Ray tasks instead (:func:`multiseal.run.executors.execute` chooses).
     """
-    if sweep.executor == "ray":
-        from multiseal.run.ray_sweep import run_on_ray
-
-        return run_on_ray(sweep, out=out)
     out = out or sys.stdout
     done = finished_points(sweep)
     todo = [p for p in sweep.points if p.id not in done]
@@ -237,3 +233,4 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
+
