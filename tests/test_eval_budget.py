@@ -52,8 +52,11 @@ def test_imputed_cells_and_variance_by_hand():
     want = (4 / 7) ** 2 * 0.5 * 0.125 / 2 + (2 / 7) ** 2 * 0.5 * 0.25
     assert variance(filled, sample, introduced) == pytest.approx(want)
     assert halfwidth(want) == pytest.approx(1.959963984540054 * math.sqrt(want))
-    with pytest.raises(ValueError, match="partly inside"):
-        variance(filled, sample, np.array([True, False] + [True] * 6))
+    # stratum A only partly inside (docs 0 and 2: one asked, one estimated) counts with that part:
+    # N = 5 inside docs; A: (2/5)^2 (1 - 1/2) 0.25 (one draw); B as before with n = 5
+    part = np.array([True, False, True, False, True, True, False, True])
+    want = (2 / 5) ** 2 * 0.5 * 0.25 + (2 / 5) ** 2 * 0.5 * 0.25
+    assert variance(filled, sample, part) == pytest.approx(want)
 
 
 TINY = {
@@ -134,3 +137,21 @@ def test_a_run_ends_with_its_cost_line(tiny_model):
     assert trained > 0 and f"{trained:,} tokens trained" in line
     assert f"{int(sim.answered[1:].sum()):,} answers" in line
     assert all({"self_edit", "sharing", "adapt", "evaluate", "metrics"} <= set(r.seconds) for r in sim.records)
+
+
+def test_an_agent_that_does_not_change_keeps_its_row_while_documents_arrive(tiny_model):
+    """Agent 1 gets nothing in round 2 while agent 0 gets a new document: agent 1's row and draw carry
+    over, and its interval is computed over the documents introduced by then."""
+    table = [{"round": 0, "agent": 0, "docs": ["d000"]}, {"round": 0, "agent": 1, "docs": ["d001"]},
+             {"round": 1, "agent": 0, "docs": ["d002"]}, {"round": 2, "agent": 1, "docs": ["d003"]}]
+    sc = validate_scenario({**TINY, "agents": 2, "world": {"documents": 8, "questions_per_doc": [2, 2]},
+                            "arrivals": {"kind": "table", "table": table}, "topology": {"kind": "none"},
+                            "scheduler": {"kind": "isolated"},
+                            "evaluation": {**TINY["evaluation"], "sample_documents": 2}})
+    sim = build_simulation(sc, tiny_model, progress=False)
+    sim.run()
+    sim.close()
+    assert sim.samples[(2, 1)] is sim.samples[(1, 1)]  # unchanged in round 2: row and draw carried over
+    np.testing.assert_array_equal(sim.acc[2, 1], sim.acc[1, 1])
+    ci = sim.records[1].agents[1]["acc_all_ci95"]
+    assert math.isfinite(ci) and ci >= 0

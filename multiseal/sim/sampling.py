@@ -96,7 +96,9 @@ def impute(row: np.ndarray, sample: Sample) -> np.ndarray:
 
 def variance(row: np.ndarray, sample: Sample, within: np.ndarray) -> float:
     """Sampling variance of the mean of ``row`` over the documents where ``within`` holds (see the module
-    docstring); 0 when no sampled stratum lies inside. Strata must lie wholly inside or outside ``within``."""
+    docstring); 0 when no sampled stratum lies inside. A stratum only partly inside (an agent that did not
+    change keeps its earlier row and draw while new documents are introduced) counts with its inside part:
+    those documents and the draws among them."""
     n = int(within.sum())
     if n == 0:
         return math.nan
@@ -105,10 +107,8 @@ def variance(row: np.ndarray, sample: Sample, within: np.ndarray) -> float:
         inside = [j for j in docs if within[j]]
         if not inside:
             continue
-        if len(inside) != len(docs):
-            raise ValueError(f"stratum {k} lies partly inside the averaged documents")
-        asked = sample.asked.get(k, ())
-        N, m = len(docs), len(asked)
+        asked = [j for j in sample.asked.get(k, ()) if within[j]]
+        N, m = len(inside), len(asked)
         if m >= N:
             continue
         s2 = float(np.var([row[j] for j in asked], ddof=1)) if m > 1 else WORST_VARIANCE
