@@ -26,10 +26,13 @@ from multiseal.config.schema import (
 )
 from multiseal.learning.model import SharedModel, build_shared_model
 from multiseal.rl.restem import WRITER_TRAINING, RestemSettings
+from multiseal.sim.adversary import Adversary
 from multiseal.sim.graph import DynamicGraph, is_disconnected
 from multiseal.sim.loop import Simulation
+from multiseal.sim.mitigations import Mitigation, build_mitigations
 from multiseal.sim.schedulers import build_scheduler
 from multiseal.sim.sharing import Postbox
+from multiseal.sim.trust import TrustSettings
 from multiseal.types import (
     AgentSpec,
     EvalSettings,
@@ -39,6 +42,7 @@ from multiseal.types import (
     World,
 )
 from multiseal.world.arrivals import build_arrivals
+from multiseal.world.general_text import general_passages
 from multiseal.world.squad import load_squad_json
 from multiseal.world.synthetic import generate_distractors, generate_world
 
@@ -148,7 +152,27 @@ def build_simulation(scenario: Scenario, model: SharedModel, source: str | Path 
         train_together=scenario.inner_loop.batching == "together", rows_per_pass=scenario.inner_loop.rows_per_pass,
         sample_documents=scenario.evaluation.sample_documents,
         content=s.content, distractors=build_distractors(world, scenario) if s.content == "shuffled" else None,
+        mitigations=agent_mitigations(scenario), adversaries=build_adversaries(scenario),
+        trust=TrustSettings(**scenario.trust.model_dump()),
+        drift_texts=general_passages(scenario.evaluation.drift_passages) if scenario.evaluation.drift_passages else (),
+        drift_length=scenario.evaluation.drift_length,
     )
+
+
+def agent_mitigations(scenario: Scenario) -> dict[int, tuple[Mitigation, ...]]:
+    """Each agent's mitigations: its override's list, else the scenario's."""
+    out = {}
+    for i in range(scenario.agents.count):
+        o = scenario.agents.overrides.get(i)
+        entries = o.mitigations if o is not None and o.mitigations is not None else scenario.mitigations
+        out[i] = build_mitigations([e.model_dump() for e in entries])
+    return out
+
+
+def build_adversaries(scenario: Scenario) -> dict[int, Adversary]:
+    """The agents with ``role: adversary`` (rate 0.5 and attack false_values unless given)."""
+    return {i: Adversary(o.rate if o.rate is not None else 0.5, o.attack or "false_values")
+            for i, o in scenario.agents.overrides.items() if o.role == "adversary"}
 
 
 def build_distractors(world: World, scenario: Scenario) -> World:

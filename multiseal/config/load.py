@@ -41,6 +41,7 @@ from multiseal.errors import (
 from multiseal.learning.self_edit import STYLES
 from multiseal.rl.policies import validate_policy_params
 from multiseal.sim.controls import validate_content
+from multiseal.sim.mitigations import validate_mitigations
 from multiseal.sim.schedulers import validate_scheduler_params
 from multiseal.sim.topologies import build_topology, validate_topology
 from multiseal.world.arrivals import build_arrivals, documents_needed
@@ -107,10 +108,21 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
     kind = raw.get("kind", "simulation")
     n = agents.count if agents else None
 
+    if isinstance(raw.get("mitigations"), list):
+        problems += [Problem(k, m) for k, m in validate_mitigations(
+            raw["mitigations"], "mitigations")]
     if agents:
         for i, o in agents.overrides.items():
             if not 0 <= i < agents.count:
                 problems.append(Problem(f"agents.overrides.{i}", f"no such agent (agents are 0..{agents.count - 1})"))
+            if o.mitigations is not None:
+                problems += [Problem(k, m) for k, m in validate_mitigations(
+                    [e.model_dump() for e in o.mitigations], f"agents.overrides.{i}.mitigations")]
+            if o.role == "adversary" and (o.attack or "false_values") == "false_values" and isinstance(
+                    raw.get("world"), dict) and raw["world"].get("kind") == "squad":
+                problems.append(Problem(f"agents.overrides.{i}.attack", (
+                    "'false_values' plants false values of the world's facts, and a SQuAD world has none; "
+                    "use attack: noise or a synthetic world")))
             if o.style is not None:
                 try:
                     _known_style(o.style)

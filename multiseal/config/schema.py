@@ -65,12 +65,32 @@ class WorldSection(Section):
         return self
 
 
+class MitigationEntry(Section):
+    """One mitigation of forgetting (:mod:`multiseal.sim.mitigations`): a registered kind and its params."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class AgentOverride(Section):
     style: str | None = None
     lr: float | None = Field(None, gt=0, le=1)
     epochs: int | None = Field(None, ge=0, le=10_000)
     rank: int | None = Field(None, ge=1, le=4096)
     alpha: float | None = Field(None, gt=0)
+    mitigations: list[MitigationEntry] | None = Field(
+        None, description="this agent's mitigations, instead of the scenario's (an empty list: none)")
+    role: Literal["honest", "adversary"] = Field(
+        "honest", description="adversary: its notes plant false values (or carry off-topic noise)")
+    rate: float | None = Field(None, gt=0, le=1, description="adversary: share of each document's facts stated falsely")
+    attack: Literal["false_values", "noise"] | None = Field(
+        None, description="adversary: false_values (synthetic worlds) or noise (off-topic notes)")
+
+    @model_validator(mode="after")
+    def _adversary(self) -> "AgentOverride":
+        if self.role != "adversary" and (self.rate is not None or self.attack is not None):
+            raise ValueError("rate and attack apply to role: adversary only")
+        return self
 
 
 class AgentsSection(Section):
@@ -116,6 +136,10 @@ class EvaluationSection(Section):
     batch_size: int = Field(64, ge=1, le=65_536)
     headline: str = Field("strict", description="the grader (multiseal.learning.grading.GRADERS) of the headline accuracy")
     retention_probe: int = Field(8, ge=0, le=10_000, description="max probe questions the base answers right")
+    drift_passages: int = Field(32, ge=0, le=300, description=(
+        "general-text passages on which each changed agent's perplexity ratio and KL to the base are "
+        "measured every round (0: off)"))
+    drift_length: int = Field(64, ge=8, le=4096, description="tokens per general-text passage")
     sample_documents: int | None = Field(None, ge=1, le=1_000_000, description=(
         "the evaluation budget: each changed agent answers about the documents it holds, received or was "
         "reached by, plus this many others (stratified by introduction and graph distance); the final "
@@ -157,6 +181,16 @@ class SchedulerSection(Section):
 
 class ReplaySection(Section):
     fraction: float = Field(0.0, ge=0, le=1, description="share of earlier training sequences replayed")
+
+
+class TrustSection(Section):
+    """Trust learnt from observed usefulness: after an agent adapts on others' notes, the change of its
+    accuracy on the documents it already held moves its trust in each of their authors."""
+
+    learn: bool = False
+    rate: float = Field(1.0, gt=0, le=100, description="trust += rate x (accuracy change on held documents)")
+    floor: float = Field(0.0, ge=0, le=1, description="the lowest trust")
+    exclude_below: float | None = Field(None, gt=0, le=1, description="notes from authors trusted less are discarded")
 
 
 TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
@@ -243,6 +277,8 @@ class Scenario(Section):
     sharing: SharingSection = SharingSection()
     scheduler: SchedulerSection = SchedulerSection()
     replay: ReplaySection = ReplaySection()
+    mitigations: list[MitigationEntry] = Field(default_factory=list, description="every agent's mitigations of forgetting")
+    trust: TrustSection = TrustSection()
     tracking: TrackingSection = TrackingSection()
     experiment: ExperimentSection = ExperimentSection()
     restem: RestemSection = RestemSection()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -103,9 +103,22 @@ def length_buckets(lengths: Sequence[int], batch_size: int, rng: random.Random) 
     return batches
 
 
+Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+# A loss term added to a job's loss at every optimiser step (a mitigation's regulariser,
+# :mod:`multiseal.learning.regularise`): called with a function that runs a batch through the job's
+# adapter and returns float logits.
+Penalty = Callable[[Forward], torch.Tensor]
+
+
+def shifted_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Position t predicts label t + 1, as transformers' causal-LM loss (labels shifted, not logits)."""
+    return torch.nn.functional.pad(labels, (0, 1), value=-100)[:, 1:]
+
+
 @dataclass(frozen=True)
 class Job:
-    """One adapter's share of a training call: its examples and its own hyper-parameters."""
+    """One adapter's share of a training call: its examples, its own hyper-parameters and an optional
+    ``penalty`` added to its loss at each step (the recorded losses are the task loss alone)."""
 
     adapter: str
     data: Sequence[Example]
@@ -114,6 +127,7 @@ class Job:
     batch_size: int
     weight_decay: float = 0.0
     seed: int = 0
+    penalty: Penalty | None = None
 
     def schedule(self) -> list[list[int]]:
         """Every optimiser step's batch (indices into ``data``), all epochs, in order."""
@@ -179,7 +193,7 @@ def _train_one(model, job: Job, progress: str | None) -> tuple[int, int, list[fl
         for batch in schedule:
             enc = {k: v.to(model.device) for k, v in collate([job.data[i] for i in batch], pad).items()}
             loss = model.peft(**enc).loss
-            loss.backward()
+            (loss + job.penalty(_active_forward(model)) if job.penalty else loss).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
@@ -187,6 +201,17 @@ def _train_one(model, job: Job, progress: str | None) -> tuple[int, int, list[fl
             padded += enc["input_ids"].numel()
             bar.update(1)
     return tokens, padded, losses
+
+
+def _active_forward(model) -> Forward:
+    """A batch through the active adapter (one job trained alone)."""
+    return lambda enc: model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.float()
+
+
+def _named_forward(model, adapter: str) -> Forward:
+    """A batch through ``adapter`` by name (shared batches, eval mode)."""
+    return lambda enc: model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                  adapter_names=[adapter] * enc["input_ids"].shape[0]).logits.float()
 
 
 def _forward(model, enc: dict[str, torch.Tensor], adapters: list[str], row_adapters: list[str], stacked: bool):
@@ -234,8 +259,7 @@ def _train_group(model, jobs: Sequence[Job], max_rows: int, progress: str | None
                 owner = torch.tensor([i for i, _ in rows], device=model.device)
                 logits = _forward(model, enc, [jobs[i].adapter for i in chunk], [jobs[i].adapter for i, _ in rows],
                                   stackable and len({len(schedules[i][k]) for i in chunk}) == 1)
-                # as transformers' causal-LM loss: position t predicts label t + 1 (labels shifted, not logits)
-                labels = torch.nn.functional.pad(enc["labels"], (0, 1), value=-100)[:, 1:]
+                labels = shifted_labels(enc["labels"])
                 nll = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.reshape(-1),
                                                         ignore_index=-100, reduction="none").view(labels.shape)
                 scored = labels != -100
@@ -244,6 +268,8 @@ def _train_group(model, jobs: Sequence[Job], max_rows: int, progress: str | None
                     mine = owner == i
                     loss = nll[mine].sum() / max(int(scored[mine].sum()), 1)
                     total = total + loss
+                    if jobs[i].penalty is not None:
+                        total = total + jobs[i].penalty(_named_forward(model, jobs[i].adapter))
                     losses[i].append(float(loss.detach()))
                     tokens[i] += int((enc["labels"][mine] != -100).sum())
                     padded[i] += int(mine.sum()) * enc["input_ids"].shape[1]
@@ -255,10 +281,11 @@ def _train_group(model, jobs: Sequence[Job], max_rows: int, progress: str | None
     return [(tokens[i], padded[i], losses[i]) for i in range(len(jobs))]
 
 
-def inner_loop_job(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0) -> Job:
+def inner_loop_job(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0,
+                   penalty: Penalty | None = None) -> Job:
     """The inner loop's job for ``adapter``: every token of each sequence scored."""
     data = [Example(ids) for ids in tokenize_sequences(model.tokenizer, sequences, settings.max_length)]
-    return Job(adapter, data, settings.epochs, settings.lr, settings.batch_size, settings.weight_decay, seed)
+    return Job(adapter, data, settings.epochs, settings.lr, settings.batch_size, settings.weight_decay, seed, penalty)
 
 
 def train_adapter(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0,

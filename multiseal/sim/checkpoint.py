@@ -24,7 +24,8 @@ from multiseal.sim.loop import Simulation
 # Built from the scenario (or the shared model itself): never stored in a checkpoint.
 _REBUILT = frozenset({"model", "world", "arrivals", "graphs", "scheduler", "agents", "self_edit", "evaluation",
                       "rounds", "seed", "sharing", "mixing", "replay", "probe_size", "progress", "doc_index",
-                      "train_together", "rows_per_pass", "sample_documents"})
+                      "train_together", "rows_per_pass", "sample_documents", "mitigations", "adversaries",
+                      "trust_settings", "drift_texts", "drift_length", "_reference", "_drift_data"})
 
 
 def capture(sim: Simulation) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -54,6 +55,7 @@ def restore(sim: Simulation, state: dict[str, Any], tensors: dict[str, torch.Ten
     scheduler_state = state.pop("scheduler_state")
     for key, value in state.items():
         setattr(sim, key, value)
+    sim.restore_shapes()  # combined adapters grow with their deltas: take that rank before loading weights
     if scheduler_state:
         vars(sim.scheduler).update(scheduler_state)
     for a, spec in enumerate(sim.agents):

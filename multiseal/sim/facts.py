@@ -130,6 +130,7 @@ class FactIndex:
             for marker, kind in (("birth_year", "person"), ("mayor", "town")):
                 if marker in relations:
                     values.setdefault(kind, set()).add(d.title)
+        self._values = {kind: sorted(vals) for kind, vals in values.items()}
         self._first: dict[str, dict[str, list[tuple[Tokens, str]]]] = {}
         for kind, vals in values.items():
             table = self._first.setdefault(kind, {})
@@ -149,6 +150,17 @@ class FactIndex:
     def asked(self) -> list[Fact]:
         """The facts some single-fact question asks, in world order."""
         return [f for f in self.facts.values() if f.fact_id in self.question]
+
+    def alternatives(self, fact: Fact) -> list[str]:
+        """Plausible false values for ``fact``: values of its relation's type in this world (or its closed
+        table) that the scorer would count as wrong for it — not the gold value, not containing or
+        contained in it, not a true value of the fact's own entity, not the entity itself."""
+        rel = RELATIONS.get(fact.relation)
+        if rel is None:
+            return []
+        gold = tokens(fact.value)
+        return [v for v in self._values.get(rel.type, []) if (t := tokens(v)) and not appears(t, gold)
+                and not appears(gold, t) and fact.entity not in self._owners.get(t, set()) and v != fact.entity]
 
     def _values_in(self, kind: str, unit: Tokens) -> list[tuple[Tokens, str]]:
         table = self._first.get(kind, {})

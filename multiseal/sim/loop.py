@@ -22,14 +22,18 @@ The class takes plain typed arguments; it never sees the scenario file.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
+from multiseal.learning.drift import drift, encode_texts
 from multiseal.learning.evaluate import answer_and_grade
 from multiseal.learning.model import SharedModel
+from multiseal.learning.regularise import BaseReference
 from multiseal.learning.self_edit import (
     parse_completion,
     passage_sequence,
@@ -37,11 +41,20 @@ from multiseal.learning.self_edit import (
 )
 from multiseal.learning.train import inner_loop_job, train_jobs
 from multiseal.sim import controls as C
+from multiseal.sim.adversary import (
+    Adversary,
+    distractor_world,
+    false_note,
+    noise_note,
+    note_rng,
+)
 from multiseal.sim.facts import FactIndex
 from multiseal.sim.graph import DynamicGraph
 from multiseal.sim.measure import Measuring
+from multiseal.sim.mitigations import Mitigation, PenaltyContext, combined_state
 from multiseal.sim.sampling import Sample
 from multiseal.sim.sharing import Postbox, average_adapters
+from multiseal.sim.trust import TrustSettings, update_trust, weighted_inboxes
 from multiseal.types import (
     AgentAction,
     AgentSpec,
@@ -57,6 +70,7 @@ from multiseal.types import (
     World,
 )
 from multiseal.world.arrivals import Arrivals
+from multiseal.world.general_text import general_passages
 from multiseal.world.probe import probe_questions, select_probe
 from multiseal.world.synthetic import generate_distractors
 
@@ -89,6 +103,11 @@ class Simulation(Measuring):
         train_together: bool = False,
         rows_per_pass: int = 64,
         sample_documents: int | None = None,
+        mitigations: Mapping[int, Sequence[Mitigation]] | None = None,
+        adversaries: Mapping[int, Adversary] | None = None,
+        trust: TrustSettings | None = None,
+        drift_texts: Sequence[str] = (),
+        drift_length: int = 64,
     ):
         if sharing not in SHARING_MODES:
             raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
@@ -106,6 +125,14 @@ class Simulation(Measuring):
         self.replay, self.probe_size, self.progress = replay, probe_size, progress
         self.train_together, self.rows_per_pass = train_together, rows_per_pass
         self.sample_documents = sample_documents  # the evaluation budget (None: every document every round)
+        self.mitigations = {a: tuple(ms) for a, ms in (mitigations or {}).items() if ms}
+        self.adversaries = dict(adversaries or {})
+        if any(v.attack == "false_values" for v in self.adversaries.values()) and not world.facts:
+            raise ValueError("an adversary with attack 'false_values' plants false facts; this world has none")
+        if any(v.attack == "noise" for v in self.adversaries.values()) and self.distractors is None:
+            self.distractors = distractor_world(world, seed)
+        self.trust_settings = trust or TrustSettings()
+        self.drift_texts, self.drift_length = tuple(drift_texts), drift_length
         self.doc_index = {d.doc_id: j for j, d in enumerate(world.documents)}
         A, D = len(self.agents), len(world.documents)
         self.acc = np.full((rounds + 1, A, D), np.nan)
@@ -132,6 +159,19 @@ class Simulation(Measuring):
         self._facts = FactIndex(world)
         self._dirty: set[int] = set()
         self._started = False
+        # forgetting: drift from the base, mitigations' state, trust and planted values
+        self.drift_values: dict[int, tuple[float, float]] = {a: (1.0, 0.0) for a in range(A)} if drift_texts else {}
+        self.gated_out = np.zeros(A, dtype=int)
+        self._deltas: dict[int, list[dict]] = {a: [] for a, ms in self.mitigations.items()
+                                               if any(m.combine for m in ms)}
+        self.trust = np.ones((A, A))
+        self.trust_rejected = np.zeros(A, dtype=int)
+        self._round_authors: dict[int, set[int]] = {}
+        self._held_prev = np.zeros((A, D), dtype=bool)
+        self.planted: dict[str, dict[int, set[str]]] = {}  # fact id -> adversary -> planted values
+        self._written: dict[str, set[int]] = {}  # doc id -> adversaries that wrote about it
+        self._reference: BaseReference | None = None  # built when a KL mitigation first needs it
+        self._drift_data: list | None = None
 
     # ------------------------------------------------------------------ setup
     @property
@@ -144,14 +184,21 @@ class Simulation(Measuring):
         if self._started:
             return
         self.create_adapters()
-        candidates = probe_questions()[: 2 * self.probe_size]  # enough spares for wrong answers
+        pool = probe_questions()
+        candidates = pool[: 2 * self.probe_size]  # enough spares for wrong answers
         graded = answer_and_grade(
             self.model, [(None, q) for q in self.questions + candidates], self.evaluation,
             progress="base answers" if self.progress else None,
         )
         head = self.evaluation.headline
         by_qid = {g.qid: g for g in graded}
-        self.probe = select_probe(candidates, [by_qid[q.qid].scores[head] >= 0.5 for q in candidates], self.probe_size)
+        right = [by_qid[q.qid].scores[head] >= 0.5 for q in candidates]
+        if sum(right) < self.probe_size and len(pool) > len(candidates):  # too few right: ask the rest too
+            rest = pool[len(candidates):]
+            more = answer_and_grade(self.model, [(None, q) for q in rest], self.evaluation,
+                                    progress="base answers (probe)" if self.progress else None)
+            candidates, right = candidates + rest, right + [g.scores[head] >= 0.5 for g in more]
+        self.probe = select_probe(candidates, right, self.probe_size)
         for a in range(len(self.agents)):
             self._store(0, a, [g for g in graded if g.qid in self._scored_qids()])
         self._started = True
@@ -183,6 +230,7 @@ class Simulation(Measuring):
         g = self.graphs.at(r)
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
+        self._held_prev = self.own.copy()
         new_docs = self._arrive(r, row)
         notes = self._write_notes(r, new_docs, actions)
         seconds["self_edit"] = time.perf_counter() - t0
@@ -199,6 +247,9 @@ class Simulation(Measuring):
         seconds["adapt"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         self._evaluate(row, g)
+        if self.trust_settings.learn:
+            update_trust(self.trust, self.trust_settings, authors=self._round_authors, before=self.acc[row - 1],
+                         after=self.acc[row], held=self._held_prev)
         seconds["evaluate"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         per_agent, population = self._metrics(row, g)
@@ -241,9 +292,11 @@ class Simulation(Measuring):
         return arrived
 
     def _write_notes(self, r: int, arrived: list[tuple[int, str]], actions: dict[int, AgentAction]) -> list[Note]:
+        hostile = [(a, d) for a, d in arrived if a in self.adversaries]
+        arrived = [(a, d) for a, d in arrived if a not in self.adversaries]
         if self.content in ("passage", "oracle"):  # the control writes the note: no generation
             docs = [(a, self.world.doc(d)) for a, d in arrived]
-            notes = C.control_notes(self.content, docs, r, self.model.count_tokens)
+            notes = C.control_notes(self.content, docs, r, self.model.count_tokens) + self._hostile_notes(r, hostile)
             self.notes_log.extend(notes)
             return notes
         styles = [(actions.get(a) and actions[a].style) or self.agents[a].style for a, _ in arrived]
@@ -262,10 +315,29 @@ class Simulation(Measuring):
                     seqs = parse_completion(text, doc, style)
                 notes.append(Note(f"r{r}.a{a}.{doc_id}.{k}", a, doc_id, r, style, text, tuple(seqs),
                                   self.model.count_tokens(text)))
+        notes += self._hostile_notes(r, hostile)
         self.notes_log.extend(notes)
         if self.content == "shuffled" and self.sharing == "notes" and self.distractors is not None:
             self._travelling = C.travelling_copies(notes, self.distractors, self.doc_index, self.model.count_tokens)
             self.notes_log.extend(self._travelling.values())
+        return notes
+
+    def _hostile_notes(self, r: int, arrived: list[tuple[int, str]]) -> list[Note]:
+        """Adversaries' notes (:mod:`multiseal.sim.adversary`), recording what they plant."""
+        notes = []
+        for a, doc_id in arrived:
+            doc, adv = self.world.doc(doc_id), self.adversaries[a]
+            if adv.attack == "noise":
+                assert self.distractors is not None
+                xs = self.distractors.documents
+                notes.append(noise_note(doc, a, r, xs[self.doc_index[doc_id] % len(xs)], self.model.count_tokens))
+            else:
+                note, planted = false_note(doc, a, r, adv.rate, self._facts, note_rng(self.seed, r, a, doc_id),
+                                           self.model.count_tokens)
+                notes.append(note)
+                for fid, value in planted.items():
+                    self.planted.setdefault(fid, {}).setdefault(a, set()).add(value)
+            self._written.setdefault(doc_id, set()).add(a)
         return notes
 
     def _share(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> None:
@@ -289,8 +361,14 @@ class Simulation(Measuring):
     def _schedule(self, r: int, g, notes: list[Note], actions: dict[int, AgentAction]) -> tuple[Plan, dict[int, int]]:
         """The plan, and per agent the number of sequences to pad its training to (compute matching:
         the size of its training set under the scheduler's ``reference`` plan; empty without one)."""
+        inboxes = self.postbox.inboxes()
+        if self.trust_settings.learn or self.trust_settings.exclude_below is not None:
+            inboxes, dropped = weighted_inboxes(inboxes, self.trust, self.trust_settings)
+            for a, items in dropped.items():
+                self.postbox.consume(a, items)
+                self.trust_rejected[a] += len(items)
         view = SchedulerView(
-            round=r, graph=g, inboxes=self.postbox.inboxes(),
+            round=r, graph=g, inboxes=inboxes,
             all_notes=list(notes),
             history=self.history, known={a: set(k) for a, k in enumerate(self._known)},
             rng=random.Random(self.seed * 104729 + r),
@@ -319,10 +397,13 @@ class Simulation(Measuring):
 
     def _adapt(self, r: int, row: int, plan: Plan, targets: dict[int, int] | None = None) -> tuple[dict[int, int], int]:
         """Train every agent of the plan on its chosen items (plus padding and replay): together in
-        shared batches, or one after another (``train_together``); the result is the same. Returns the
-        sequences each agent trained on and the tokens trained (all agents, all epochs)."""
-        trained, jobs = {}, []
+        shared batches, or one after another (``train_together``); the result is the same. An agent's
+        mitigations (:mod:`multiseal.sim.mitigations`) add replay and loss terms, train the update as a
+        fresh delta to combine, or gate it afterwards. Returns the sequences each agent trained on and
+        the tokens trained (all agents, all epochs)."""
+        trained: dict[int, int] = {}
         rng = random.Random(self.seed * 15485863 + r)
+        updates: dict[int, tuple[list[str], list[str]]] = {}  # agent -> (this round's sequences, replayed)
         for a, items in sorted(plan.items()):
             seqs = self.training_set(a, items)
             if targets and a in targets:  # compute-matched: repeat one's own material to the reference count
@@ -331,28 +412,140 @@ class Simulation(Measuring):
                 trained[a] = 0
                 continue
             earlier = [s for s in self._trained[a] if s not in seqs]
-            n_replay = round(self.replay * len(earlier))
-            replayed = rng.sample(earlier, n_replay) if n_replay else []
+            fraction = min(1.0, self.replay + sum(m.replay for m in self.mitigations.get(a, ())))
+            n_replay = round(fraction * len(earlier))
+            updates[a] = (seqs, rng.sample(earlier, n_replay) if n_replay else [])
+            trained[a] = len(seqs) + n_replay
+        gated = {a: m.gate for a in updates for m in self.mitigations.get(a, ()) if m.gate}
+        before = self._gate_scores(row, {a: plan[a] for a in gated}, "before") if gated else {}
+        snapshots = {a: self.model.adapter_state(self.agents[a].adapter) for a in gated if a not in self._deltas}
+        jobs = []
+        for a, (seqs, replayed) in updates.items():
             spec = self.agents[a]
+            if a in self._deltas:  # combine: this round's update is a fresh delta
+                self._recreate(a, spec.lora, seed=self.seed * 1000 + a + 7919 * (r + 1))
             jobs.append((a, inner_loop_job(self.model, spec.adapter, seqs + replayed, spec.inner,
-                                           seed=self.seed * 31 + r * 1009 + a)))
-            self._trained[a].extend(s for s in dict.fromkeys(seqs) if s not in self._trained[a])
-            self._trained_notes[a].extend(it.note.note_id for it in items)
-            for it in items:
-                self._known[a].add(it.note.doc_id)
-                j = self.doc_index.get(it.note.doc_id)  # None: a distractor document (shuffled)
-                if j is not None and self.learnt[a, j] < 0:
-                    self.learnt[a, j] = row
-            self.postbox.consume(a, list(items))
-            self._dirty.add(a)
-            trained[a] = len(seqs) + len(replayed)
+                                           seed=self.seed * 31 + r * 1009 + a, penalty=self._penalty(a, r))))
         if self.train_together:
             stats = train_jobs(self.model, [job for _, job in jobs], together=True, max_rows=self.rows_per_pass,
                                progress=f"round {r + 1}: training {len(jobs)} agents" if self.progress else None)
         else:
             stats = [train_jobs(self.model, [job], progress=f"round {r + 1}: training agent {a}" if self.progress
                                 else None)[0] for a, job in jobs]
+        for a in updates:
+            if a in self._deltas:
+                self._deltas[a].append(self.model.adapter_state(self.agents[a].adapter))
+                self._apply_combination(a)
+        kept = set(updates)
+        if gated:
+            after = self._gate_scores(row, {a: plan[a] for a in gated}, "after")
+            for a, gate in gated.items():
+                (gain_b, ret_b), (gain_a, ret_a) = before[a], after[a]
+                gain, drop = gain_a - gain_b, 0.0 if math.isnan(ret_b) else ret_b - ret_a
+                if (not math.isnan(gain) and gain <= gate.min_gain) or drop > gate.max_drop:
+                    kept.discard(a)
+                    self.gated_out[a] += 1
+                    if a in self._deltas:
+                        self._deltas[a].pop()
+                        self._apply_combination(a)
+                    else:
+                        self.model.set_adapter_state(self.agents[a].adapter, snapshots[a])
+        self._round_authors = {}
+        for a, items in sorted(plan.items()):
+            if a in updates:
+                self.postbox.consume(a, list(items))
+            if a not in kept:
+                continue
+            seqs = updates[a][0]
+            self._trained[a].extend(s for s in dict.fromkeys(seqs) if s not in self._trained[a])
+            self._trained_notes[a].extend(it.note.note_id for it in items)
+            self._round_authors[a] = {it.note.author for it in items} - {a}
+            for it in items:
+                self._known[a].add(it.note.doc_id)
+                j = self.doc_index.get(it.note.doc_id)  # None: a distractor document (shuffled)
+                if j is not None and self.learnt[a, j] < 0:
+                    self.learnt[a, j] = row
+            self._dirty.add(a)
         return trained, sum(st.tokens for st in stats)
+
+    # ------------------------------------------------------------------ mitigations
+    def _penalty(self, a: int, r: int):
+        """The sum of agent ``a``'s mitigations' loss terms this round (None without any)."""
+        builders = [m for m in self.mitigations.get(a, ()) if m.penalty]
+        if not builders:
+            return None
+        reference = None
+        if any(m.reference_passages for m in builders):
+            if self._reference is None:  # one reference for every agent: the largest any mitigation asks for
+                m = max((m for ms in self.mitigations.values() for m in ms), key=lambda m: m.reference_passages)
+                data = encode_texts(self.model, general_passages(m.reference_passages), self.drift_length)
+                self._reference = BaseReference.build(self.model, data, m.reference_batch)
+            reference = self._reference
+        ctx = PenaltyContext(self.model, self.agents[a].adapter, a, r, reference)
+        terms = [m.penalty(ctx) for m in builders]
+        return terms[0] if len(terms) == 1 else (lambda forward: sum(t(forward) for t in terms))
+
+    def _gate_scores(self, row: int, plan: Plan, when: str) -> dict[int, tuple[float, float]]:
+        """Per gated agent: headline accuracy on the questions of the documents its update is about, and
+        on the retention probe (NaN when it has none)."""
+        head = self.evaluation.headline
+        asked: dict[int, tuple[list[str], list[str]]] = {}
+        pairs = []
+        for a, items in plan.items():
+            docs = dict.fromkeys(it.note.doc_id for it in items if it.note.doc_id in self.doc_index)
+            qs = [q for d in docs for q in self.world.doc(d).questions]
+            asked[a] = ([q.qid for q in qs], [q.qid for q in self.probe])
+            pairs += [(self.agents[a].adapter, q) for q in qs + self.probe]
+        graded = answer_and_grade(self.model, pairs, self.evaluation,
+                                  progress=f"round {row}: gate, {when}" if self.progress else None)
+        self.answered[row] += len(pairs)
+        by = {}
+        for gr in graded:
+            by.setdefault(gr.adapter, {})[gr.qid] = gr.scores[head]
+        out = {}
+        for a, (target, probe) in asked.items():
+            got = by.get(self.agents[a].adapter, {})
+            out[a] = (float(np.mean([got[q] for q in target])) if target else float("nan"),
+                      float(np.mean([got[q] for q in probe])) if probe else float("nan"))
+        return out
+
+    def _combine_of(self, a: int):
+        return next(m.combine for m in self.mitigations[a] if m.combine)
+
+    def _recreate(self, a: int, lora, seed: int) -> None:
+        """Agent ``a``'s adapter made afresh with shape ``lora`` (B = 0: it equals the base)."""
+        name = self.agents[a].adapter
+        if name in self.model.adapters:
+            self.model.delete_adapter(name)
+        self.model.add_adapter(name, lora, seed=seed)
+
+    def _apply_combination(self, a: int) -> None:
+        """Agent ``a``'s adapter becomes the combination of its stored per-round deltas."""
+        spec, deltas = self.agents[a], self._deltas[a]
+        if not deltas:
+            self._recreate(a, spec.lora, seed=self.seed * 1000 + a)
+            return
+        state, rank = combined_state(deltas, self._combine_of(a), spec.lora.rank)
+        lora = spec.lora if rank == spec.lora.rank else replace(spec.lora, rank=rank,
+                                                                alpha=spec.lora.alpha * rank / spec.lora.rank)
+        if self.model.adapters.get(spec.adapter) != lora:
+            self._recreate(a, lora, seed=0)
+        self.model.set_adapter_state(spec.adapter, state)
+
+    def restore_shapes(self) -> None:
+        """After a checkpoint's state is loaded: combined adapters take the rank their deltas need."""
+        for a in self._deltas:
+            self._apply_combination(a)
+
+    def _measure_drift(self, agents: Sequence[int]) -> None:
+        """Perplexity ratio and KL to the base on the general-text set, for ``agents``."""
+        if not self.drift_texts or not agents:
+            return
+        if self._drift_data is None:
+            self._drift_data = encode_texts(self.model, self.drift_texts, self.drift_length)
+        names = {self.agents[a].adapter: a for a in agents}
+        for name, d in drift(self.model, list(names), self._drift_data).items():
+            self.drift_values[names[name]] = (d.ppl_ratio, d.kl)
 
     def _average(self, r: int, row: int, g) -> None:
         """Weights sharing: gossip-average each agent's adapter with its in-neighbours'."""

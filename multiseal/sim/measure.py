@@ -13,9 +13,14 @@ import numpy as np
 
 from multiseal.learning.evaluate import answer_and_grade
 from multiseal.sim import metrics as M
+from multiseal.sim.adversary import adversary_metrics
 from multiseal.sim.diffusion import diffusion_by_distance, recipient_distances
 from multiseal.sim.facts import fact_metrics
+from multiseal.sim.mitigations import delta_bytes
 from multiseal.sim.sampling import Sample, draw, halfwidth, impute, variance
+
+# Per-agent forgetting metrics that get a population mean and std (trust per edge does not).
+FORGETTING_NAMES = frozenset({"ppl_ratio", "kl_base", "gated_out", "combine_bytes", "adapter_rank", "trust_rejected"})
 
 
 class Measuring:
@@ -48,12 +53,13 @@ class Measuring:
                 pairs += [(self.agents[a].adapter, q) for q in qs + self.probe]
             graded = answer_and_grade(self.model, pairs, self.evaluation,
                                       progress=f"round {row}: answering" if self.progress else None)
-            self.answered[row] = len(pairs)
+            self.answered[row] += len(pairs)
             by_adapter: dict[str, list] = {}
             for gr in graded:
                 by_adapter.setdefault(gr.adapter, []).append(gr)
             for a in changed:
                 self._store(row, a, by_adapter[self.agents[a].adapter], samples[a])
+            self._measure_drift(changed)
         self._dirty.clear()
 
     def _draw(self, row: int, a: int, distance: np.ndarray, inbox: Sequence) -> Sample:
@@ -118,7 +124,35 @@ class Measuring:
             population.update({**M.population_metrics(fa), **fp})
         if self.sample_documents is not None:
             self._sampling_intervals(row, per_agent, population)
+        self._forgetting_metrics(row, g, per_agent, population)
         return per_agent, population
+
+    def _forgetting_metrics(self, row: int, g, per_agent: dict, population: dict) -> None:
+        """Drift from the base, the mitigations' counts, trust per edge and the adversaries' reach."""
+        for a, values in per_agent.items():
+            if self.drift_values:
+                values["ppl_ratio"], values["kl_base"] = self.drift_values[a]
+            if any(m.gate for m in self.mitigations.get(a, ())):
+                values["gated_out"] = float(self.gated_out[a])
+            if a in self._deltas:
+                values["combine_bytes"] = float(delta_bytes(self._deltas[a]))
+                values["adapter_rank"] = float(self.model.adapters[self.agents[a].adapter].rank)
+            if self.trust_settings.learn:
+                for u in range(len(self.agents)):
+                    if u != a and (g.has_edge(u, a) or self.trust[a, u] < 1.0):
+                        values[f"trust_from_{u}"] = float(self.trust[a, u])
+                values["trust_rejected"] = float(self.trust_rejected[a])
+        summary = M.population_metrics({a: {k: v for k, v in values.items() if k in FORGETTING_NAMES}
+                                         for a, values in per_agent.items()})
+        population.update(summary)
+        if self.adversaries and self._facts:
+            population.update(adversary_metrics(
+                self._facts, planted=self.planted, adversaries=sorted(self.adversaries),
+                grades=[self._items[(row, a)] for a in range(len(self.agents))], answers=self._answers,
+                written=self._written, graph=g))
+            if self.trust_settings.learn:
+                honest = [a for a in range(len(self.agents)) if a not in self.adversaries]
+                population["pop.adv.trust"] = float(np.mean([self.trust[a, u] for a in honest for u in self.adversaries]))
 
     def _sampling_intervals(self, row: int, per_agent: dict, population: dict) -> None:
         """The evaluation budget's 95% half-widths (0 on a row answered in full): per agent for ``acc_all``
