@@ -28,6 +28,7 @@ NEW_METRIC_NAMES = frozenset({  # issue 10 item 4: the fact metrics (multiseal.s
     "note_fidelity", "note_hallucination", "transfer_efficiency", "writer_miss", "learner_miss",
     "fact_diffusion", "misinformation",
     "delta", "delta_lo", "delta_hi", "p_holm",  # issue 10 item 7: the knowledge table paired against passage-only
+    "ppl_ratio", "kl_base",  # issue 14: drift from the base on general text
 })
 
 

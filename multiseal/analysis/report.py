@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Mapping
 
 from multiseal.analysis.compare import comparison_table, format_markdown, groups
-from multiseal.analysis.figures import comparison_figures, plot_paired, run_figures, slug
+from multiseal.analysis.drift import agreement_section
+from multiseal.analysis.figures import (
+    comparison_figures,
+    plot_paired,
+    run_figures,
+    slug,
+)
 from multiseal.analysis.load import ExperimentData, RunRecord, load_experiment
 from multiseal.analysis.paired import (
     PairedResult,
@@ -127,6 +133,7 @@ def _markdown(data: ExperimentData, metric: str, folder: Path, comparison: dict[
               format_markdown(comparison_table(data.runs)), ""]
     if paired is not None:
         lines += _paired_section(paired)
+    lines += agreement_section(data)
     for name, caption in COMPARISON_FIGURES.items():
         if name in comparison:
             text = caption if name != "bars" else f"{metric}: {caption}"
