@@ -286,6 +286,9 @@ def test_mitigations_are_chosen_per_agent(run_sim):
     ({"agents": {"count": 2, "overrides": {1: {"role": "adversary"}}}, "world": {"kind": "squad", "path": "x.json"}},
      "agents.overrides.1.attack", "SQuAD"),
     ({"trust": {"learn": "yes"}}, "trust.learn", "boolean"),
+    ({"mitigations": [{"kind": "combine"}], "sharing": {"mode": "weights"}}, "mitigations.0.kind", "rank"),
+    ({"kind": "knowledge", "mitigations": [{"kind": "l2"}]}, "mitigations", "kind: simulation only"),
+    ({"kind": "knowledge", "trust": {"learn": True}}, "trust.learn", "kind: simulation only"),
 ])
 def test_bad_mitigation_and_adversary_settings_name_their_key(raw, key, words):
     with pytest.raises(ScenarioError) as e:

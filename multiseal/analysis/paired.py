@@ -13,7 +13,8 @@ paired *per cell* at the final round:
 * ``acc_received``: the introduced cells the agent does not own in either arm; the set comes from
   ownership, which the seed fixes, not from what the treatment made reach the agent;
 * ``acc_composition``: one cell per agent (the final row of ``composition`` in ``accuracy.npz``);
-* ``retention``, ``forgetting``, ``bwt``: one cell per agent, the final-round ``agent.<i>.<metric>``.
+* ``retention``, ``forgetting``, ``bwt``, ``ppl_ratio``, ``kl_base``: one cell per agent, the final-round
+  ``agent.<i>.<metric>`` (runs that did not log a metric are not compared on it).
 
 A cell missing (NaN) in either arm is left out of both. The cluster of a document metric is the
 document (all its agents' cells together), of an agent metric the agent. ``Δ`` is the mean over all
@@ -45,7 +46,7 @@ from multiseal.stats import (
 )
 
 DOC_METRICS: tuple[str, ...] = ("acc_all", "acc_own", "acc_received")
-AGENT_METRICS: tuple[str, ...] = ("acc_composition", "retention", "forgetting", "bwt")
+AGENT_METRICS: tuple[str, ...] = ("acc_composition", "retention", "forgetting", "bwt", "ppl_ratio", "kl_base")
 PAIRED_METRICS: tuple[str, ...] = DOC_METRICS + AGENT_METRICS
 SEEDS_CAP = 1000
 

@@ -16,7 +16,9 @@ cut to ``inner_loop.max_length``; ``Q`` = the world's questions):
   training, per agent and round ``epochs × (own documents × (P + k·T) +
   received notes × T)``, where a note reaches the graph's mean out-degree (every other agent with
   relay; times 1 − loss; at most the scheduler's ``budget``), and replay adds ``fraction`` of the
-  earlier rounds' tokens.
+  earlier rounds' tokens (the ``replay`` section and mitigations); a ``kl`` mitigation trains ``batch ×
+  drift_length`` more tokens per optimiser step, a ``gate`` answers the update's questions and the probe
+  twice per round; drift runs every agent and the base over the general-text passages every round.
 * ``knowledge``: per seed, one self-edit of ``T`` tokens per (document, writing condition), one
   adapter per (document, condition) trained ``epochs × (P + T)`` tokens, and every question answered
   once per condition (plus the base once).
@@ -53,6 +55,7 @@ from multiseal.config.paths import resolve_relative
 from multiseal.config.schema import Scenario
 from multiseal.errors import Problem
 from multiseal.learning.self_edit import STYLES
+from multiseal.sim.mitigations import build_mitigations
 from multiseal.sim.topologies import build_topology
 from multiseal.world.probe import probe_questions
 from multiseal.world.squad import load_squad_json
@@ -178,7 +181,9 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     n, rounds, k, new = sc.agents.count, sc.rounds, sc.self_edit.candidates, sc.self_edit.max_new_tokens
     overrides = sc.agents.overrides
     styles = [(overrides[a].style if a in overrides and overrides[a].style else sc.self_edit.style) for a in range(n)]
-    writes = [_writes(s) for s in styles]
+    # passage and oracle notes, and adversaries' notes, are written without generation
+    writes = [_writes(s) and sc.sharing.content not in ("passage", "oracle")
+              and not (a in overrides and overrides[a].role == "adversary") for a, s in enumerate(styles)]
     epochs = [(overrides[a].epochs if a in overrides and overrides[a].epochs is not None else sc.inner_loop.epochs)
               for a in range(n)]
     ranks = [((overrides[a].rank if a in overrides and overrides[a].rank else sc.model.lora.rank), 1) for a in range(n)]
@@ -205,10 +210,23 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     budget = _budget(sc.scheduler.params)
     if budget is not None:
         received = min(received, budget)
-    replay = 1 + sc.replay.fraction * (rounds - 1) / 2  # each round replays `fraction` of the rounds before
     for a in range(n):
+        mitigations = _mitigations(sc, a)
+        fraction = min(1.0, sc.replay.fraction + sum(m.replay for m in mitigations))
+        replay = 1 + fraction * (rounds - 1) / 2  # each round replays `fraction` of the rounds before
         own = arrived[a] / rounds * (passage + (k * new if writes[a] else 0))
         c.train(epochs[a] * (own + received * item) * rounds * replay)
+        steps = epochs[a] * (arrived[a] / rounds * (1 + (k if writes[a] else 0)) + received) * rounds * replay
+        for m in mitigations:  # a KL penalty runs its general-text batch through the adapter every step
+            if m.reference_passages:
+                c.train(steps * m.reference_batch * sc.evaluation.drift_length)
+            if m.gate:  # asked before and after each update: the update's documents and the probe
+                gate_questions = (arrived[a] / rounds + received) * questions / max(docs, 1) + probe
+                c.generate(2 * gate_questions, batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True,
+                           times=rounds)
+    # drift: every agent and the base, every round, one forward pass over the general-text passages
+    drift_tokens = (n + 1) * rounds * sc.evaluation.drift_passages * sc.evaluation.drift_length
+    c.answer_s += drift_tokens / (PREFILL_SPEEDUP * TRAIN_TOKENS_S * c.speed)
     levers = {
         "generation": [("self_edit.max_new_tokens", new, 128), ("self_edit.candidates", k, 1), ("rounds", rounds, 2),
                        ("agents.count", n, 1), ("arrivals.docs_per_round", sc.arrivals.docs_per_round, 1)],
@@ -276,6 +294,13 @@ def _restem(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int, d
                     ("restem.eval_samples", r.eval_samples, 1), ("evaluation.max_new_tokens", answer_tokens, 24)],
     }
     return ranks, levers
+
+def _mitigations(sc: Scenario, agent: int) -> tuple:
+    """The agent's mitigations: its override's list, else the scenario's (validated before estimating)."""
+    o = sc.agents.overrides.get(agent)
+    entries = o.mitigations if o is not None and o.mitigations is not None else sc.mitigations
+    return build_mitigations([e.model_dump() for e in entries])
+
 
 def _writes(style: str) -> bool:
     """The style writes a self-edit (``passage-only`` does not)."""

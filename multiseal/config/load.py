@@ -170,6 +170,7 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
         problems += [Problem(key, msg) for key, msg in validate_content(
             sharing.content, world_has_facts=world.kind != "squad" if world else None,
             scheduler=sched.kind if sched else None)]
+    problems += _check_forgetting(raw, kind, agents, sharing)
     model, inner = _section(raw, "model", ModelSection), _section(raw, "inner_loop", InnerLoopSection)
     if model and inner and n and n > 1 and inner.batching == "together" and model.lora.dropout > 0:
         problems.append(Problem("inner_loop.batching", (
@@ -177,6 +178,32 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
             f"set model.lora.dropout: 0 (it is {model.lora.dropout}) or inner_loop.batching: sequential")))
     # the model is here and has the LoRA targets; the run fits `limits` (sized once all else holds)
     problems += scenario_checks(raw, model, source, limits=not problems)
+    return problems
+
+
+def _check_forgetting(raw: dict, kind: str, agents: AgentsSection | None, sharing: SharingSection | None) -> list[Problem]:
+    """Mitigations, trust and adversaries belong to the round loop (kind: simulation); a combined
+    adapter grows its rank, so it cannot be gossip-averaged (sharing.mode: weights)."""
+    problems: list[Problem] = []
+    entries = {"mitigations": raw.get("mitigations") if isinstance(raw.get("mitigations"), list) else []}
+    for i, o in (agents.overrides.items() if agents else []):
+        if o.mitigations is not None:
+            entries[f"agents.overrides.{i}.mitigations"] = [e.model_dump() for e in o.mitigations]
+        if o.role == "adversary" and kind != "simulation":
+            problems.append(Problem(f"agents.overrides.{i}.role", f"adversaries take part in kind: simulation only, not {kind}"))
+    if kind != "simulation":
+        for key, value in entries.items():
+            if value:
+                problems.append(Problem(key, f"mitigations apply to kind: simulation only, not {kind}"))
+        if isinstance(raw.get("trust"), dict) and raw["trust"].get("learn"):
+            problems.append(Problem("trust.learn", f"trust is learnt in kind: simulation only, not {kind}"))
+    elif sharing and sharing.mode == "weights":
+        for key, value in entries.items():
+            for j, e in enumerate(value or []):
+                if isinstance(e, dict) and e.get("kind") == "combine":
+                    problems.append(Problem(f"{key}.{j}.kind", (
+                        "'combine' grows each adapter's rank round by round, and sharing.mode: weights "
+                        "averages adapters of one shape; use sharing.mode: notes or another mitigation")))
     return problems
 
 

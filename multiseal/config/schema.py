@@ -136,7 +136,7 @@ class EvaluationSection(Section):
     batch_size: int = Field(64, ge=1, le=65_536)
     headline: str = Field("strict", description="the grader (multiseal.learning.grading.GRADERS) of the headline accuracy")
     retention_probe: int = Field(8, ge=0, le=10_000, description="max probe questions the base answers right")
-    drift_passages: int = Field(32, ge=0, le=300, description=(
+    drift_passages: int = Field(8, ge=0, le=300, description=(
         "general-text passages on which each changed agent's perplexity ratio and KL to the base are "
         "measured every round (0: off)"))
     drift_length: int = Field(64, ge=8, le=4096, description="tokens per general-text passage")
