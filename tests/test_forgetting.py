@@ -104,7 +104,7 @@ def test_perplexity_and_kl_match_a_hand_computation(tiny_model, make_adapter):
 def test_a_simulation_logs_drift_for_every_agent(run_sim):
     sim = run_sim(scenario())
     for rec in sim.records:
-        for a, m in rec.agents.items():
+        for m in rec.agents.values():
             assert m["ppl_ratio"] > 0 and m["kl_base"] >= 0
         assert "pop.ppl_ratio.mean" in rec.population and "pop.kl_base.mean" in rec.population
     assert any(m["kl_base"] > 0 for m in sim.records[-1].agents.values())  # training moved someone

@@ -62,8 +62,8 @@ def agreement_section(data: ExperimentData) -> list[str]:
     if not any(math.isfinite(r[c]) for r in rows for c in CONTINUOUS):
         return []
     lines = ["## Continuous forgetting measures against accuracy-based forgetting", "",
-             "Spearman's rank correlation over every (run, agent, round); positive: the measure rises with "
-             "forgetting.", "", "| measure | against | rho | p | observations |", "| --- | --- | ---: | ---: | ---: |"]
+             ("Spearman's rank correlation over every (run, agent, round); positive: the measure rises with "
+              "forgetting."), "", "| measure | against | rho | p | observations |", "| --- | --- | ---: | ---: | ---: |"]
     for r in agreement(rows):
         lines.append(f"| {r['measure']} | {r['against']} | {r['rho']:+.3f} | {r['p']:.3g} | {r['n']} |")
     return lines + [""]
