@@ -387,3 +387,14 @@ def test_a_simulation_learns_trust_from_its_accuracy_rows(run_sim):
     m = sim.records[-1].agents
     assert {"trust_from_0", "trust_from_2"} <= set(m[1]) and "pop.adv.trust" in sim.records[-1].population
     assert all(0.0 <= v <= 1.0 for a in m for k, v in m[a].items() if k.startswith("trust_from_"))
+
+
+def test_the_report_ranks_continuous_measures_against_accuracy_based_forgetting():
+    from multiseal.analysis.drift import agreement
+
+    rows = [{"ppl_ratio": 1 + x, "kl_base": -x, "retention drop": x / 10, "forgetting": math.nan} for x in range(6)]
+    got = {(r["measure"], r["against"]): r for r in agreement(rows)}
+    assert got[("ppl_ratio", "retention drop")]["rho"] == pytest.approx(1.0)
+    assert got[("kl_base", "retention drop")]["rho"] == pytest.approx(-1.0)
+    assert got[("ppl_ratio", "retention drop")]["n"] == 6
+    assert math.isnan(got[("ppl_ratio", "forgetting")]["rho"]) and got[("ppl_ratio", "forgetting")]["n"] == 0
