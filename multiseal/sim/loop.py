@@ -255,7 +255,8 @@ class Simulation(Measuring):
         per_agent, population = self._metrics(row, g)
         seconds["metrics"] = time.perf_counter() - t0
         comm = self.postbox.sent_by_round().get(r, {"notes": 0, "tokens": 0, "lost": 0})
-        generated = sum(n.tokens for n in notes) if self.content not in ("passage", "oracle") else 0
+        generated = sum(n.tokens for n in notes if n.style not in ("adversary", "noise")) \
+            if self.content not in ("passage", "oracle") else 0  # adversaries write without generating
         work = {"generated_tokens": generated, "trained_tokens": trained_tokens, "answered": int(self.answered[row])}
         record = RoundRecord(r, per_agent, population, notes, trained, dict(comm), seconds, work)
         self.history.append(per_agent)
