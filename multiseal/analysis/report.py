@@ -60,7 +60,7 @@ PAIRED_METHOD = """\
 Each point against the reference point with the same other settings, runs paired by seed, outcomes
 paired per cell at the final round: (agent, document) cells of the introduced documents for acc_all,
 the agent's own documents for acc_own, the introduced documents it does not own for acc_received
-(the same cells in both arms), one cell per agent for acc_composition, retention, forgetting and bwt.
+(the same cells in both arms), one cell per agent for acc_composition, retention, forgetting, bwt, ppl_ratio and kl_base.
 Δ is the mean over cells of point − reference; its 95% interval a cluster bootstrap (2,000 resamples:
 seeds, then documents — agents for agent metrics — within seeds). Holm p: the two-sided bootstrap p,
 Holm-adjusted over the points compared on a metric; the verdict says whether the point's value is
