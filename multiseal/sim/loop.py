@@ -193,8 +193,8 @@ class Simulation(Measuring):
         head = self.evaluation.headline
         by_qid = {g.qid: g for g in graded}
         right = [by_qid[q.qid].scores[head] >= 0.5 for q in candidates]
-        if sum(right) < self.probe_size and len(pool) > len(candidates):  # too few right: ask the rest too
-            rest = pool[len(candidates):]
+        if sum(right) < self.probe_size and len(pool) > len(candidates):  # too few right: ask more (up to 8×)
+            rest = pool[len(candidates): 8 * self.probe_size]
             more = answer_and_grade(self.model, [(None, q) for q in rest], self.evaluation,
                                     progress="base answers (probe)" if self.progress else None)
             candidates, right = candidates + rest, right + [g.scores[head] >= 0.5 for g in more]
