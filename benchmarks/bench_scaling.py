@@ -49,7 +49,8 @@ def scenario(model: str, agents: int, graph: str, sample: int | None, rounds: in
         "self_edit": {"style": "rewrite", "max_new_tokens": 32},
         "inner_loop": {"epochs": epochs, "lr": 2e-3, "batch_size": 1},
         "topology": {"kind": graph},
-        "evaluation": {"max_new_tokens": 8, "retention_probe": 4, "sample_documents": sample},
+        "evaluation": {"max_new_tokens": 8, "retention_probe": 4, "sample_documents": sample,
+                       "drift_passages": 0},  # drift (issue 14) left out: rows stay comparable with earlier ones
     }
 
 
