@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 import pytest
 import torch
 
+from multiseal.config.builders import build_simulation
 from multiseal.learning.model import SharedModel, build_shared_model
 from multiseal.types import LoraSettings
 
@@ -68,3 +69,19 @@ def make_adapter() -> Iterator[Callable[..., str]]:
     for model, name in reversed(made):
         if name in model.adapters:
             model.delete_adapter(name)
+
+
+@pytest.fixture
+def run_sim(tiny_model):
+    """``run_sim(scenario) -> Simulation``: built on tiny-random and run to the end; closed after the test."""
+    made = []
+
+    def run(sc):
+        sim = build_simulation(sc, tiny_model, progress=False)
+        made.append(sim)
+        sim.run()
+        return sim
+
+    yield run
+    for sim in made:
+        sim.close()

@@ -46,21 +46,6 @@ def scenario(**changes):
     return validate_scenario({**TINY, **changes})
 
 
-@pytest.fixture
-def run_sim(tiny_model):
-    made = []
-
-    def run(sc):
-        sim = build_simulation(sc, tiny_model, progress=False)
-        made.append(sim)
-        sim.run()
-        return sim
-
-    yield run
-    for sim in made:
-        sim.close()
-
-
 def _first_doc(sim, agent: int):
     return sim.world.doc(sim.arrivals[0][agent][0])
 

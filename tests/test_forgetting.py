@@ -43,21 +43,6 @@ def scenario(**changes):
     return validate_scenario({**TINY, **changes})
 
 
-@pytest.fixture
-def run_sim(tiny_model):
-    made = []
-
-    def run(sc, rounds=None):
-        sim = build_simulation(sc, tiny_model, progress=False)
-        made.append(sim)
-        sim.run()
-        return sim
-
-    yield run
-    for sim in made:
-        sim.close()
-
-
 def _perturb(model, name, scale=0.05, seed=0):
     g = torch.Generator().manual_seed(seed)
     state = model.adapter_state(name)
