@@ -383,3 +383,10 @@ def test_the_report_ranks_continuous_measures_against_accuracy_based_forgetting(
     assert got[("kl_base", "retention drop")]["rho"] == pytest.approx(-1.0)
     assert got[("ppl_ratio", "retention drop")]["n"] == 6
     assert math.isnan(got[("ppl_ratio", "forgetting")]["rho"]) and got[("ppl_ratio", "forgetting")]["n"] == 0
+
+
+def test_the_kl_mitigation_reads_its_own_passages_batch_and_length(run_sim):
+    sim = run_sim(_with([{"kind": "kl", "params": {"passages": 3, "batch": 2, "max_length": 12}}], rounds=1))
+    ref = sim._reference
+    assert [b["input_ids"].shape[0] for b in ref.batches] == [2, 1]
+    assert max(b["input_ids"].shape[1] for b in ref.batches) == 12

@@ -17,7 +17,7 @@ cut to ``inner_loop.max_length``; ``Q`` = the world's questions):
   received notes × T)``, where a note reaches the graph's mean out-degree (every other agent with
   relay; times 1 − loss; at most the scheduler's ``budget``), and replay adds ``fraction`` of the
   earlier rounds' tokens (the ``replay`` section and mitigations); a ``kl`` mitigation trains ``batch ×
-  drift_length`` more tokens per optimiser step, a ``gate`` answers the update's questions and the probe
+  max_length`` more tokens per optimiser step, a ``gate`` answers the update's questions and the probe
   twice per round; drift runs every agent and the base over the general-text passages every round.
 * ``knowledge``: per seed, one self-edit of ``T`` tokens per (document, writing condition), one
   adapter per (document, condition) trained ``epochs × (P + T)`` tokens, and every question answered
@@ -219,7 +219,7 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
         steps = epochs[a] * (arrived[a] / rounds * (1 + (k if writes[a] else 0)) + received) * rounds * replay
         for m in mitigations:  # a KL penalty runs its general-text batch through the adapter every step
             if m.reference_passages:
-                c.train(steps * m.reference_batch * sc.evaluation.drift_length)
+                c.train(steps * m.reference_batch * m.reference_length)
             if m.gate:  # asked before and after each update: the update's documents and the probe
                 gate_questions = (arrived[a] / rounds + received) * questions / max(docs, 1) + probe
                 c.generate(2 * gate_questions, batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True,

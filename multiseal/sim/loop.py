@@ -479,7 +479,7 @@ class Simulation(Measuring):
         if any(m.reference_passages for m in builders):
             if self._reference is None:  # one reference for every agent: the largest any mitigation asks for
                 m = max((m for ms in self.mitigations.values() for m in ms), key=lambda m: m.reference_passages)
-                data = encode_texts(self.model, general_passages(m.reference_passages), self.drift_length)
+                data = encode_texts(self.model, general_passages(m.reference_passages), m.reference_length)
                 self._reference = BaseReference.build(self.model, data, m.reference_batch)
             reference = self._reference
         ctx = PenaltyContext(self.model, self.agents[a].adapter, a, r, reference)

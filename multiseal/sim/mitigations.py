@@ -74,6 +74,7 @@ class Mitigation:
     penalty: Callable[[PenaltyContext], Penalty] | None = None
     reference_passages: int = 0
     reference_batch: int = 2
+    reference_length: int = 64
     gate: Gate | None = None
     combine: Combine | None = None
 
@@ -105,7 +106,8 @@ def _kl(params: KlParams) -> Mitigation:
     def penalty(ctx: PenaltyContext) -> Penalty:
         assert ctx.reference is not None
         return kl_to_base(ctx.reference, params.weight, start=ctx.round * 7919 + ctx.agent)
-    return Mitigation("kl", penalty=penalty, reference_passages=params.passages, reference_batch=params.batch)
+    return Mitigation("kl", penalty=penalty, reference_passages=params.passages, reference_batch=params.batch,
+                      reference_length=params.max_length)
 
 
 class L2Params(Params):
