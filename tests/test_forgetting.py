@@ -387,6 +387,7 @@ def test_the_report_ranks_continuous_measures_against_accuracy_based_forgetting(
 
 def test_the_kl_mitigation_reads_its_own_passages_batch_and_length(run_sim):
     sim = run_sim(_with([{"kind": "kl", "params": {"passages": 3, "batch": 2, "max_length": 12}}], rounds=1))
-    ref = sim._reference
+    assert sim._reference == (3, 12, 2)
+    ref = sim.model.shards[0]._references[(3, 12, 2)]  # built where the adapters live
     assert [b["input_ids"].shape[0] for b in ref.batches] == [2, 1]
     assert max(b["input_ids"].shape[1] for b in ref.batches) == 12

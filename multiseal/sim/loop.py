@@ -30,16 +30,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from multiseal.learning.drift import drift, encode_texts
+from multiseal.learning.drift import encode_texts
 from multiseal.learning.evaluate import answer_and_grade
 from multiseal.learning.model import SharedModel
-from multiseal.learning.regularise import BaseReference
 from multiseal.learning.self_edit import (
     parse_completion,
     passage_sequence,
     sample_self_edits,
 )
-from multiseal.learning.train import inner_loop_job, train_jobs
 from multiseal.sim import controls as C
 from multiseal.sim.adversary import (
     Adversary,
@@ -51,7 +49,8 @@ from multiseal.sim.adversary import (
 from multiseal.sim.facts import FactIndex
 from multiseal.sim.graph import DynamicGraph
 from multiseal.sim.measure import Measuring
-from multiseal.sim.mitigations import Mitigation, PenaltyContext, combined_state
+from multiseal.sim.mitigations import Mitigation, combined_state
+from multiseal.sim.population import Population, TrainSpec, mitigation_reference, partition
 from multiseal.sim.sampling import Sample
 from multiseal.sim.sharing import Postbox, average_adapters
 from multiseal.sim.trust import TrustSettings, update_trust, weighted_inboxes
@@ -70,7 +69,6 @@ from multiseal.types import (
     World,
 )
 from multiseal.world.arrivals import Arrivals
-from multiseal.world.general_text import general_passages
 from multiseal.world.probe import probe_questions, select_probe
 from multiseal.world.synthetic import generate_distractors
 
@@ -81,7 +79,7 @@ class Simulation(Measuring):
 
     def __init__(
         self,
-        model: SharedModel,
+        model: SharedModel | Population,
         world: World,
         arrivals: Arrivals,
         graphs: DynamicGraph,
@@ -108,6 +106,7 @@ class Simulation(Measuring):
         trust: TrustSettings | None = None,
         drift_texts: Sequence[str] = (),
         drift_length: int = 64,
+        workers: int = 1,
     ):
         if sharing not in SHARING_MODES:
             raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
@@ -118,8 +117,14 @@ class Simulation(Measuring):
         if content == "shuffled" and distractors is None:
             distractors = generate_distractors(world, len(world.documents), seed)
         self.content, self.distractors = content, distractors
-        self.model, self.world, self.arrivals, self.graphs = model, world, arrivals, graphs
+        self.world, self.arrivals, self.graphs = world, arrivals, graphs
         self.postbox, self.scheduler, self.agents = postbox, scheduler, list(agents)
+        # where the adapters live and the work runs: one process, or shards (docs/cluster.md)
+        self.model = model if isinstance(model, Population) else Population.local(model, workers)
+        if self.model.workers > len(self.agents):
+            raise ValueError(f"{self.model.workers} workers for {len(self.agents)} agents: at most one worker per agent")
+        blocks = partition(len(self.agents), self.model.workers)
+        self.model.assign([[self.agents[a].adapter for a in b] for b in blocks], blocks)
         self.self_edit, self.evaluation = self_edit, evaluation
         self.rounds, self.seed, self.sharing, self.mixing = rounds, seed, sharing, mixing
         self.replay, self.probe_size, self.progress = replay, probe_size, progress
@@ -170,7 +175,7 @@ class Simulation(Measuring):
         self._held_prev = np.zeros((A, D), dtype=bool)
         self.planted: dict[str, dict[int, set[str]]] = {}  # fact id -> adversary -> planted values
         self._written: dict[str, set[int]] = {}  # doc id -> adversaries that wrote about it
-        self._reference: BaseReference | None = None  # built when a KL mitigation first needs it
+        self._reference = mitigation_reference(self.mitigations)  # (passages, length, batch) the KL terms share
         self._drift_data: list | None = None
 
     # ------------------------------------------------------------------ setup
@@ -230,6 +235,7 @@ class Simulation(Measuring):
         g = self.graphs.at(r)
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
+        self.model.stage = "self_edit"
         self._held_prev = self.own.copy()
         new_docs = self._arrive(r, row)
         notes = self._write_notes(r, new_docs, actions)
@@ -239,6 +245,7 @@ class Simulation(Measuring):
         plan, targets = self._schedule(r, g, notes, actions)
         seconds["sharing"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        self.model.stage = "adapt"
         trained, trained_tokens = self._adapt(r, row, plan, targets)
         if self.postbox.relay_on:
             self.postbox.relay_received(r, g)
@@ -246,6 +253,7 @@ class Simulation(Measuring):
             self._average(r, row, g)
         seconds["adapt"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        self.model.stage = "evaluate"
         self._evaluate(row, g)
         if self.trust_settings.learn:
             update_trust(self.trust, self.trust_settings, authors=self._round_authors, before=self.acc[row - 1],
@@ -254,6 +262,7 @@ class Simulation(Measuring):
         t0 = time.perf_counter()
         per_agent, population = self._metrics(row, g)
         seconds["metrics"] = time.perf_counter() - t0
+        seconds.update(self.model.take_seconds())  # per worker and stage, when the agents are sharded
         comm = self.postbox.sent_by_round().get(r, {"notes": 0, "tokens": 0, "lost": 0})
         generated = sum(n.tokens for n in notes if n.style not in ("adversary", "noise")) \
             if self.content not in ("passage", "oracle") else 0  # adversaries write without generating
@@ -420,19 +429,23 @@ class Simulation(Measuring):
         gated = {a: m.gate for a in updates for m in self.mitigations.get(a, ()) if m.gate}
         before = self._gate_scores(row, {a: plan[a] for a in gated}, "before") if gated else {}
         snapshots = {a: self.model.adapter_state(self.agents[a].adapter) for a in gated if a not in self._deltas}
-        jobs = []
+        specs = []
         for a, (seqs, replayed) in updates.items():
             spec = self.agents[a]
             if a in self._deltas:  # combine: this round's update is a fresh delta
                 self._recreate(a, spec.lora, seed=self.seed * 1000 + a + 7919 * (r + 1))
-            jobs.append((a, inner_loop_job(self.model, spec.adapter, seqs + replayed, spec.inner,
-                                           seed=self.seed * 31 + r * 1009 + a, penalty=self._penalty(a, r))))
-        if self.train_together:
-            stats = train_jobs(self.model, [job for _, job in jobs], together=True, max_rows=self.rows_per_pass,
-                               progress=f"round {r + 1}: training {len(jobs)} agents" if self.progress else None)
-        else:
-            stats = [train_jobs(self.model, [job], progress=f"round {r + 1}: training agent {a}" if self.progress
-                                else None)[0] for a, job in jobs]
+            penalties = tuple(m for m in self.mitigations.get(a, ()) if m.penalty)
+            specs.append(TrainSpec(a, spec.adapter, tuple(seqs + replayed), spec.inner, self.seed * 31 + r * 1009 + a,
+                                   r, penalties, self._reference if any(m.reference_passages for m in penalties) else None))
+
+        def labels(mine: Sequence[TrainSpec]):
+            if not self.progress:
+                return None
+            if self.train_together:
+                return f"round {r + 1}: training {len(mine)} agents"
+            return [f"round {r + 1}: training agent {s.agent}" for s in mine]
+
+        stats = self.model.train(specs, together=self.train_together, max_rows=self.rows_per_pass, progress=labels)
         for a in updates:
             if a in self._deltas:
                 self._deltas[a].append(self.model.adapter_state(self.agents[a].adapter))
@@ -470,22 +483,6 @@ class Simulation(Measuring):
         return trained, sum(st.tokens for st in stats)
 
     # ------------------------------------------------------------------ mitigations
-    def _penalty(self, a: int, r: int):
-        """The sum of agent ``a``'s mitigations' loss terms this round (None without any)."""
-        builders = [m for m in self.mitigations.get(a, ()) if m.penalty]
-        if not builders:
-            return None
-        reference = None
-        if any(m.reference_passages for m in builders):
-            if self._reference is None:  # one reference for every agent: the largest any mitigation asks for
-                m = max((m for ms in self.mitigations.values() for m in ms), key=lambda m: m.reference_passages)
-                data = encode_texts(self.model, general_passages(m.reference_passages), m.reference_length)
-                self._reference = BaseReference.build(self.model, data, m.reference_batch)
-            reference = self._reference
-        ctx = PenaltyContext(self.model, self.agents[a].adapter, a, r, reference)
-        terms = [m.penalty(ctx) for m in builders]
-        return terms[0] if len(terms) == 1 else (lambda forward: sum(t(forward) for t in terms))
-
     def _gate_scores(self, row: int, plan: Plan, when: str) -> dict[int, tuple[float, float]]:
         """Per gated agent: headline accuracy on the questions of the documents its update is about, and
         on the retention probe (NaN when it has none)."""
@@ -545,7 +542,7 @@ class Simulation(Measuring):
         if self._drift_data is None:
             self._drift_data = encode_texts(self.model, self.drift_texts, self.drift_length)
         names = {self.agents[a].adapter: a for a in agents}
-        for name, d in drift(self.model, list(names), self._drift_data).items():
+        for name, d in self.model.drift(list(names), self._drift_data).items():
             self.drift_values[names[name]] = (d.ppl_ratio, d.kl)
 
     def _average(self, r: int, row: int, g) -> None:
