@@ -219,7 +219,13 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from multiseal.run.recipes import run_scenario
 
-    print(run_scenario(scenario, source, progress=not args.no_progress, tags=_parse_tags(args.tags), run=run))
+    from multiseal.run.ray_population import WorkerLost
+
+    try:
+        print(run_scenario(scenario, source, progress=not args.no_progress, tags=_parse_tags(args.tags), run=run))
+    except WorkerLost as e:  # the run is marked FAILED already; resume it with --resume once the cluster is back
+        print(f"multiseal: error: {e}; the run is marked FAILED (resume it with multiseal run --resume)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -30,6 +30,7 @@ from multiseal.sim.adversary import Adversary
 from multiseal.sim.graph import DynamicGraph, is_disconnected
 from multiseal.sim.loop import Simulation
 from multiseal.sim.mitigations import Mitigation, build_mitigations
+from multiseal.sim.population import Population
 from multiseal.sim.schedulers import build_scheduler
 from multiseal.sim.sharing import Postbox
 from multiseal.sim.trust import TrustSettings
@@ -128,9 +129,10 @@ def build_graphs(scenario: Scenario, source: str | Path | None = None) -> Dynami
     return DynamicGraph(t.kind, scenario.agents.count, directed=t.directed, params=params, seed=scenario.seed,
                         weights=t.weights, rewire_every=t.rewire_every, schedule=t.schedule)
 
-def build_simulation(scenario: Scenario, model: SharedModel, source: str | Path | None = None,
+def build_simulation(scenario: Scenario, model: SharedModel | Population, source: str | Path | None = None,
                      progress: bool = True) -> Simulation:
-    """All parts of a multi-agent run from its scenario (the model is passed in: load it once)."""
+    """All parts of a multi-agent run from its scenario (the model, or a sharded population, is passed in:
+    load it once)."""
     world = build_world(scenario.world, scenario.seed, source)
     a = scenario.arrivals
     arrivals = build_arrivals(a.kind, scenario.agents.count, world.doc_ids, scenario.rounds,
@@ -155,7 +157,7 @@ def build_simulation(scenario: Scenario, model: SharedModel, source: str | Path 
         mitigations=agent_mitigations(scenario), adversaries=build_adversaries(scenario),
         trust=TrustSettings(**scenario.trust.model_dump()),
         drift_texts=general_passages(scenario.evaluation.drift_passages) if scenario.evaluation.drift_passages else (),
-        drift_length=scenario.evaluation.drift_length,
+        drift_length=scenario.evaluation.drift_length, workers=scenario.execution.workers,
     )
 
 

@@ -18,6 +18,7 @@ from multiseal.config.plugins import load_plugins
 from multiseal.config.schema import (
     AgentsSection,
     ArrivalsSection,
+    ExecutionSection,
     InnerLoopSection,
     ModelSection,
     RestemSection,
@@ -171,6 +172,7 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
             sharing.content, world_has_facts=world.kind != "squad" if world else None,
             scheduler=sched.kind if sched else None)]
     problems += _check_forgetting(raw, kind, agents, sharing)
+    problems += _check_execution(_section(raw, "execution", ExecutionSection), kind, n)
     model, inner = _section(raw, "model", ModelSection), _section(raw, "inner_loop", InnerLoopSection)
     if model and inner and n and n > 1 and inner.batching == "together" and model.lora.dropout > 0:
         problems.append(Problem("inner_loop.batching", (
@@ -204,6 +206,24 @@ def _check_forgetting(raw: dict, kind: str, agents: AgentsSection | None, sharin
                     problems.append(Problem(f"{key}.{j}.kind", (
                         "'combine' grows each adapter's rank round by round, and sharing.mode: weights "
                         "averages adapters of one shape; use sharing.mode: notes or another mitigation")))
+    return problems
+
+
+def _check_execution(execution: ExecutionSection | None, kind: str, n: int | None) -> list[Problem]:
+    """Sharding is the round loop's (kind: simulation), at most one worker per agent, and Ray must be
+    installed for kind ray (checked here, before any model loads)."""
+    if execution is None or (execution.kind == "local" and execution.workers == 1):
+        return []
+    problems = []
+    if kind != "simulation":
+        problems.append(Problem("execution", f"sharding agents over workers applies to kind: simulation only, not {kind}"))
+    elif n is not None and execution.workers > n:
+        problems.append(Problem("execution.workers", f"{execution.workers} workers for {n} agent(s): at most one per agent"))
+    if execution.kind == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            problems.append(Problem("execution.kind", "Ray is not installed; pip install 'multiseal[ray]'"))
     return problems
 
 

@@ -193,6 +193,22 @@ class TrustSection(Section):
     exclude_below: float | None = Field(None, gt=0, le=1, description="notes from authors trusted less are discarded")
 
 
+class WorkerResources(Section):
+    cpus: float = Field(1.0, ge=0, le=4096, description="CPU cores each worker reserves (its torch threads)")
+    gpus: float = Field(0.0, ge=0, le=64, description="GPUs each worker reserves (a fraction shares one)")
+
+
+class ExecutionSection(Section):
+    """Where the population runs: this process (``local``), or its agents sharded over Ray actors (``ray``),
+    each loading the base once and owning a block of agents (docs/cluster.md). ``workers`` groups of agents
+    are batched apart in both, so a Ray run equals the local run with the same ``workers`` exactly."""
+
+    kind: Literal["local", "ray"] = "local"
+    workers: int = Field(1, ge=1, le=4096, description="groups of agents; with kind ray, one Ray actor each")
+    address: str | None = Field(None, description="the Ray cluster (default: $RAY_ADDRESS, else a local instance)")
+    resources_per_worker: WorkerResources = WorkerResources()
+
+
 TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
@@ -283,6 +299,7 @@ class Scenario(Section):
     experiment: ExperimentSection = ExperimentSection()
     restem: RestemSection = RestemSection()
     limits: LimitsSection = LimitsSection()
+    execution: ExecutionSection = ExecutionSection()
 
     @field_validator("agents", mode="before")
     @classmethod

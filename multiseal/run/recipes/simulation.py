@@ -48,7 +48,19 @@ def run_simulation(scenario: Scenario, source: str | Path | None = None, progres
     After every round the simulation's whole state goes to a checkpoint in the run directory, then the
     round's metrics to its journal (and on to MLflow). ``run`` resumes that run directory from its
     last complete round: the result is the uninterrupted run's, to the last bit."""
-    model = build_model(scenario.model, progress)
+    if scenario.execution.kind == "ray":  # the agents sharded over Ray actors; this process keeps the loop
+        from multiseal.run.ray_population import start
+
+        population = start(scenario.model, scenario.execution, progress)
+        try:
+            return _play(scenario, population, source, progress, tags, run)
+        finally:
+            population.shutdown()
+    return _play(scenario, build_model(scenario.model, progress), source, progress, tags, run)
+
+
+def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, tags: Mapping[str, str] | None,
+          run: RunDir | None) -> str:
     sim = build_simulation(scenario, model, source, progress)
     keep = scenario.tracking.keep_checkpoints
     with open_tracker(scenario, source, tags, run=run) as tracker:
@@ -133,10 +145,15 @@ def cost_summary(records: Sequence[RoundRecord], tracking_seconds: float = 0.0) 
     if not records:
         return "cost: no rounds played"
     sec: dict[str, float] = {}
+    busy: dict[str, float] = {}  # sharded: each worker's busy seconds (part of the stages' wall time)
     work: dict[str, int] = {}
     for r in records:
         for k, v in r.seconds.items():
-            sec[k] = sec.get(k, 0.0) + v
+            if k.startswith("worker."):
+                w = k.split(".")[1]
+                busy[w] = busy.get(w, 0.0) + v
+            else:
+                sec[k] = sec.get(k, 0.0) + v
         for k, v in r.work.items():
             work[k] = work.get(k, 0) + v
     sec["tracking"] = sec.get("tracking", 0.0) + tracking_seconds
@@ -148,7 +165,10 @@ def cost_summary(records: Sequence[RoundRecord], tracking_seconds: float = 0.0) 
              f"evaluate {sec.get('evaluate', 0):.0f} s ({work.get('answered', 0):,} answers)",
              f"metrics {sec.get('metrics', 0):.1f} s",
              f"checkpoints and tracking {sec.get('checkpoint', 0) + sec['tracking']:.1f} s"]
-    return f"cost: {len(records)} round(s) in {total:.0f} s: " + ", ".join(parts)
+    line = f"cost: {len(records)} round(s) in {total:.0f} s: " + ", ".join(parts)
+    if busy:
+        line += "; workers busy " + ", ".join(f"{w}: {s:.0f} s" for w, s in sorted(busy.items(), key=lambda x: int(x[0])))
+    return line
 
 
 def summary_table(sim: Simulation, headline: str) -> str:
