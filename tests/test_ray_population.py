@@ -17,6 +17,7 @@ from multiseal.config.builders import build_simulation
 from multiseal.config.load import validate_scenario
 from multiseal.errors import ScenarioError
 from multiseal.run.rundir import RunDir
+from multiseal.run.runs import resumable
 from multiseal.sim.loop import Simulation
 
 ray = pytest.importorskip("ray")
@@ -89,7 +90,7 @@ def test_a_run_on_two_ray_workers_equals_the_in_process_run(local_ray, tiny_mode
         population.shutdown()
 
 
-def test_a_worker_killed_mid_round_fails_the_run_cleanly(local_ray, tmp_path, monkeypatch):
+def test_a_worker_killed_mid_round_fails_the_run_cleanly_and_it_resumes(local_ray, tiny_model, tmp_path, monkeypatch):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     raw = {**BASE, "execution": {"kind": "ray", "workers": 2},
            "tracking": {"uri": store, "experiment": "dies", "run_dir": str(tmp_path / "runs")}}
@@ -105,7 +106,8 @@ def test_a_worker_killed_mid_round_fails_the_run_cleanly(local_ray, tmp_path, mo
     real_adapt = Simulation._adapt
 
     def adapt(self, r, row, plan, targets=None):
-        if r == 1:  # round 2, after its notes were written on the workers: worker 1's process dies
+        if r == 1 and not started.get("killed"):  # round 2, its notes written on the workers: worker 1 dies
+            started["killed"] = True
             os.kill(started["pop"].actors_info[1]["pid"], signal.SIGKILL)
         return real_adapt(self, r, row, plan, targets)
 
@@ -123,6 +125,19 @@ def test_a_worker_killed_mid_round_fails_the_run_cleanly(local_ray, tmp_path, mo
     assert max(m.step for m in client.get_metric_history(mlrun.info.run_id, "notes.written")) == 1
     with pytest.raises(ray.exceptions.RayActorError):  # the surviving worker was stopped with the run
         ray.get(started["pop"].shards[0].where.remote(), timeout=60)
+    # resumed on fresh workers from round 1's checkpoint, it ends as the uninterrupted in-process run does
+    _, again, source = resumable(str(run_dir))
+    run_simulation(again, source, progress=False, run=RunDir.open(run_dir))
+    assert [e["step"] for e in RunDir.open(run_dir).journal()] == [0, 1, 2]
+    uninterrupted = build_simulation(scenario(kind="local", workers=2), tiny_model, progress=False)
+    uninterrupted.run()
+    last = RunDir.open(run_dir).journal()[-1]["metrics"]
+    try:
+        for a, m in uninterrupted.records[-1].agents.items():
+            for k in ("kl_base", "ppl_ratio", "note_fidelity"):
+                assert last[f"agent.{a}.{k}"] == m[k], (a, k)
+    finally:
+        uninterrupted.close()
 
 
 @pytest.mark.parametrize(("execution", "key", "words"), [

@@ -62,6 +62,8 @@ class RayPopulation(Population):
     """A :class:`Population` whose shards are Ray actors; each stage's calls run on all workers at once."""
 
     actors_info: list[dict] = []
+    remote = True
+    startup_seconds = 0.0
 
     def _map(self, calls):
         from ray.exceptions import RayActorError

@@ -131,6 +131,7 @@ class Population:
     owner: dict[str, int] = field(default_factory=dict)
     groups: list[list[int]] = field(default_factory=list)
     stage: str = "setup"
+    remote = False  # the shards run in other processes (class attribute; the Ray population sets it)
     seconds: dict[tuple[str, int], float] = field(default_factory=dict)
 
     @classmethod
@@ -170,8 +171,9 @@ class Population:
         self.seconds[key] = self.seconds.get(key, 0.0) + seconds
 
     def take_seconds(self) -> dict[str, float]:
-        """``{"worker.<g>.<stage>": seconds}`` since the last call (empty with a single group)."""
-        out = {f"worker.{g}.{stage}": s for (stage, g), s in sorted(self.seconds.items())} if self.workers > 1 else {}
+        """``{"worker.<g>.<stage>": seconds}`` since the last call (empty with a single in-process group)."""
+        shown = self.workers > 1 or self.remote
+        out = {f"worker.{g}.{stage}": s for (stage, g), s in sorted(self.seconds.items())} if shown else {}
         self.seconds.clear()
         return out
 
