@@ -209,6 +209,20 @@ def test_estimate_of_the_quickstart():
     assert "generated tokens" in e.summary() and "answers" in e.summary()
 
 
+def test_a_sharded_run_is_estimated_per_worker():
+    from multiseal.config.estimate import estimate
+
+    raw = {"model": {"base": "smollm2-135m"}, "agents": 8, "world": {"documents": 16}}
+    one = estimate(validate_scenario(raw))
+    four = estimate(validate_scenario({**raw, "execution": {"kind": "ray", "workers": 4}}))
+    assert four.trained_tokens == one.trained_tokens and four.answers == one.answers  # the same work ...
+    assert four.hours == pytest.approx(one.hours / 4)  # ... in four places at once
+    assert four.memory["adapters"] == pytest.approx(one.memory["adapters"] / 4)
+    assert "per worker, 4 Ray workers" in four.summary()
+    local = estimate(validate_scenario({**raw, "execution": {"kind": "local", "workers": 4}}))
+    assert local.hours == one.hours  # groups in one process run one after another
+
+
 def test_limits_turn_a_run_that_would_not_end_into_a_named_problem():
     big = {"model": {"base": "tiny-random"}, "agents": 4, "rounds": 100, "world": {"documents": 400},
            "inner_loop": {"epochs": 10_000}}

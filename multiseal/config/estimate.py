@@ -98,9 +98,12 @@ class Estimate:
     seconds: dict[str, float] = field(default_factory=dict)  # generation, training, answers
     memory: dict[str, float] = field(default_factory=dict)  # GB per part
     levers: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)  # part -> (key, value, default)
+    workers: int = 1  # Ray workers sharing the population: hours and memory are per worker
 
     def summary(self) -> str:
         where = "on this CPU" if self.device == "cpu" else f"on {self.device}"
+        if self.workers > 1:
+            where = f"per worker, {self.workers} Ray workers" + (" on CPUs" if self.device == "cpu" else " on GPUs")
         return (f"about {count(self.generated_tokens)} generated tokens, {count(self.trained_tokens)} trained "
                 f"tokens, {count(self.answers)} answers, {duration(self.hours)} and {gigabytes(self.memory_gb)} {where}")
 
@@ -116,6 +119,10 @@ def estimate(scenario: Scenario, source: str | Path | None = None) -> Estimate:
     shape = model_shape(sc.model.base)
     params = shape.parameters if shape else int(REF_PARAMETERS)
     device, dtype_bytes = _device(sc.model.device, sc.model.dtype)
+    sharded = sc.kind == "simulation" and sc.execution.kind == "ray"
+    workers = sc.execution.workers if sharded else 1
+    if sharded and sc.execution.resources_per_worker.gpus > 0 and sc.model.device == "auto":
+        device, dtype_bytes = _device("cuda", sc.model.dtype)  # each worker gets its GPU from Ray
     speed = REF_PARAMETERS / params * (CUDA_SPEEDUP if device.startswith("cuda") else 1.0)
     docs, questions, passage = _world_size(sc, source)
     passage = min(passage, sc.inner_loop.max_length)
@@ -131,7 +138,7 @@ def estimate(scenario: Scenario, source: str | Path | None = None) -> Estimate:
     memory = {
         "runtime": RUNTIME_GB,
         "model": params * dtype_bytes / 1e9,
-        "adapters": sum(lora[r] * how_many for r, how_many in adapters) * 4 / 1e9,
+        "adapters": sum(lora[r] * how_many for r, how_many in adapters) * 4 / 1e9 / workers,  # per worker
         "training": (3 * max(lora.values(), default=0) * 4
                      + sc.inner_loop.batch_size * sc.inner_loop.max_length * per_token * 4) / 1e9,
         "records": c.records_bytes / 1e9,
@@ -142,8 +149,10 @@ def estimate(scenario: Scenario, source: str | Path | None = None) -> Estimate:
     seconds = {"generation": c.generate_s, "training": c.train_s, "answers": c.answer_s}
     return Estimate(
         generated_tokens=int(c.generated), trained_tokens=int(c.trained), answers=int(c.answers),
-        hours=(sum(seconds.values()) + c.prefill_tokens / (PREFILL_SPEEDUP * TRAIN_TOKENS_S * speed)) / 3600,
+        # sharded: the workers run each stage at once (the ideal; bench_ray.py measures the overhead)
+        hours=(sum(seconds.values()) + c.prefill_tokens / (PREFILL_SPEEDUP * TRAIN_TOKENS_S * speed)) / 3600 / workers,
         memory_gb=sum(memory.values()), device=device, seconds=seconds, memory=memory, levers=levers,
+        workers=workers,
     )
 
 class _Cost:
