@@ -26,7 +26,11 @@ _SMALL = ["model.base=tiny-random", "model.lora.rank=4", "model.lora.alpha=8", "
 CASES: dict[str, tuple[str, list[str]]] = {
     "quickstart": ("scenarios/quickstart.yaml", _SMALL),
     "policy-greedy": ("scenarios/policy-greedy.yaml", _SMALL),
-    "notes-vs-weights": ("scenarios/notes-vs-weights.yaml", _SMALL + ["sharing.mode=weights"]),
+    # the world and arrivals notes-vs-weights.yaml had when this was recorded (it now gives each agent one
+    # document in round 1)
+    "notes-vs-weights": ("scenarios/notes-vs-weights.yaml", _SMALL + [
+        "sharing.mode=weights", "world.documents=8", "world.questions_per_doc=[3, 3]",
+        "arrivals={kind: disjoint, docs_per_round: 1}"]),
     "forgetting-replay": ("scenarios/forgetting.yaml", _SMALL + ["rounds=3", "replay.fraction=0.5"]),
     # batch 8 as knowledge.yaml had when this was recorded (the file now says SEAL's batch 1)
     "knowledge": ("scenarios/knowledge.yaml", _SMALL + ["inner_loop.batch_size=8", "world.documents=2", "experiment.seeds=[0]",
