@@ -21,6 +21,8 @@ from multiseal.run.runs import resumable
 from multiseal.sim.loop import Simulation
 
 ray = pytest.importorskip("ray")
+# one Ray instance at a time: both Ray modules run on the same xdist worker (scripts/test.sh)
+pytestmark = pytest.mark.xdist_group("ray")
 from multiseal.run import ray_population  # noqa: E402
 from multiseal.run.recipes.simulation import run_simulation  # noqa: E402
 

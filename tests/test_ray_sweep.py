@@ -17,6 +17,8 @@ from multiseal.run import sweep_file as swf
 from test_sweep import write_sweep  # noqa: E402  (tests/ is on the path)
 
 ray = pytest.importorskip("ray")
+# one Ray instance at a time: both Ray modules run on the same xdist worker (scripts/test.sh)
+pytestmark = pytest.mark.xdist_group("ray")
 
 
 @pytest.fixture(scope="module")
