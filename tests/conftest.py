@@ -85,3 +85,22 @@ def run_sim(tiny_model):
     yield run
     for sim in made:
         sim.close()
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """A local Ray instance (2 CPUs) for one test module, shut down after it. One at a time on this
+    machine: the suite runs in two pytest-xdist processes, and a file lock makes the second Ray module
+    wait for the first."""
+    import fcntl
+    import tempfile
+
+    ray = pytest.importorskip("ray")
+    with open(os.path.join(tempfile.gettempdir(), f"multiseal-tests-ray-{os.getuid()}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -21,8 +21,6 @@ from multiseal.run.runs import resumable
 from multiseal.sim.loop import Simulation
 
 ray = pytest.importorskip("ray")
-# one Ray instance at a time: both Ray modules run on the same xdist worker (scripts/test.sh)
-pytestmark = pytest.mark.xdist_group("ray")
 from multiseal.run import ray_population  # noqa: E402
 from multiseal.run.recipes.simulation import run_simulation  # noqa: E402
 
@@ -43,12 +41,6 @@ BASE = {
 def scenario(**execution):
     return validate_scenario({**BASE, "execution": execution})
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 def _plain(x):

@@ -17,15 +17,7 @@ from multiseal.run import sweep_file as swf
 from test_sweep import write_sweep  # noqa: E402  (tests/ is on the path)
 
 ray = pytest.importorskip("ray")
-# one Ray instance at a time: both Ray modules run on the same xdist worker (scripts/test.sh)
-pytestmark = pytest.mark.xdist_group("ray")
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_a_two_point_sweep_runs_on_ray_into_mlflow_and_resumes(tmp_path, local_ray, monkeypatch, capsys):
