@@ -63,7 +63,6 @@ class RayPopulation(Population):
 
     actors_info: list[dict] = []
     remote = True
-    startup_seconds = 0.0
 
     def _map(self, calls):
         from ray.exceptions import RayActorError
@@ -125,7 +124,6 @@ def start(model: ModelSection, execution: ExecutionSection, progress: bool = Tru
     if progress:
         print(f"starting {execution.workers} Ray worker(s) ({res.cpus:g} CPU, {res.gpus:g} GPU each), "
               f"each loading {model.base}", flush=True)
-    t0 = time.perf_counter()
     actors = [actor.remote(model.model_dump(), threads, g) for g in range(execution.workers)]
     try:
         info = ray.get([a.where.remote() for a in actors])
@@ -136,5 +134,4 @@ def start(model: ModelSection, execution: ExecutionSection, progress: bool = Tru
         raise
     pop = RayPopulation(actors, desc["tokenizer"], desc["chat"], desc["device"], desc["name"])
     pop.actors_info = info
-    pop.startup_seconds = time.perf_counter() - t0
     return pop
