@@ -18,6 +18,18 @@ from multiseal.types import LoraSettings
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 
+
+def chat_prompt(tokenizer, chat: bool, user_text: str) -> str:
+    """The generation prompt: the chat template for instruct models (``chat``), the plain text otherwise."""
+    if not chat:
+        return user_text
+    return tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def count_tokens(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
 @dataclass
 class SharedModel:
     """One base model in memory and the named LoRA adapters living on it.
@@ -170,14 +182,10 @@ class SharedModel:
     # -- text -------------------------------------------------------------
     def prompt(self, user_text: str) -> str:
         """The generation prompt: the chat template for instruct models, the plain text otherwise."""
-        if not self.chat:
-            return user_text
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
-        )
+        return chat_prompt(self.tokenizer, self.chat, user_text)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return count_tokens(self.tokenizer, text)
 
     @torch.no_grad()
     def generate(

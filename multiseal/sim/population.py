@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from multiseal.learning.drift import Drift, drift, encode_texts
-from multiseal.learning.model import SharedModel
+from multiseal.learning.model import SharedModel, chat_prompt, count_tokens
 from multiseal.learning.regularise import BaseReference
 from multiseal.learning.train import TrainStats, inner_loop_job, train_jobs
 from multiseal.sim.mitigations import Mitigation, PenaltyContext
@@ -207,13 +207,10 @@ class Population:
 
     # -- text --------------------------------------------------------------
     def prompt(self, user_text: str) -> str:
-        if not self.chat:
-            return user_text
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
-                                                  add_generation_prompt=True)
+        return chat_prompt(self.tokenizer, self.chat, user_text)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return count_tokens(self.tokenizer, text)
 
     def generate(self, prompts: Sequence[str], adapters: Sequence[str | None] | None = None, *,
                  seed: int | None = None, **kwargs) -> list[str]:
