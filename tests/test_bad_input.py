@@ -69,6 +69,11 @@ CASES = [
          ("limits.max_hours: the estimated run time is", "> 72 h; lower rounds (100000)")),
     Case("over-time-epochs", "rounds: 8\nagents: 8\nworld: {documents: 64}\ninner_loop: {epochs: 10000}\n",
          ("limits.max_hours:", "lower inner_loop.epochs (10000) or raise limits.max_hours")),
+    # k notes per document written greedily would be k copies of one note
+    Case("greedy-candidates", TINY + "self_edit: {candidates: 3, temperature: 0}\n",
+         ("self_edit:", "candidates: 3 notes written greedily (temperature 0) are identical")),
+    Case("greedy-restem", TINY + "kind: restem\nself_edit: {temperature: 0}\n",
+         ("self_edit.temperature:", "ReST-EM samples several notes per document")),
     Case("over-memory", TINY + "limits: {max_memory_gb: 0.01}\n",
          ("limits.max_memory_gb: the estimated memory is", "lower")),
 ]

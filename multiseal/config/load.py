@@ -255,6 +255,10 @@ def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection
     problems: list[Problem] = []
     if restem.keep > restem.candidates:
         problems.append(Problem("restem.keep", f"must be <= restem.candidates ({restem.candidates})"))
+    if self_edit and self_edit.temperature == 0 and max(restem.candidates, restem.eval_samples) > 1:
+        problems.append(Problem("self_edit.temperature", (
+            "ReST-EM samples several notes per document (restem.candidates, restem.eval_samples); written "
+            "greedily (temperature 0) they are identical")))
     if n_docs is not None and restem.train_documents + restem.eval_documents > n_docs:
         problems.append(Problem("restem.eval_documents", (
             f"train_documents ({restem.train_documents}) + eval_documents ({restem.eval_documents}) "

@@ -118,6 +118,13 @@ class SelfEditSection(Section):
     def _style(cls, v: str) -> str:
         return _known_style(v)
 
+    @model_validator(mode="after")
+    def _distinct(self) -> "SelfEditSection":
+        if self.candidates > 1 and self.temperature == 0:
+            raise ValueError(f"candidates: {self.candidates} notes written greedily (temperature 0) are identical; "
+                             "sample them (temperature > 0) or write candidates: 1")
+        return self
+
 
 class InnerLoopSection(Section):
     epochs: int = Field(10, ge=0, le=10_000)
