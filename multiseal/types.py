@@ -126,6 +126,7 @@ class SelfEditSettings:
     temperature: float = 1.0
     top_p: float = 0.95
     max_new_tokens: int = 128
+    writer: str = "adapter"  # "adapter": the agent's own adapted model writes; "base": the shared base
 
 @dataclass(frozen=True)
 class EvalSettings:

@@ -74,6 +74,8 @@ CASES = [
          ("self_edit:", "candidates: 3 notes written greedily (temperature 0) are identical")),
     Case("greedy-restem", TINY + "kind: restem\nself_edit: {temperature: 0}\n",
          ("self_edit.temperature:", "ReST-EM samples several notes per document")),
+    Case("writer-restem", TINY + "kind: restem\nself_edit: {writer: base}\n",
+         ("self_edit.writer:", "ReST-EM trains each agent's writer")),
     Case("over-memory", TINY + "limits: {max_memory_gb: 0.01}\n",
          ("limits.max_memory_gb: the estimated memory is", "lower")),
 ]

@@ -155,3 +155,17 @@ def test_composition_questions_are_scored(run_sim):
     sim = run_sim(scenario(world={"documents": 6, "questions_per_doc": [3, 3], "composition": 2}))
     assert not np.isnan(sim.composition).any()
     assert "acc_composition" in sim.records[0].agents[0]
+
+
+def test_a_base_writer_writes_the_same_notes_whatever_the_agents_learnt(run_sim):
+    """``self_edit.writer: base``: round 2's notes come from the shared base, so two runs that trained
+    their adapters very differently in round 1 write the same notes; with the agents' own adapters as
+    writers (the default) they do not."""
+    def notes(writer, lr):
+        sim = run_sim(scenario(self_edit={"style": "rewrite", "max_new_tokens": 6, "temperature": 0.0,
+                                          "writer": writer},
+                               inner_loop={"epochs": 2, "batch_size": 4, "lr": lr}))
+        return [n.text for n in sim.notes_log if n.round == 1]
+
+    assert notes("base", 0.3) == notes("base", 1e-5)
+    assert notes("adapter", 0.3) != notes("adapter", 1e-5)

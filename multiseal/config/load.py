@@ -255,6 +255,8 @@ def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection
     problems: list[Problem] = []
     if restem.keep > restem.candidates:
         problems.append(Problem("restem.keep", f"must be <= restem.candidates ({restem.candidates})"))
+    if self_edit and self_edit.writer == "base":
+        problems.append(Problem("self_edit.writer", "ReST-EM trains each agent's writer; 'base' would never use it"))
     if self_edit and self_edit.temperature == 0 and max(restem.candidates, restem.eval_samples) > 1:
         problems.append(Problem("self_edit.temperature", (
             "ReST-EM samples several notes per document (restem.candidates, restem.eval_samples); written "

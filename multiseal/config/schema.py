@@ -112,6 +112,9 @@ class SelfEditSection(Section):
     temperature: float = Field(1.0, ge=0, le=10)
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1, le=8192)
+    writer: Literal["adapter", "base"] = Field(
+        "adapter", description="who writes an agent's notes: its own adapted model, or the shared base model "
+        "(as in SEAL's inner loop, where the writer is never the model its notes updated)")
 
     @field_validator("style")
     @classmethod

@@ -310,7 +310,8 @@ class Simulation(Measuring):
             self.notes_log.extend(notes)
             return notes
         styles = [(actions.get(a) and actions[a].style) or self.agents[a].style for a, _ in arrived]
-        requests = [(self.world.doc(d), self.agents[a].adapter, s) for (a, d), s in zip(arrived, styles)]
+        writers = [self.agents[a].adapter if self.self_edit.writer == "adapter" else None for a, _ in arrived]
+        requests = [(self.world.doc(d), w, s) for (_, d), w, s in zip(arrived, writers, styles)]
         samples = sample_self_edits(
             self.model, requests, self.self_edit, seed=self.seed * 7919 + r,
             progress=f"round {r + 1}: writing notes" if self.progress else None,
