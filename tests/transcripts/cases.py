@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).with_name("transcripts.json")
 
-# notes sampled at temperature 1, as every shipped scenario wrote them when these were recorded (the
-# multi-agent scenarios now write greedy notes)
+# notes sampled at temperature 1 by each agent's own adapter, as every shipped scenario wrote them when
+# these were recorded (the multi-agent scenarios now write greedy notes, some with the base as writer)
 _SMALL = ["model.base=tiny-random", "model.lora.rank=4", "model.lora.alpha=8", "self_edit.max_new_tokens=8",
-          "self_edit.temperature=1.0", "inner_loop.epochs=1", "evaluation.max_new_tokens=4"]
+          "self_edit.temperature=1.0", "self_edit.writer=adapter", "inner_loop.epochs=1",
+          "evaluation.max_new_tokens=4"]
 
 CASES: dict[str, tuple[str, list[str]]] = {
     "quickstart": ("scenarios/quickstart.yaml", _SMALL),
