@@ -201,7 +201,7 @@ def test_estimate_of_the_quickstart():
     from multiseal.config.estimate import estimate
 
     e = estimate(load_scenario(ROOT / "scenarios" / "quickstart.yaml"))
-    assert e.generated_tokens == 3 * 2 * 80  # 3 agents x 2 rounds x 1 note of 80 tokens
+    assert e.generated_tokens == 3 * 2 * 128  # 3 agents x 2 rounds x 1 note of up to 128 tokens
     assert e.answers == (18 + 2 * 6) + 2 * 3 * (18 + 6)  # base row with probe candidates, then 3 agents x 2 rounds
     assert 5_000 < e.trained_tokens < 20_000
     if e.device == "cpu":
