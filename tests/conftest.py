@@ -49,6 +49,21 @@ def tiny_model() -> SharedModel:
 
 
 @pytest.fixture(scope="session")
+def tiny_model64() -> SharedModel:
+    """tiny-random in float64, for tests that compare two ways of computing one training result.
+
+    In float32 such a comparison turns each CPU's rounding into a result: Adam divides by sqrt(v),
+    so on its first steps a weight whose gradient is near Adam's eps moves by up to ``lr`` whatever
+    the gradient's size, and a rounding difference of one unit (6e-8) in such a gradient became a
+    gap of 8e-3 of the update on one AVX2 machine and 0 on another. In float64 the unit roundoff is
+    1.1e-16, 5e8 times smaller: with the same amplification (8e-3 / 6e-8, about 1.4e5) the gap is
+    about 1.5e-11, and a bound of 1e-6 holds on any IEEE-754 CPU with five orders of magnitude to
+    spare, while anything structural (a wrong row, a missed step, a shared optimiser state) moves
+    the adapter by a share of its whole update (> 1e-1)."""
+    return build_shared_model("tiny-random", dtype="float64", progress=False)
+
+
+@pytest.fixture(scope="session")
 def smollm2_model() -> SharedModel:
     return build_shared_model("smollm2-135m", progress=False)
 

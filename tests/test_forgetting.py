@@ -138,24 +138,24 @@ def test_kl_regularisation_keeps_the_adapter_closer_to_the_base_on_general_text(
     assert 0 < d[held].kl < d[plain].kl
 
 
-def test_penalties_train_together_as_one_after_another(tiny_model, make_adapter):
-    names = [make_adapter(tiny_model, LoraSettings(rank=4, alpha=8), seed=s) for s in (3, 4)]
-    data = encode_texts(tiny_model, general_passages(4), 32)
-    reference = BaseReference.build(tiny_model, data, batch_size=2)
-    start = {n: tiny_model.adapter_state(n) for n in names}
+def test_penalties_train_together_as_one_after_another(tiny_model64, make_adapter):
+    names = [make_adapter(tiny_model64, LoraSettings(rank=4, alpha=8), seed=s) for s in (3, 4)]
+    data = encode_texts(tiny_model64, general_passages(4), 32)
+    reference = BaseReference.build(tiny_model64, data, batch_size=2)
+    start = {n: tiny_model64.adapter_state(n) for n in names}
 
     def jobs():
-        return [_job(tiny_model, names[0], l2_pull(tiny_model, names[0], 5.0)),
-                _job(tiny_model, names[1], kl_to_base(reference, 5.0))]
+        return [_job(tiny_model64, names[0], l2_pull(tiny_model64, names[0], 5.0)),
+                _job(tiny_model64, names[1], kl_to_base(reference, 5.0))]
 
-    train_jobs(tiny_model, jobs())
-    alone = {n: tiny_model.adapter_state(n) for n in names}
+    train_jobs(tiny_model64, jobs())
+    alone = {n: tiny_model64.adapter_state(n) for n in names}
     for n in names:
-        tiny_model.set_adapter_state(n, start[n])
-    train_jobs(tiny_model, jobs(), together=True)
+        tiny_model64.set_adapter_state(n, start[n])
+    train_jobs(tiny_model64, jobs(), together=True)
     for n in names:
-        together = tiny_model.adapter_state(n)
-        assert _distance(alone[n], together) / _distance(alone[n], start[n]) < 1e-3
+        together = tiny_model64.adapter_state(n)
+        assert _distance(alone[n], together) / _distance(alone[n], start[n]) < 1e-6  # float64: see the tiny_model64 fixture
 
 
 # --- mitigations in the round loop -----------------------------------------------------------------

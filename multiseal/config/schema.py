@@ -40,7 +40,7 @@ class LoraSection(Section):
 class ModelSection(Section):
     base: str = Field("smollm2-135m", description="alias (smollm2-135m, tiny-random), HF id or local path")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "float64", "bfloat16", "float16"] = "auto"
     chat: bool | None = Field(None, description="use the chat template (default: when the tokenizer has one)")
     allow_download: bool = Field(False, description="let a HF id be fetched from the hub")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (default: $MULTISEAL_THREADS or torch's own)")
