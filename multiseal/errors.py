@@ -5,10 +5,40 @@ without reading a traceback.
 """
 from __future__ import annotations
 
+import os
+import reprlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+
+# ---------------------------------------------------------------- limits on what input may be
+
+MiB = 1024 * 1024
+SCENARIO_MAX_BYTES = 1 * MiB  # a scenario or sweep file
+SQUAD_MAX_BYTES = 64 * MiB  # a SQuAD-style JSON file (SQuAD v1.1's whole training set is 30 MB)
+ADJACENCY_MAX_BYTES = 4 * MiB  # an adjacency-matrix file (256 agents: 65,536 entries)
+SHOWN_CHARS = 80  # a value echoed in a message is cut to this many characters
+MESSAGE_CHARS = 1000  # one problem's message is cut to this many characters
+MAX_PROBLEMS = 50  # problems listed per file (the rest are counted)
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 2, 6, 6, 4, 6
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_CHARS
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for a message, never longer than ``limit`` characters however large the value
+    (reprlib looks at a few items of a few levels, not the whole input)."""
+    try:
+        return _cut(_REPR.repr(value), limit)
+    except ValueError:  # an int too long for repr
+        return f"<a {type(value).__name__}>"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class InputError(Exception):
@@ -23,18 +53,22 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return _cut(text, MESSAGE_CHARS)
 
 
 class ScenarioError(InputError):
-    """All problems found in one scenario file, reported together."""
+    """All problems found in one scenario file, reported together (the first ``MAX_PROBLEMS``
+    listed, each cut to ``MESSAGE_CHARS``: bad input never makes an unbounded message)."""
 
     def __init__(self, source: str | Path | None, problems: list[Problem]):
         self.source = str(source) if source is not None else "<scenario>"
         self.problems = list(problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
+        lines = [f"  {p}" for p in self.problems[:MAX_PROBLEMS]]
         n = len(self.problems)
-        super().__init__(f"{self.source}: {n} problem{'s' if n != 1 else ''}\n{lines}")
+        if n > MAX_PROBLEMS:
+            lines.append(f"  ... and {n - MAX_PROBLEMS} more")
+        super().__init__(f"{self.source}: {n} problem{'s' if n != 1 else ''}\n" + "\n".join(lines))
 
 
 class DataError(InputError):
@@ -50,6 +84,68 @@ class DataError(InputError):
         if key is not None:
             where += f": key '{key}'"
         super().__init__(f"{where}: {message}")
+
+
+class FileReadError(InputError):
+    """An input file that cannot be read within its limits: ``reason`` says why, without the path."""
+
+    def __init__(self, source: str | Path, reason: str):
+        self.source, self.reason = str(source), reason
+        super().__init__(f"{source}: {reason}")
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:g} MiB" if n >= MiB else f"{n:,} bytes"
+
+
+def read_bytes(path: str | Path, limit: int, what: str = "the file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; raises :class:`FileReadError`.
+
+    The one way multiseal reads an input file. A device, FIFO, socket or folder is refused before a
+    byte is read (opening does not wait on a FIFO), and at most ``limit + 1`` bytes are read, so a
+    file that grows or lies about its size (``/proc``) cannot exhaust memory either.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileReadError(path, "file not found") from None
+    except OSError as e:
+        raise FileReadError(path, f"cannot read file: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+            raise FileReadError(path, f"{kind}, not a regular file: {what} must be a file")
+        os.set_blocking(fd, True)
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, MiB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        if left <= 0:
+            raise FileReadError(path, f"larger than {_size(limit)}, the most {what} may be")
+        return b"".join(chunks)
+    except OSError as e:
+        raise FileReadError(path, f"cannot read file: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str | Path, limit: int, what: str = "the file", fmt: str = "text") -> str:
+    """:func:`read_bytes`, then UTF-8 text: a binary file (a NUL byte) and one that is not UTF-8 are
+    refused (:class:`FileReadError`), the latter naming the byte and its line."""
+    data = read_bytes(path, limit, what)
+    if b"\x00" in data:
+        raise FileReadError(path, f"a binary file, not {fmt}: {what} must be a UTF-8 text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise FileReadError(path, f"not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); "
+                                  "save the file as UTF-8") from None
 
 
 class ModelUnavailableError(InputError):
@@ -131,10 +227,10 @@ def pydantic_problems(error: ValidationError, *, prefix: str = "", model: type[B
                 what = f"unknown parameter for {owner}" if owner else "unknown key"
                 msg = f"{what}; allowed: {', '.join(model.model_fields) or 'none'}"
         elif kind == "literal_error":
-            msg = f"{e.get('input')!r} is not one of {e['ctx']['expected']}"
+            msg = f"{shown(e.get('input'))} is not one of {e['ctx']['expected']}"
         elif kind == "missing" and model is not None:
             msg = "is required" + (f" ({top.description})" if top is not None and top.description else "")
         elif model is not None and kind not in _OWN_MESSAGE:
-            msg = f"{msg}, got {e.get('input')!r}"
+            msg = f"{msg}, got {shown(e.get('input'))}"
         out.append(Problem(path, msg.removeprefix("Value error, ")))
     return out

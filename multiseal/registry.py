@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from multiseal.errors import ParamsError, pydantic_problems
+from multiseal.errors import ParamsError, pydantic_problems, shown
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -102,7 +102,7 @@ def validate_params(model: type[BaseModel], params: Mapping[str, Any] | None, *,
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
-        return None, [(prefix, f"must be a mapping, got {params!r}")]
+        return None, [(prefix, f"must be a mapping, got {shown(params)}")]
     try:
         return model.model_validate(dict(params), context=dict(context or {})), []
     except ValidationError as e:
@@ -170,7 +170,7 @@ class KindRegistry(Registry[Kind[F]]):
         """``params`` of kind ``name``: ``(parsed, [])`` or ``(None, problems)``; an unknown name is a
         problem at ``kind``."""
         if name not in self:
-            return None, [("kind", f"{name!r} is not one of {', '.join(self.names())}")]
+            return None, [("kind", f"{shown(name)} is not one of {', '.join(self.names())}")]
         return self.get(name).validate(params, context=context, prefix=prefix)
 
     def parse(self, name: str, params: Mapping[str, Any] | None, *,

@@ -32,6 +32,28 @@ class Case:
     names_file: bool = True  # the message names the scenario file (not for a bad --set value)
     run_uri: str | None = "sqlite"  # --tracking-uri of `run`: "sqlite" = a store in the case's folder
     validate_set: tuple[str, ...] = ()  # what `validate` is given instead of run's --tracking-uri
+    files: tuple[tuple[str, str | bytes], ...] = ()  # more files in the case's folder ({in} in text: that folder)
+    scenario: str | None = None  # the scenario path given, instead of the case's own file (/dev/zero)
+
+
+def _bomb(levels: int = 7, width: int = 9, indent: str = "") -> str:
+    """A YAML alias bomb ("billion laughs"): a few hundred bytes, ``width ** levels`` values once expanded
+    (with 9 and 7: a5 is the first anchor over 200,000 values, 597,871)."""
+    lines = [f"{indent}a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"{indent}a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _inline_bomb(levels: int = 7, width: int = 9) -> str:
+    parts = [f"&a0 [{','.join(['1'] * width)}]"]
+    parts += [f"&a{i} [{','.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels + 1)]
+    return f"[{', '.join(parts)}]"
+
+
+def _no_gpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 TINY = "model: {base: tiny-random}\n"
@@ -78,7 +100,40 @@ CASES = [
          ("self_edit.writer:", "ReST-EM trains each agent's writer")),
     Case("over-memory", TINY + "limits: {max_memory_gb: 0.01}\n",
          ("limits.max_memory_gb: the estimated memory is", "lower")),
+    # files that never end, or that are not what they claim: refused before a byte is read, or within a limit
+    Case("scenario-dev-zero", "", ("/dev/zero", "a device, not a regular file"), scenario="/dev/zero"),
+    Case("squad-dev-zero", TINY + "kind: knowledge\nworld: {kind: squad, path: /dev/zero}\n",
+         ("world.path:", "/dev/zero: a device, not a regular file")),
+    Case("adjacency-dev-zero", TINY + "agents: 3\ntopology: {kind: adjacency, params: {file: /dev/zero}}\n",
+         ("topology.params.file:", "/dev/zero: a device, not a regular file")),
+    Case("adjacency-binary", TINY + "agents: 3\ntopology: {kind: adjacency, params: {file: '{in}/adj.bin'}}\n",
+         ("topology.params.file:", "adj.bin: a binary file"), files=(("adj.bin", bytes(range(256)) * 8),)),
+    Case("squad-nested-200000", TINY + "kind: knowledge\nworld: {kind: squad, path: '{in}/deep.json'}\n",
+         ("world.path:", "deep.json: nested too deeply"), files=(("deep.json", "[" * 200_000 + "]" * 200_000),)),
+    Case("alias-bomb-params", TINY + "agents: 4\ntopology:\n  kind: ring\n  params:\n" + _bomb(indent="    "),
+         ("topology.params.a5:", "more than 200,000 values once its aliases", "alias bomb")),
+    Case("alias-bomb-set", TINY, ("rounds[5]:", "more than 200,000 values once its aliases"),
+         set=("--set", f"rounds={_inline_bomb()}"), names_file=False),
+    # settings that validate once failed only after the model loaded
+    *([Case("device-cuda", TINY.replace("}", ", device: cuda}"), ("model.device: 'cuda': torch sees no CUDA GPU",))]
+      if _no_gpu() else []),
+    Case("device-mps", TINY.replace("}", ", device: mps}"), ("model.device: 'mps': torch sees no Apple GPU",)),
+    Case("run-dir-a-file", TINY + "tracking: {run_dir: '{in}/afile'}\n", ("tracking.run_dir:", "afile: a file, not a folder"),
+         files=(("afile", "not a folder\n"),)),
+    Case("run-dir-uncreatable", TINY + "tracking: {run_dir: /proc/multiseal-runs}\n",
+         ("tracking.run_dir: /proc/multiseal-runs: cannot create the folder",)),
+    Case("store-unwritable", TINY + "tracking: {uri: 'sqlite:////proc/multiseal/m.db'}\n",
+         ("tracking.uri: sqlite:////proc/multiseal/m.db:", "cannot"), run_uri=None),
+    Case("experiment-empty", TINY + "tracking: {experiment: ''}\n", ("tracking.experiment: must not be empty",)),
+    Case("experiment-dotdot", TINY + "tracking: {experiment: '..'}\n", ("tracking.experiment: '..' must name one folder",)),
+    Case("experiment-slash", TINY + "tracking: {experiment: a/b}\n", ("tracking.experiment: 'a/b' must name one folder",)),
+    Case("weights-ranks", "model: {base: tiny-random, lora: {rank: 4}}\nagents: {count: 3, overrides: {1: {rank: 8}}}\n"
+         "sharing: {mode: weights}\n", ("agents.overrides.1.rank: 8 differs from model.lora.rank (4)",)),
+    Case("weights-relay-delay", TINY + "sharing: {mode: weights, relay: true, delay: 3}\n",
+         ("sharing.delay: 3 applies to notes on the move", "sharing.relay: true applies to notes")),
+    Case("weights-loss", TINY + "sharing: {mode: weights, loss: 0.5}\n", ("sharing.loss: 0.5 applies to notes",)),
 ]
+STDERR_LIMIT = 4000  # bytes: a message never echoes unbounded input (an alias bomb once printed 225 MB)
 
 
 def _env(folder: Path) -> dict[str, str]:
@@ -109,8 +164,13 @@ def _finish(started: tuple[subprocess.Popen, float]) -> tuple[int, str, str, flo
 def _write(case: Case, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bad.json").write_text(json.dumps([{"title": "A", "questions": [{"question": "Q?", "answer": "a"}]}]))
+    for name, data in case.files:
+        (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+    if case.scenario:
+        return Path(case.scenario)
     path = folder / f"{case.id}.yaml"
-    path.write_bytes(case.text if isinstance(case.text, bytes) else case.text.encode())
+    text = case.text if isinstance(case.text, bytes) else case.text.replace("{in}", str(folder)).encode()
+    path.write_bytes(text)
     return path
 
 
@@ -129,6 +189,7 @@ def test_bad_input_exits_2_with_a_named_problem_and_creates_nothing(case, tmp_pa
     for cmd, (rc, out, err, seconds) in results.items():
         where = f"{cmd} {case.id}: rc {rc}, {seconds:.1f} s\nstdout: {out}\nstderr: {err}"
         assert rc == 2, where
+        assert len(err) < STDERR_LIMIT, f"{cmd} {case.id}: {len(err)} bytes of stderr"
         assert "Traceback" not in err, where
         assert err.startswith("multiseal: error: "), where
         assert (str(path) if case.names_file else "--set") in err, where
@@ -154,3 +215,36 @@ def test_validate_checks_every_file_and_reports_only_the_bad_one(tmp_path):
     assert "generated tokens" in lines[1] and "trained tokens" in lines[1] and "answers" in lines[1], out
     assert f"{bad}: 1 problem" in err and "model.lora.target_modules[1]" in err, err
     assert str(good) not in err and str(quickstart) not in err, err
+
+
+GRID_1E6 = "name: huge\nbase: base.yaml\ngrid:\n" + "".join(
+    f"  {key}: [{', '.join(str(i + 1) for i in range(10))}]\n"
+    for key in ("seed", "rounds", "inner_loop.epochs", "inner_loop.batch_size", "world.documents", "agents"))
+
+
+@pytest.mark.parametrize("args", [("sweep", "huge.yaml", "--dry-run"), ("sweep", "huge.yaml"),
+                                  ("report", "--experiment", "nope"), ("sync", "broken"), ("sync", "linked")],
+                         ids=lambda a: "-".join(a).replace(".yaml", ""))
+def test_other_commands_refuse_bad_input_before_creating_anything(args, tmp_path):
+    """A sweep of 10⁶ points is refused from the sizes of its lists, before one point is made; a report on
+    a store that does not exist and a sync of a broken run directory create no store (mlflow.db)."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "base.yaml").write_text(TINY)
+    (work / "huge.yaml").write_text(GRID_1E6)
+    (work / "broken").mkdir()
+    (work / "broken" / "run.json").write_text('{"uid": "abc", "status": "RUNN')  # torn
+    (work / "linked").mkdir()
+    (work / "linked" / "run.json").symlink_to(work / "broken" / "run.json")
+    before = sorted(p.name for p in work.iterdir())
+    rc, out, err, seconds = _finish(_start(list(args), work))
+    where = f"{args}: rc {rc}, {seconds:.1f} s\nstdout: {out}\nstderr: {err}"
+    assert rc == 2, where
+    assert "Traceback" not in err and err.startswith("multiseal: error: ") and len(err) < STDERR_LIMIT, where
+    assert seconds < RUN_LIMIT_S, where
+    expect = {"sweep": ("huge.yaml", "grid: 1,000,000 points", "more than 1,000"),
+              "report": ("mlflow.db does not exist",),
+              "sync": (f"{args[-1]}/run.json: corrupt",)}[args[0]]
+    for text in expect:
+        assert text in err, where
+    assert sorted(p.name for p in work.iterdir()) == before, where  # no mlflow.db, no runs/

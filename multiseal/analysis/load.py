@@ -75,7 +75,7 @@ class ExperimentData:
                  statuses: Iterable[str] = ("FINISHED",)):
         self.name = experiment
         self.tracking_uri = resolve_uri(tracking_uri)
-        self.client = client(self.tracking_uri)
+        self.client = client(self.tracking_uri, create=False)  # a report reads: it creates no store
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             known = ", ".join(sorted(e.name for e in self.client.search_experiments())) or "none"

@@ -4,6 +4,9 @@
   weights, or a Hugging Face id whose config and weights are in the local cache (``$HF_HUB_CACHE``,
   ``$HF_HOME``); a download is allowed only with ``model.allow_download: true``. Nothing here touches
   the network.
+* **The device is here**: ``model.device: cuda[:N]`` or ``mps`` names a device torch sees.
+* **The run can write**: the tracking store's folder and ``tracking.run_dir`` are checked by creating
+  a probe file there (and removing it, and any folder made for it).
 * **LoRA targets exist**: every ``model.lora.target_modules`` entry names a layer LoRA can wrap
   (``Linear``, transformers' ``Conv1D``, ``Embedding``), matched as peft does (the module's name or a
   dotted tail of its path). The names come from the architecture built on the ``meta`` device from
@@ -17,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from multiseal.config.schema import ModelSection
+from multiseal.config.paths import probe_folder, runs_root, store_problem, tracking_uri
+from multiseal.config.schema import ModelSection, TrackingSection
 from multiseal.errors import Problem
 from multiseal.learning.weights import base_config, hf_cached_file, hf_hub_cache
 
@@ -147,3 +151,39 @@ def _in_hf_cache(repo_id: str) -> bool:
     return hf_cached_file(repo_id, "config.json") is not None and any(
         hf_cached_file(repo_id, f) is not None for f in WEIGHT_FILES)
 
+
+def check_device(device: str) -> list[Problem]:
+    """``model.device`` names a device torch sees here (``auto`` and ``cpu`` always do)."""
+    if device in ("auto", "cpu"):
+        return []
+    import torch
+
+    if device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            return [Problem("model.device", "'mps': torch sees no Apple GPU (MPS) on this machine; use auto or cpu")]
+        return []
+    if not torch.cuda.is_available():
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        return [Problem("model.device", (
+            f"'{device}': torch sees no CUDA GPU on this machine (torch {torch.__version__}, {build}); use auto "
+            "or cpu, or install a CUDA build of torch on a machine with a GPU"))]
+    index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+    if index >= count:
+        return [Problem("model.device", f"'{device}': there is no CUDA device {index}; torch sees {count} "
+                                        f"(cuda:0 to cuda:{count - 1})")]
+    return []
+
+
+def check_tracking(tracking: TrackingSection) -> list[Problem]:
+    """The tracking store (when local) and the folder of run directories can be written: checked by
+    writing a probe file into each (removed again, with any folder made for it)."""
+    problems = []
+    uri = tracking_uri(tracking.uri)
+    if problem := store_problem(uri):
+        problems.append(Problem("tracking.uri", f"{uri}: {problem}"))
+    root = runs_root(tracking.run_dir)
+    if problem := probe_folder(root):
+        default = "" if tracking.run_dir else " (the default folder of run directories: $MULTISEAL_RUNS, else ./runs)"
+        problems.append(Problem("tracking.run_dir", f"{root}{default}: {problem}"))
+    return problems

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from multiseal.config.checks import check_model
+from multiseal.config.checks import check_device, check_model, check_tracking
 from multiseal.config.estimate import check_limits
 from multiseal.config.overrides import apply_overrides
 from multiseal.config.paths import resolve_relative
@@ -28,6 +28,7 @@ from multiseal.config.schema import (
     SelfEditSection,
     SharingSection,
     TopologySection,
+    TrackingSection,
     WorldSection,
     _known_style,
 )
@@ -178,14 +179,21 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
         problems.append(Problem("inner_loop.batching", (
             "'together' trains in eval mode (peft's mixed-adapter batches), where LoRA dropout is off: "
             f"set model.lora.dropout: 0 (it is {model.lora.dropout}) or inner_loop.batching: sequential")))
+    execution = raw.get("execution")
+    if model and not (isinstance(execution, dict) and execution.get("kind") == "ray"):  # Ray: the workers' device
+        problems += check_device(model.device)
+    tracking = _section(raw, "tracking", TrackingSection)
+    if tracking:  # the store and the run directories can be written (tried, and left as they were)
+        problems += check_tracking(tracking)
     # the model is here and has the LoRA targets; the run fits `limits` (sized once all else holds)
     problems += scenario_checks(raw, model, source, limits=not problems)
     return problems
 
 
 def _check_forgetting(raw: dict, kind: str, agents: AgentsSection | None, sharing: SharingSection | None) -> list[Problem]:
-    """Mitigations, trust and adversaries belong to the round loop (kind: simulation); a combined
-    adapter grows its rank, so it cannot be gossip-averaged (sharing.mode: weights)."""
+    """Mitigations, trust and adversaries belong to the round loop (kind: simulation); adapters are
+    gossip-averaged (sharing.mode: weights) only when they have one shape: one LoRA rank for every
+    agent, and no combined adapter (it grows its rank)."""
     problems: list[Problem] = []
     entries = {"mitigations": raw.get("mitigations") if isinstance(raw.get("mitigations"), list) else []}
     for i, o in (agents.overrides.items() if agents else []):
@@ -206,6 +214,12 @@ def _check_forgetting(raw: dict, kind: str, agents: AgentsSection | None, sharin
                     problems.append(Problem(f"{key}.{j}.kind", (
                         "'combine' grows each adapter's rank round by round, and sharing.mode: weights "
                         "averages adapters of one shape; use sharing.mode: notes or another mitigation")))
+        model = _section(raw, "model", ModelSection)
+        for i, o in (agents.overrides.items() if agents and model else []):
+            if o.rank is not None and o.rank != model.lora.rank:
+                problems.append(Problem(f"agents.overrides.{i}.rank", (
+                    f"{o.rank} differs from model.lora.rank ({model.lora.rank}), and sharing.mode: weights averages "
+                    "adapters of one shape; give every agent the same rank or use sharing.mode: notes")))
     return problems
 
 

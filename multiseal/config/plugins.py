@@ -11,7 +11,7 @@ import importlib
 import re
 from typing import Any
 
-from multiseal.errors import Problem
+from multiseal.errors import Problem, shown
 
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -21,11 +21,11 @@ def load_plugins(plugins: Any) -> list[Problem]:
     if plugins is None:
         return []
     if not isinstance(plugins, list):
-        return [Problem("plugins", f"must be a list of module names, got {plugins!r}")]
+        return [Problem("plugins", f"must be a list of module names, got {shown(plugins)}")]
     problems = []
     for i, name in enumerate(plugins):
         if not isinstance(name, str) or not _MODULE.match(name):
-            problems.append(Problem(f"plugins[{i}]", f"must be a module name such as 'mypackage.topologies', got {name!r}"))
+            problems.append(Problem(f"plugins[{i}]", f"must be a module name such as 'mypackage.topologies', got {shown(name)}"))
             continue
         try:
             importlib.import_module(name)

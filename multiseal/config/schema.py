@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from multiseal.errors import FieldProblems, shown
 from multiseal.learning.grading import GRADERS
 from multiseal.learning.self_edit import STYLES
 
@@ -159,7 +160,7 @@ class EvaluationSection(Section):
     @classmethod
     def _grader(cls, v: str) -> str:
         if v not in GRADERS:
-            raise ValueError(f"{v!r} is not one of {', '.join(GRADERS.names())}")
+            raise ValueError(f"{shown(v)} is not one of {', '.join(GRADERS.names())}")
         return v
 
 
@@ -182,6 +183,22 @@ class SharingSection(Section):
     content: Literal["notes", "passage", "oracle", "shuffled"] = Field(
         "notes", description="what a note carries: self-edits, the passage, the gold facts (synthetic worlds), "
                              "or distractor text of the same size (controls, docs/controls.md)")
+
+    @model_validator(mode="after")
+    def _used(self) -> "SharingSection":
+        """In weights mode no note travels (adapters are averaged): a setting of notes on the move
+        would be silently ignored, so it is an error."""
+        if self.mode != "weights":
+            return self
+        ignored = [(k, getattr(self, k)) for k, default in (("delay", 0), ("loss", 0.0), ("relay", False),
+                                                            ("max_hops", None)) if getattr(self, k) != default]
+        if self.content == "shuffled":  # passage and oracle still write the agents' own notes
+            ignored.append(("content", self.content))
+        if ignored:
+            raise FieldProblems(*[(k, f"{str(v).lower() if isinstance(v, bool) else shown(v)} applies to notes on "
+                                      "the move, and sharing.mode: weights sends none (it averages adapters); "
+                                      "remove it or use sharing.mode: notes") for k, v in ignored])
+        return self
 
 
 class SchedulerSection(Section):
@@ -235,7 +252,12 @@ class TrackingSection(Section):
                 raise ValueError(f"'{uri}': the scheme '{scheme}' is not one MLflow can track to "
                                  f"({', '.join(TRACKING_SCHEMES)}; or a folder path)")
         return uri
-    experiment: str = "multiseal"
+    experiment: str = Field("multiseal", description="the MLflow experiment; also a folder under run_dir")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, name: str) -> str:
+        return experiment_name(name)
     run_name: str | None = None
     run_dir: str | None = Field(None, description="folder of run directories (default: $MULTISEAL_RUNS or ./runs)")
     keep_checkpoints: int | None = Field(None, ge=1, description="keep only the newest K round checkpoints (default: all)")
@@ -320,6 +342,17 @@ class Scenario(Section):
         if isinstance(v, list):
             return {"count": len(v), "overrides": {i: o or {} for i, o in enumerate(v)}}
         return v
+
+
+def experiment_name(name: str) -> str:
+    """``name`` as an experiment: it names an MLflow experiment and one folder under the run
+    directories, so it is not empty, not ``.`` or ``..`` and holds no path separator."""
+    if not name.strip():
+        raise ValueError("must not be empty (it names the run's MLflow experiment and its folder of run directories)")
+    if name.strip() in (".", "..") or any(c in name for c in "/\\\x00"):
+        raise ValueError(f"{shown(name)} must name one folder under the run directories: not '.' or '..', "
+                         "and no '/' or '\\'")
+    return name
 
 
 def _known_style(style: str) -> str:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from multiseal.config.load import resolve_relative, validate_scenario
 from multiseal.config.overrides import apply_overrides, check_key_path
+from multiseal.config.schema import experiment_name
 from multiseal.config.yamlfile import read_yaml
 from multiseal.errors import Problem, ScenarioError, pydantic_problems
 from multiseal.run.tracking import tracking_uri as resolve_uri
@@ -33,6 +34,9 @@ REFERENCE_TAG = "multiseal.reference"
 RESERVED_KEYS = ("tracking.uri", "tracking.experiment")
 # A sweep's name goes into tags and MLflow search filters: keep it to plain characters.
 NAME_PATTERN = re.compile(r"[\w.\- ]+")
+# The most points one sweep may have (every point is validated before anything runs, ~50 ms each):
+# counted from the grid's and the points' lengths before any point is made.
+MAX_POINTS = 1000
 
 
 class Resources(BaseModel):
@@ -64,6 +68,11 @@ class SweepFile(BaseModel):
                                 "local Ray instance started for the sweep)")
     resources: Resources = Field(default_factory=Resources, description="ray: what each point needs")
     retries: int = Field(0, ge=0, le=5, description="times a failed point is run again before it counts as failed")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, name: str | None) -> str | None:
+        return name if name is None else experiment_name(name)
 
     @field_validator("grid")
     @classmethod
@@ -150,9 +159,16 @@ def read_sweep_file(path: str | Path) -> SweepFile:
     path = Path(path)
     raw = read_yaml(path, "a sweep file")
     try:
-        return SweepFile.model_validate(raw)
+        spec = SweepFile.model_validate(raw)
     except ValidationError as e:
         raise ScenarioError(path, pydantic_problems(e)) from None
+    size = max(1, len(spec.points)) * math.prod(len(v) for v in spec.grid.values())
+    if size > MAX_POINTS:
+        factors = [f"{len(v)} {k}" for k, v in spec.grid.items()] + ([f"{len(spec.points)} points"] if spec.points else [])
+        raise ScenarioError(path, [Problem("grid" if spec.grid else "points", (
+            f"{size:,} points ({' × '.join(factors)}): more than {MAX_POINTS:,}, the most one sweep may have; "
+            "split it into several sweep files"))])
+    return spec
 
 
 def expand_points(spec: SweepFile) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:

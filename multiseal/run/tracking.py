@@ -16,24 +16,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from multiseal.config.paths import DEFAULT_URI, runs_root, tracking_uri  # noqa: F401 - defined with the scenario's paths
+from multiseal.config.paths import local_store, store_problem
 from multiseal.errors import InputError
-
-DEFAULT_URI = "sqlite:///mlflow.db"
 
 # A tracking server that stops answering must not freeze a run for minutes: MLflow's own defaults
 # retry 7 times with exponential backoff and wait 120 s per request. The user's settings win.
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
-
-
-def tracking_uri(configured: str | None = None) -> str:
-    """Scenario setting, else ``$MLFLOW_TRACKING_URI``, else the local SQLite store."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-
-
-def runs_root(configured: str | Path | None = None) -> Path:
-    """Where run directories go: the scenario's ``tracking.run_dir``, else ``$MULTISEAL_RUNS``, else ``runs``."""
-    return Path(configured or os.environ.get("MULTISEAL_RUNS") or "runs")
 
 
 @contextlib.contextmanager
@@ -55,10 +45,17 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def client(uri: str | None = None):  # -> mlflow.MlflowClient
+def client(uri: str | None = None, create: bool = True):  # -> mlflow.MlflowClient
     """The one way multiseal talks to MLflow: a client on ``tracking_uri(uri)``, with MLflow's and
-    alembic's chatter turned down and a local SQLite store created once, under a lock."""
+    alembic's chatter turned down and a local SQLite store created once, under a lock. With
+    ``create=False`` (reading, as a report does) a local store that does not exist is an InputError,
+    and nothing is created."""
     import logging
+
+    local = local_store(tracking_uri(uri))
+    if not create and local is not None and not local[0].exists():
+        raise InputError(f"tracking store {tracking_uri(uri)}: {local[0]} does not exist (nothing was ever logged "
+                         "there); give the store your runs are in with --tracking-uri or $MLFLOW_TRACKING_URI")
 
     for key, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -75,26 +72,35 @@ def client(uri: str | None = None):  # -> mlflow.MlflowClient
 
 
 def check_reachable(uri: str | None, timeout: float = 5.0) -> None:
-    """Fail fast, before any model loads, when the tracking store cannot be used: an HTTP server that
-    does not answer within ``timeout`` seconds, or a local store whose folder cannot be written."""
+    """Fail fast, before any model loads, when the tracking store cannot be used: an HTTP server whose
+    ``/health`` or whose REST API (a one-result experiment search) does not answer within ``timeout``
+    seconds each, or a local store whose folder cannot be written. Any HTTP reply of the API counts as an
+    answer (an error status too: a server that asks for credentials answers)."""
     uri = tracking_uri(uri)
     scheme = uri.split(":", 1)[0] if ":" in uri else "file"
     if scheme in ("http", "https"):
+        base = uri.rstrip("/")
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as reply:
+            with urllib.request.urlopen(base + "/health", timeout=timeout) as reply:
                 reply.read(64)
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
             raise InputError(f"tracking.uri: cannot reach the MLflow server at {uri} within {timeout:g} s "
                              f"({reason}); start it (mlflow server --host 127.0.0.1 --port 5000) or set "
                              "--tracking-uri") from None
-    elif scheme in ("sqlite", "file"):
-        path = Path(uri.removeprefix("sqlite:///").removeprefix("file://").removeprefix("file:"))
-        folder = path.parent if scheme == "sqlite" else path
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not os.access(folder, os.W_OK):
-            raise InputError(f"tracking.uri: {uri}: the folder {folder} is not writable")
+        try:  # /health can answer while the API hangs (a stuck backend store)
+            with urllib.request.urlopen(base + "/api/2.0/mlflow/experiments/search?max_results=1",
+                                        timeout=timeout) as reply:
+                reply.read(64)
+        except urllib.error.HTTPError:
+            pass
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise InputError(f"tracking.uri: the MLflow server at {uri} answers /health but its API did not "
+                             f"answer within {timeout:g} s ({reason}); check the server and its backend store, "
+                             "or set --tracking-uri") from None
+    elif problem := store_problem(uri):  # a local store: written to, not judged by permission bits
+        raise InputError(f"tracking.uri: {uri}: {problem}")
 
 
 def flatten_scenario(tree: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, Field, field_validator
 
-from multiseal.errors import ParamsError
+from multiseal.errors import ParamsError, shown
 from multiseal.registry import Kind, NoParams, Params, validate_params
 from multiseal.sim.topology_kinds import (
     TOPOLOGIES,
@@ -60,7 +60,7 @@ class Weights(Params):
     @classmethod
     def _range(cls, r: list[float] | None) -> list[float] | None:
         if r is not None and not (len(r) == 2 and 0 <= r[0] <= r[1] and r[1] > 0):
-            raise ValueError(f"must be [lo, hi] with 0 <= lo <= hi and hi > 0, got {r!r}")
+            raise ValueError(f"must be [lo, hi] with 0 <= lo <= hi and hi > 0, got {shown(r)}")
         return r
 
 
@@ -73,9 +73,9 @@ def parse_topology(kind: str, n: int, params: Mapping[str, Any] | None, *, direc
                                                                       Problems]:
     """``(kind, parsed params, parsed weights, problems)``: the parts are None where there are problems."""
     if kind not in TOPOLOGIES:
-        return None, None, None, [("kind", f"{kind!r} is not one of {', '.join(TOPOLOGIES.names())}")]
+        return None, None, None, [("kind", f"{shown(kind)} is not one of {', '.join(TOPOLOGIES.names())}")]
     if not _is_int(n) or n < 1:
-        return None, None, None, [("n", f"the number of agents must be an int >= 1, got {n!r}")]
+        return None, None, None, [("n", f"the number of agents must be an int >= 1, got {shown(n)}")]
     entry = TOPOLOGIES.get(kind)
     parsed, problems = entry.validate(params, context={"n": n, "directed": directed})
     w, w_problems = validate_params(Weights, weights, prefix="weights")
@@ -200,12 +200,12 @@ def validate_topology(kind: str, n: int, params: Mapping[str, Any] | None = None
     if rewire_every is not None and schedule is not None:
         out.append(("schedule", "give either rewire_every or schedule, not both"))
     if rewire_every is not None and not (_is_int(rewire_every) and rewire_every >= 1):
-        out.append(("rewire_every", f"must be an int >= 1, got {rewire_every!r}"))
+        out.append(("rewire_every", f"must be an int >= 1, got {shown(rewire_every)}"))
     if schedule is None:
         return validate_topology_params(kind, n, params, directed=directed, weights=weights) + out
     if kind != "edges" or params:
         out.append(("schedule", (f"a schedule replaces the topology: use kind 'edges' without params "
-                                 f"(got kind {kind!r}{' with params' if params else ''})")))
+                                 f"(got kind {shown(kind)}{' with params' if params else ''})")))
     out += validate_params(Weights, weights, prefix="weights")[1]
     if not isinstance(schedule, (list, tuple)) or not schedule:
         out.append(("schedule", "must be a non-empty list of edge lists"))

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from multiseal.errors import FieldProblems
+from multiseal.errors import ADJACENCY_MAX_BYTES, FieldProblems, FileReadError, read_text, shown
 from multiseal.registry import KindRegistry, NoParams, Params
 
 Builder = Callable[[int, Any, random.Random, bool], "nx.Graph"]
@@ -50,7 +50,7 @@ def _agent_id(x: object) -> int | None:
 def _agent_problem(x: object, n: int | None) -> str | None:
     a = _agent_id(x)
     if a is None:
-        return f"must be an agent id (an int), got {x!r}"
+        return f"must be an agent id (an int), got {shown(x)}"
     if n is not None and not 0 <= a < n:
         return f"agent {a} does not exist (agents are 0..{n - 1})"
     return None
@@ -68,14 +68,14 @@ def check_edge_list(items: object, n: int | None) -> Problems:
     for i, e in enumerate(items):
         key = f"[{i}]"
         if not isinstance(e, (list, tuple)) or len(e) not in (2, 3):
-            out.append((key, f"must be [u, v] or [u, v, weight], got {e!r}"))
+            out.append((key, f"must be [u, v] or [u, v, weight], got {shown(e)}"))
             continue
         bad = [m for m in (_agent_problem(e[0], n), _agent_problem(e[1], n)) if m]
         out += [(key, m) for m in bad]
         if not bad and _agent_id(e[0]) == _agent_id(e[1]):
             out.append((key, f"self-loop on agent {_agent_id(e[0])} is not allowed"))
         if len(e) == 3 and not (_is_num(e[2]) and e[2] > 0):
-            out.append((key, f"weight must be a number > 0, got {e[2]!r}"))
+            out.append((key, f"weight must be a number > 0, got {shown(e[2])}"))
     return out
 
 
@@ -131,7 +131,7 @@ class SmallWorldParams(Params):
     @classmethod
     def _k(cls, k: int, info: ValidationInfo) -> int:
         if k < 2 or k % 2:
-            raise ValueError(f"must be an even int >= 2, got {k!r}")
+            raise ValueError(f"must be an even int >= 2, got {shown(k)}")
         if (n := _n(info)) is not None and k >= n:
             raise ValueError(f"must be < number of agents ({n})")
         return k
@@ -184,9 +184,9 @@ class AdjacencyParams(Params):
         else:
             key = "file"
             try:
-                text = Path(self.file).read_text()  # type: ignore[arg-type]
-            except OSError as e:
-                raise FieldProblems((key, f"cannot read {self.file!r}: {e}")) from None
+                text = read_text(Path(self.file), ADJACENCY_MAX_BYTES, "an adjacency file")  # type: ignore[arg-type]
+            except FileReadError as e:
+                raise FieldProblems((key, f"cannot read {self.file}: {e.reason}")) from None
             rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         try:
             matrix = [[float(x) for x in r] for r in rows]
