@@ -15,6 +15,7 @@ from typing import Sequence
 from multiseal.errors import InputError
 
 EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1  # the input was good but the run failed at run time (a lost worker, a full disk)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,6 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         print(f"multiseal: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as e:
+        from multiseal.run.rundir import NO_SPACE
+
+        if e.errno not in NO_SPACE:
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"multiseal: error: {os.strerror(e.errno).lower()}{where}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     except KeyboardInterrupt:
         print("multiseal: interrupted", file=sys.stderr)
         return 130
@@ -136,6 +145,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sync":
         from multiseal.run.runs import sync_runs
 
+        _check_run_dirs(args.run_dir)  # all readable before a store is opened (or created)
         return sync_runs(args.run_dir, args.tracking_uri)
     if args.command == "runs":
         from multiseal.run.runs import list_runs
@@ -208,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         from multiseal.run.runs import resumable
 
-        if args.scenario or overrides or args.tags:
+        if args.scenario or args.overrides or args.tags:  # (--tracking-uri is allowed: the run mirrors there)
             raise InputError("--resume: the run's own scenario is used; give no scenario file, --set or --tag")
         run, scenario, source = resumable(args.resume, args.tracking_uri)
     elif args.scenario is None:
@@ -227,6 +237,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"multiseal: error: {e}; the run is marked FAILED (resume it with multiseal run --resume)", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_run_dirs(paths: Sequence[str]) -> None:
+    """Every path is a run directory whose ``run.json`` and ``scenario.json`` read as JSON objects;
+    an InputError naming the first that is not (``sync`` checks this before it opens any store)."""
+    from multiseal.run.rundir import RunDir
+
+    for path in paths:
+        run = RunDir.open(path)
+        for name in ("run.json", "scenario.json"):
+            try:
+                data = run.meta if name == "run.json" else run.scenario
+            except (OSError, ValueError) as e:
+                raise InputError(f"{path}: not a readable run directory: {name}: {str(e)[:200]}") from None
+            if not isinstance(data, dict):
+                raise InputError(f"{path}: not a readable run directory: {name} holds a JSON {type(data).__name__}, "
+                                 "not an object")
 
 
 def _parse_tags(items: list[str]) -> dict[str, str]:

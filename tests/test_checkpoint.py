@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import pickle
 
 import numpy as np
 import pytest
 
 from multiseal.config.builders import build_simulation
 from multiseal.config.load import validate_scenario
-from multiseal.sim.checkpoint import capture, restore
+from multiseal.run.statefile import dump_files, load_files
+from multiseal.sim.checkpoint import STATE_CLASSES, capture, restore
 
 TINY = {
     "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
@@ -47,11 +47,11 @@ def test_resuming_from_a_checkpoint_replays_the_uninterrupted_run(tiny_model, ch
     first = build_simulation(scenario, tiny_model, progress=False)
     first.step()
     state, tensors = capture(first)
-    blob = pickle.dumps(state)  # what the run directory stores
+    files = dump_files(state, STATE_CLASSES)  # what the run directory stores: data, not a pickle
     first.close()
 
     resumed = build_simulation(scenario, tiny_model, progress=False)
-    restore(resumed, pickle.loads(blob), tensors)
+    restore(resumed, load_files(files, STATE_CLASSES), tensors)
     assert resumed.round == 1
     resumed.run()
     got = _outcome(resumed)

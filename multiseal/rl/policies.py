@@ -73,6 +73,36 @@ class RandomPolicy:
     def __call__(self, observations: dict[str, np.ndarray], infos: dict[str, dict]) -> dict[str, dict]:
         return {n: self.spaces[n].sample(mask=infos[n]["action_mask"]) for n in observations}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The samplers' states as plain data (a checkpoint stores it; a resumed run samples on exactly)."""
+        return {n: _space_rng_state(space) for n, space in self.spaces.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for n, space in self.spaces.items():
+            _set_space_rng_state(space, state[n])
+
+
+def _space_rng_state(space: Any) -> dict[str, Any]:
+    """A gymnasium space's generator state and, for a composite space, its parts' (they sample alone)."""
+    out: dict[str, Any] = {"rng": space.np_random.bit_generator.state}
+    parts = getattr(space, "spaces", None)
+    if isinstance(parts, Mapping):
+        out["parts"] = {k: _space_rng_state(s) for k, s in parts.items()}
+    elif isinstance(parts, (list, tuple)):
+        out["parts"] = [_space_rng_state(s) for s in parts]
+    return out
+
+
+def _set_space_rng_state(space: Any, state: Mapping[str, Any]) -> None:
+    space.np_random.bit_generator.state = state["rng"]
+    parts = getattr(space, "spaces", None)
+    if isinstance(parts, Mapping):
+        for k, s in parts.items():
+            _set_space_rng_state(s, state["parts"][k])
+    elif isinstance(parts, (list, tuple)):
+        for s, st in zip(parts, state["parts"]):
+            _set_space_rng_state(s, st)
+
 
 @POLICIES.register("random")
 def _random(interface: Interface, *, seed: int = 0) -> Policy:
@@ -106,6 +136,12 @@ class GreedyPolicy:
                          "adapt_new": (mask["adapt_new"] != 0).astype(np.int8),
                          "send": (mask["send"] != 0).astype(np.int8)}
         return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # it decides from what it observes alone
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
 
 
 class GreedyParams(Params):

@@ -7,11 +7,18 @@ idempotent. The MLflow run is found again by its tag ``multiseal.run_uid``.
 
 When the store fails during a run (a server that went away), the mirror warns once and goes
 offline: the run keeps computing into its directory, and ``multiseal sync RUN_DIR`` uploads it later.
+A failure to write ``mirror.json`` (a full disk) is not the store's: the mirror goes on from what it
+holds in memory, and the run's own writes report the disk.
+
+Artifacts are uploaded file by file, and a symbolic link among them (to a file or a folder, inside
+the run directory or out of it) is never followed: it is skipped, with a warning naming it.
 """
 from __future__ import annotations
 
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from multiseal.run.rundir import RunDir
@@ -34,7 +41,21 @@ class Mirror:
         self.out = out if out is not None else sys.stderr
         self.offline = False
         self._client = None
-        self.run_id: str | None = run.mirrors().get(self.uri, {}).get("run_id")
+        self._state = dict(run.mirrors().get(self.uri, {}))  # this store's entry of mirror.json, kept here too
+        if not isinstance(self._state.get("entries"), int) or self._state["entries"] < 0:
+            self._state["entries"] = 0
+        run_id = self._state.get("run_id")
+        self.run_id: str | None = run_id if isinstance(run_id, str) else None
+
+    def _note(self, **info: Any) -> None:
+        """Record how far this store is mirrored: here, and in ``mirror.json`` when it can be written (a
+        later sync that finds it stale finds the MLflow run again by its uid tag, and MLflow keeps one copy
+        of a metric sent twice)."""
+        self._state.update(info)
+        try:
+            self.run.set_mirror(self.uri, **self._state)
+        except OSError:
+            pass
 
     # ------------------------------------------------------------------ guarded calls
     def _guard(self, what: str, fn, *args, **kwargs) -> Any:
@@ -76,11 +97,11 @@ class Mirror:
             tags = {**meta.get("tags", {}), UID_TAG: meta["uid"], "multiseal.run_dir": str(self.run.path.resolve())}
             run_id = self._client.create_run(exp_id, run_name=meta["name"], tags=tags).info.run_id
             self._log_params(run_id)
-            self.run.set_mirror(self.uri, run_id=run_id, entries=0, status=None)
+            self._note(run_id=run_id, entries=0, status=None)
         elif self.live:
             self._client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
-        self.run.set_mirror(self.uri, run_id=run_id)
+        self._note(run_id=run_id)
         return run_id
 
     def _log_params(self, run_id: str) -> None:
@@ -101,20 +122,21 @@ class Mirror:
         from mlflow.entities import Metric
 
         journal = self.run.journal()
-        done = self.run.mirrors().get(self.uri, {}).get("entries", 0)
+        done = self._state["entries"]
         for n, entry in enumerate(journal[done:], start=done):
             stamp = int(entry.get("time", 0) * 1000)
             items = [Metric(metric_key(k), float(v), stamp, int(entry["step"]))
                      for k, v in entry["metrics"].items() if v is not None and math.isfinite(float(v))]
             for i in range(0, len(items), 1000):
                 self._client.log_batch(self.run_id, metrics=items[i : i + 1000])
-            self.run.set_mirror(self.uri, entries=n + 1)
+            self._note(entries=n + 1)
 
     def forget_after(self, entries: int) -> None:
         """The journal was cut back to ``entries`` lines: mirror from there again."""
         for uri, info in self.run.mirrors().items():
             if info.get("entries", 0) > entries:
                 self.run.set_mirror(uri, entries=entries)
+        self._state["entries"] = min(self._state["entries"], entries)
 
     def close(self, status: str | None = None) -> bool:
         """Upload what is left, the artifacts and the final status (the run directory's when None).
@@ -129,10 +151,29 @@ class Mirror:
         if status != "RUNNING":
             self._guard("set the status", self._client.set_terminated, self.run_id, status=status)
         if not self.offline:
-            self.run.set_mirror(self.uri, status=status)
+            self._note(status=status)
         return not self.offline
 
     def _artifacts(self) -> None:
+        """Upload the artifacts folder file by file, never through a symbolic link (see the module docstring)."""
         folder = self.run.path / "artifacts"
-        if folder.exists() and any(folder.iterdir()):
-            self._client.log_artifacts(self.run_id, str(folder))
+        if folder.is_symlink():
+            self._skip_link(folder)
+            return
+        for here, folders, files in os.walk(folder):  # not into a linked folder (followlinks=False) ...
+            here_ = Path(here)
+            for name in sorted(folders):
+                if (here_ / name).is_symlink():  # ... and not even listed: skipped, with a warning
+                    folders.remove(name)
+                    self._skip_link(here_ / name)
+            below = here_.relative_to(folder).as_posix()
+            for name in sorted(files):
+                path = here_ / name
+                if path.is_symlink():
+                    self._skip_link(path)
+                elif path.is_file():
+                    self._client.log_artifact(self.run_id, str(path), None if below == "." else below)
+
+    def _skip_link(self, path: Path) -> None:
+        print(f"multiseal: warning: {path} is a symbolic link, not uploaded (links in a run directory are "
+              "never followed)", file=self.out, flush=True)

@@ -199,15 +199,32 @@ def _child_env(jobs: int) -> dict[str, str]:
 
 def interrupted_run(sweep: Sweep, point: Point) -> RunDir | None:
     """The point's run directory that stopped part-way (its process gone, some rounds checkpointed),
-    if any: a re-run of the sweep resumes it instead of starting the point over."""
+    if any: a re-run of the sweep resumes it instead of starting the point over.
+
+    It is looked for where the point's scenario puts its runs (``tracking.run_dir``), and adopted
+    only if its resolved scenario is the point's, to the last key: tags alone (which anyone can
+    write) never make a folder part of the sweep. A run whose checkpoints are pickles from an older
+    multiseal is never adopted (the point starts over)."""
+    from multiseal.config.load import load_scenario
+
+    scenario = load_scenario(sweep.base, sweep.settings(point))
+    want = scenario.model_dump(mode="json")
     found = None
-    for run in find_runs(runs_root()):
-        meta = run.meta
-        tags = meta.get("tags", {})
-        if (tags.get(SWEEP_TAG) == sweep.name and tags.get(POINT_TAG) == point.id and meta.get("kind") == "simulation"
-                and meta["status"] != "FINISHED" and not (meta["status"] == "RUNNING" and run.process_alive())
-                and run.last_complete_round() > 0):
-            found = run  # the newest one wins
+    for run in find_runs(runs_root(scenario.tracking.run_dir)):
+        try:
+            meta = run.meta
+            tags = meta.get("tags", {})
+            if not (tags.get(SWEEP_TAG) == sweep.name and tags.get(POINT_TAG) == point.id
+                    and meta.get("kind") == "simulation" and meta.get("status") != "FINISHED"):
+                continue
+            if meta.get("status") == "RUNNING" and run.process_alive():
+                continue
+            if run.scenario != want or run.last_complete_round() == 0:
+                continue
+            run.refuse_pickles()
+        except Exception:  # noqa: BLE001 - a damaged or foreign folder is simply not this point's run
+            continue
+        found = run  # the newest one wins
     return found
 
 

@@ -2,6 +2,8 @@
 
 A run that raises is marked FAILED, one interrupted by Ctrl-C, ``kill`` or a closed terminal KILLED:
 never FINISHED. A store that fails mid-run does not stop the run (see :mod:`multiseal.run.mirror`).
+A full disk does: the run is marked FAILED wherever that can still be written (run.json, else at
+least the store), and the error raised names the path that could not be written.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from multiseal.run.mirror import Mirror
-from multiseal.run.rundir import RunDir
+from multiseal.run.rundir import CorruptRun, RunDir, write_error
 from multiseal.run.tracking import runs_root
 
 
@@ -82,10 +84,19 @@ class Tracker:
 
     # -- lifecycle ------------------------------------------------------------
     def end(self, status: str = "FINISHED") -> None:
-        self.run.finish(status)
+        """Mark the run ``status`` in its directory, then in the store. When run.json cannot be written (a
+        full disk) the store is still told (FAILED for a run that could not record its end) and the write
+        error is raised after."""
+        error = None
+        try:
+            self.run.finish(status)
+        except (OSError, CorruptRun) as e:
+            error, status = e, "FAILED" if status == "FINISHED" else status
         if not self.mirror.close(status):
             print(f"multiseal: the run is complete in {self.run.path} but not in {self.uri}; upload it with: "
                   f"multiseal sync {self.run.path} --tracking-uri {self.uri}", file=sys.stderr, flush=True)
+        if error is not None:
+            raise error
 
     def __enter__(self) -> "Tracker":
         return self
@@ -93,10 +104,14 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             self.end("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("KILLED")
-        else:
-            self.end("FAILED")
+            return False
+        try:
+            self.end("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+        except (OSError, CorruptRun):
+            pass  # the run's own error is the one to report, not that run.json could not record it
+        disk = write_error(exc, self.run.path)  # a full disk: the error names the path it could not write
+        if disk is not None and disk is not exc:
+            raise disk from exc
         return False
 
 def open_tracker(scenario: Any, source: str | Path | None, tags: Mapping[str, str] | None = None,

@@ -1,6 +1,6 @@
 """A simulation's state between rounds: what a checkpoint holds, so a run resumes exactly.
 
-``capture(sim)`` returns two parts: a picklable dict of everything that changes over rounds (the
+``capture(sim)`` returns two parts: a dict of everything that changes over rounds (the
 accuracy tensor and its bookkeeping, records, notes, answers, the probe, the postbox with its inboxes
 and notes in flight, the scheduler's own attributes, the process's global RNG states) and the
 agents' adapter weights as tensors. ``restore(sim, state, tensors)`` puts them back into a freshly
@@ -10,6 +10,10 @@ world, arrivals, graphs, agents, settings) is deterministic given the seed.
 The round loop itself draws only from generators seeded per round, and every optimiser is made
 fresh per update (as SEAL does), so these two parts are the whole state: a run resumed from round k
 plays rounds k+1.. exactly as the uninterrupted run did.
+
+The state holds plain data and objects of the classes in :data:`STATE_CLASSES` only; the run
+directory stores it as data (:mod:`multiseal.run.statefile`), never as a pickle. A plugin whose
+scheduler keeps objects of its own classes allows them with :func:`allow_in_checkpoints`.
 """
 from __future__ import annotations
 
@@ -19,7 +23,27 @@ from typing import Any
 import numpy as np
 import torch
 
+import dataclasses
+
+from multiseal import types as _types
+from multiseal.sim.facts import FactIndex, NoteFacts
 from multiseal.sim.loop import Simulation
+from multiseal.sim.sharing import Postbox
+
+# The classes a checkpoint's state may hold (every dataclass of multiseal.types, and the simulation's
+# own stateful parts); rebuilt from their attributes, never by running code named in the file.
+STATE_CLASSES: dict[str, type] = {
+    f"{cls.__module__}:{cls.__qualname__}": cls
+    for cls in [*(c for c in vars(_types).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
+                  and c.__module__ == _types.__name__), NoteFacts, FactIndex, Postbox]
+}
+
+
+def allow_in_checkpoints(cls: type) -> type:
+    """Allow objects of ``cls`` (a plugin's scheduler or policy state) in checkpoints; usable as a
+    class decorator. The class is rebuilt from its attributes (or its ``__setstate__``) on resume."""
+    STATE_CLASSES[f"{cls.__module__}:{cls.__qualname__}"] = cls
+    return cls
 
 # Built from the scenario (or the shared model itself): never stored in a checkpoint.
 _REBUILT = frozenset({"model", "world", "arrivals", "graphs", "scheduler", "agents", "self_edit", "evaluation",

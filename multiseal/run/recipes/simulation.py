@@ -6,7 +6,7 @@ per-agent metrics (``agent.<id>.<metric>``, step = round) and population metrics
 """
 from __future__ import annotations
 
-import pickle
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +21,7 @@ from multiseal.run.artifacts import log_artifacts
 from multiseal.run.recipes.registry import RECIPES
 from multiseal.run.rundir import RunDir
 from multiseal.run.tracker import Tracker, open_tracker
-from multiseal.sim.checkpoint import capture, restore
+from multiseal.sim.checkpoint import STATE_CLASSES, capture, restore
 from multiseal.sim.loop import Simulation
 from multiseal.types import RoundRecord
 
@@ -79,8 +79,8 @@ def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, 
         def on_round(record: RoundRecord) -> None:
             t0 = time.perf_counter()
             state, tensors = capture(sim)
-            state["policy"] = _picklable_policy(actions_fn)
-            size = tracker.run.checkpoint(record.round + 1, state, tensors, keep=keep)
+            state["policy"] = _policy_state(actions_fn)
+            size = tracker.run.checkpoint(record.round + 1, state, tensors, keep=keep, types=STATE_CLASSES)
             record.seconds["checkpoint"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             tracker.metrics({**round_metrics(record), "checkpoint.bytes": size}, step=record.round + 1,
@@ -98,38 +98,41 @@ def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, 
     return f"{summary}\n{where} (experiment '{scenario.tracking.experiment}'), run directory {tracker.run.path}"
 
 
-def _picklable_policy(driver: PolicyDriver | None) -> Any:
-    """The policy to store in a checkpoint, or None (with a warning, once) when it cannot be pickled:
-    a resumed run then starts that policy afresh."""
+def _policy_state(driver: PolicyDriver | None) -> Any:
+    """The policy's state for a checkpoint (its ``state_dict()``, plain data), or None: no policy, or
+    one without ``state_dict`` (with a warning, once: a resumed run then starts that policy afresh)."""
     if driver is None:
         return None
-    try:
-        pickle.dumps(driver.policy)
-    except Exception as e:  # noqa: BLE001 - a user's policy may hold anything
+    if not hasattr(driver.policy, "state_dict"):
         if not getattr(driver, "_warned", False):
-            warnings.warn(f"the policy cannot be stored in checkpoints ({e}); a resumed run starts it afresh",
-                          stacklevel=2)
+            warnings.warn(f"the policy {type(driver.policy).__name__} has no state_dict(); a resumed run starts it "
+                          "afresh", stacklevel=2)
             driver._warned = True
         return None
-    return driver.policy
+    return driver.policy.state_dict()
 
 
 def _resume(tracker: Tracker, sim: Simulation, actions_fn) -> int:
-    """Restore ``sim`` from the run directory's last complete round; returns that round (0: none).
-    Journal lines of rounds played after that checkpoint (then lost) are dropped first."""
+    """Restore ``sim`` from the run directory's newest checkpoint that proves itself; returns that
+    round (0: none, the run goes on from its start). A damaged newer checkpoint is passed over and
+    named; journal lines of rounds after the round resumed from are dropped (here and in MLflow)."""
     run = tracker.run
-    done = run.last_complete_round()
+    done, state, tensors, problems = run.newest_intact(STATE_CLASSES)
+    for problem in problems:
+        print(f"multiseal: checkpoint passed over: {problem}", file=sys.stderr)
+    if problems:
+        print(f"multiseal: resuming {run.path} from " + (f"round {done}, the newest intact checkpoint" if done
+              else "its start: no intact checkpoint"), file=sys.stderr, flush=True)
     journal = run.journal()
     keep = [e for e in journal if e["step"] <= done]
     if len(keep) < len(journal):
         run.truncate_journal(done)
         tracker.mirror.forget_after(len(keep))
     if done:
-        state, tensors = run.load_checkpoint(done)
         policy = state.pop("policy", None)
         restore(sim, state, tensors)
         if policy is not None and actions_fn is not None:
-            actions_fn.policy = policy
+            actions_fn.policy.load_state_dict(policy)
     return done
 
 
