@@ -3,7 +3,8 @@
 Everything two layers share lives here, so no part imports another to type an argument (as
 Concordia keeps its ``typing/`` package). Records only: no behaviour beyond small lookups.
 
-* the world: ``Fact``, ``Question``, ``Document``, ``World``;
+* the world: ``Fact``, ``Question``, ``Document``, ``World``; few-shot skills: ``Grid``, ``GridPair``,
+  ``SkillTask``, ``SkillConfig``;
 * settings handed from the builders to the learning layer: ``LoraSettings``, ``TrainSettings``,
   ``SelfEditSettings``, ``EvalSettings``;
 * what travels in a round: ``Note``, ``InboxItem``, ``Graded``;
@@ -81,6 +82,43 @@ class World:
     def facts(self) -> list[Fact]:
         """Every document's facts, in document order (empty for a world without facts)."""
         return [f for d in self.documents for f in d.facts]
+
+# ---------------------------------------------------------------- few-shot skills (SEAL's second domain)
+
+Grid = tuple[tuple[int, ...], ...]  # rows of colours 0..9 (ARC's), every row the same length; 1-D: one row
+
+
+@dataclass(frozen=True)
+class GridPair:
+    """One example of a skill: an input grid and the output the task's rule makes of it."""
+
+    input: Grid
+    output: Grid
+
+
+@dataclass(frozen=True)
+class SkillTask:
+    """A few-shot task (an ARC task): demonstration pairs (``train``, what an agent may learn from)
+    and held-out pairs (``test``, what it is scored on). ``family`` names the generator's family of
+    a generated task (a loaded task: "")."""
+
+    task_id: str
+    train: tuple[GridPair, ...]
+    test: tuple[GridPair, ...]
+    family: str = ""
+
+@dataclass(frozen=True)
+class SkillConfig:
+    """A skills self-edit: how to train on a task's demonstrations (SEAL's few-shot configuration).
+    ``augmentations`` are names from :data:`multiseal.learning.augment.AUGMENTATIONS`; ``loss`` is
+    ``"output"`` (the target grid's tokens only) or ``"all"`` (the prompt's too)."""
+
+    augmentations: tuple[str, ...]
+    leave_one_out: bool
+    repeat: int
+    learning_rate: float
+    epochs: int
+    loss: str
 
 # ---------------------------------------------------------------- settings
 
