@@ -137,8 +137,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 bad += 1
                 print(f"multiseal: error: {e}", file=sys.stderr)
                 continue
-            print(f"{path}: ok ({sc.kind}, {sc.agents.count} agent(s), {sc.rounds} round(s), model {sc.model.base}; "
-                  f"{cost})", flush=True)
+            size = (f"{sc.tasks.kind} tasks" if sc.kind == "skills"
+                    else f"{sc.agents.count} agent(s), {sc.rounds} round(s)")
+            print(f"{path}: ok ({sc.kind}, {size}, model {sc.model.base}; {cost})", flush=True)
         return EXIT_BAD_INPUT if bad else 0
     if args.command == "run":
         return _run(args)

@@ -287,3 +287,106 @@ def test_an_invalid_configuration_trains_nothing_and_fails(tiny_model):
     assert out[0].trained_tokens == 0 and out[1].trained_tokens > 0 and len(out[1].replies) == 1
     base = in_context(tiny_model, tasks)
     assert [len(a.replies) for a in base] == [1, 1] and all(a.config is None for a in base)
+
+
+# ---------------------------------------------------------------- ReST-EM over configurations and the recipe
+
+def test_a_restem_step_moves_the_writer_towards_the_kept_configuration(tiny_model, monkeypatch):
+    from multiseal.learning.train import completion_loss
+    from multiseal.learning.ttt import Attempt
+    from multiseal.rl import skill_restem
+    from multiseal.rl.skill_restem import SkillSettings, restem_iteration
+
+    task = _tasks()[0]
+    good = SkillConfig(("rotate90", "colours"), True, 2, 3e-3, 4, "output")
+    bad = SkillConfig(("transpose",), False, 1, 1e-4, 1, "all")
+    monkeypatch.setattr(skill_restem, "write_configs", lambda model, tasks, k, **kw: [
+        [(config_text(good), good), (config_text(bad), bad), ("nonsense", None)] for _ in tasks])
+    monkeypatch.setattr(skill_restem, "_try", lambda model, tasks, configs, s, seed, progress: [
+        Attempt(t.task_id, c, ("",), (c == good,)) for t, c in zip(tasks, configs)])
+    lora = LoraSettings(rank=4, alpha=8)
+    settings = SkillSettings(lora=lora, candidates=3)
+    tiny_model.add_adapter("skill_writer_t", lora, seed=0)
+    try:
+        pairs = [(tiny_model.prompt(self_edit_prompt(task)), config_text(good))]
+        before = completion_loss(tiny_model, "skill_writer_t", pairs)
+        rec = restem_iteration(tiny_model, "skill_writer_t", [task], settings, iteration=1)
+        after = completion_loss(tiny_model, "skill_writer_t", pairs)
+    finally:
+        tiny_model.delete_adapter("skill_writer_t")
+    assert (rec.candidates, rec.invalid, rec.rewarded) == (3, 1, 1)
+    assert [k["config"] for k in rec.kept] == [config_text(good)]
+    assert rec.metrics()["restem.config_invalid"] == pytest.approx(1 / 3)
+    assert after < before, "the writer is fine-tuned towards the rewarded configuration"
+
+
+def test_tasks_split_per_family_with_both_sides_kept():
+    from multiseal.world.grid_tasks import split_tasks
+
+    tasks = generate_tasks(["shift", "reverse"], 4, seed=0)
+    train, held = split_tasks(tasks, 0.5, seed=0)
+    assert len(train) == len(held) == 4 and {t.family for t in held} == {"shift", "reverse"}
+    assert not {t.task_id for t in train} & {t.task_id for t in held}
+    assert split_tasks(tasks, 0.5, seed=0) == (train, held) and split_tasks(tasks, 0.9, seed=0)[0]
+
+
+SKILLS = """\
+name: skills-tiny
+kind: skills
+seed: 0
+model: {base: tiny-random, lora: {rank: 4, alpha: 8}}
+tasks: {families: [reverse, shift], per_family: 2, width: [3, 4], height: [2, 2], demonstrations: 2}
+skills: {iterations: 1, candidates: 2, max_length: 256}
+self_edit: {max_new_tokens: 24}
+tracking: {experiment: skills-tiny}
+"""
+
+
+def test_a_skills_scenario_runs_through_the_cli_into_mlflow(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+
+    (tmp_path / "s.yaml").write_text(SKILLS)
+    env = {**os.environ, "MULTISEAL_RUNS": str(tmp_path / "runs"), "MULTISEAL_THREADS": "1"}
+    uri = f"sqlite:///{tmp_path}/m.db"
+    out = subprocess.run([sys.executable, "-m", "multiseal", "validate", "s.yaml"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok (skills, generated tasks" in out.stdout and "trained tokens" in out.stdout, out
+    done = subprocess.run([sys.executable, "-m", "multiseal", "run", "s.yaml", "--no-progress", "--tracking-uri", uri],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 training / 2 held-out tasks" in done.stdout and "| self-edit-restem |" in done.stdout
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("skills-tiny").experiment_id])
+    m = run.data.metrics
+    assert run.info.status == "FINISHED"
+    for arm in ("in-context", "random", "self-edit", "oracle", "self-edit-restem"):
+        assert 0 <= m[f"skills.{arm}.success"] <= 1 and f"skills.{arm}.family.shift" in m
+    assert m["skills.self-edit.config_invalid"] == 1.0, "tiny-random writes no configuration"
+    assert "restem.reward.mean" in m and "skills.oracle.delta" in m
+    (folder,) = (tmp_path / "runs" / "skills-tiny").iterdir()
+    attempts = (folder / "artifacts" / "skills" / "attempts.jsonl").read_text().splitlines()
+    oracle = [json.loads(x) for x in attempts if json.loads(x)["arm"] == "oracle"]
+    assert len(oracle) == 2 * 8 and all(o["trained_tokens"] > 0 for o in oracle)  # 8 grid configurations × 2 tasks
+    assert (folder / "artifacts" / "skills" / "table.md").read_text().startswith("| arm | success |")
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("kind: skills\ntasks: {families: [shiftt]}\n", "tasks.families: 'shiftt' is not one of shift"),
+    ("kind: skills\ntasks: {kind: arc}\n", "tasks.path: is required when kind is 'arc'"),
+    ("kind: skills\nskills: {arms: [oracle]}\n", "skills.reference: 'self-edit' is not among the arms (oracle)"),
+    ("kind: skills\ntasks: {width: [1, 3]}\n", "tasks.width: must be [lo, hi] with 2 <= lo <= hi <= 12"),
+    ("kind: skills\ntasks: {kind: arc, path: bad.json}\n", "tasks.path: {dir}/bad.json: task a: key 'train[0].output'"),
+])
+def test_a_bad_skills_scenario_names_the_key(tmp_path, text, expect):
+    from multiseal.config.load import load_scenario
+    from multiseal.errors import ScenarioError
+
+    (tmp_path / "bad.json").write_text(json.dumps({"a": {**TASK, "train": [{"input": [[1]], "output": [[1], [2, 3]]}]}}))
+    (tmp_path / "s.yaml").write_text("model: {base: tiny-random}\n" + text)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(tmp_path / "s.yaml")
+    assert expect.format(dir=tmp_path) in str(e.value), str(e.value)

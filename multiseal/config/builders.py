@@ -22,10 +22,14 @@ from multiseal.config.schema import (
     Scenario,
     Section,
     SelfEditSection,
+    TasksSection,
     WorldSection,
 )
 from multiseal.learning.model import SharedModel, build_shared_model
 from multiseal.rl.restem import WRITER_TRAINING, RestemSettings
+from multiseal.rl.skill_restem import SkillSettings
+from multiseal.world.arc import load_arc
+from multiseal.world.grid_tasks import TaskShape, generate_tasks, split_tasks
 from multiseal.sim.adversary import Adversary
 from multiseal.sim.graph import DynamicGraph, is_disconnected
 from multiseal.sim.loop import Simulation
@@ -39,6 +43,7 @@ from multiseal.types import (
     EvalSettings,
     LoraSettings,
     SelfEditSettings,
+    SkillTask,
     TrainSettings,
     World,
 )
@@ -83,6 +88,33 @@ def build_world(cfg: WorldSection, seed: int, source: str | Path | None = None) 
     return generate_world(
         cfg.documents, cfg.seed if cfg.seed is not None else seed,
         questions_per_doc=tuple(cfg.questions_per_doc), composition=cfg.composition,
+    )
+
+
+def build_tasks(cfg: TasksSection, seed: int, source: str | Path | None = None,
+                ) -> tuple[tuple[SkillTask, ...], tuple[SkillTask, ...]]:
+    """The skills world split into ``(training tasks, held-out tasks)``: generated (seeded) or ARC files."""
+    task_seed = cfg.seed if cfg.seed is not None else seed
+    if cfg.kind == "arc":
+        solutions = resolve_relative(cfg.solutions, source) if cfg.solutions else None
+        tasks = load_arc(resolve_relative(cfg.path, source), solutions)
+    else:
+        shape = TaskShape(width=tuple(cfg.width), height=tuple(cfg.height), colours=cfg.colours,
+                          demonstrations=cfg.demonstrations, tests=cfg.tests)
+        tasks = generate_tasks(cfg.families, cfg.per_family, task_seed, shape)
+    return split_tasks(tasks, cfg.held_out, task_seed)
+
+
+def build_skills(scenario: Scenario) -> SkillSettings:
+    """How configurations are written (``self_edit``: temperature, top_p, max_new_tokens), tried
+    (``skills``, ``model.lora``) and learnt (``skills.writer_*``)."""
+    s, e = scenario.skills, scenario.self_edit
+    return SkillSettings(
+        lora=build_lora(scenario.model.lora), candidates=s.candidates, iterations=s.iterations,
+        temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens, ttt_batch_size=s.batch_size,
+        max_length=s.max_length, together=scenario.inner_loop.batching == "together",
+        writer_training=replace(WRITER_TRAINING, epochs=s.writer_epochs, lr=s.writer_lr, batch_size=s.writer_batch_size,
+                                max_length=1024),
     )
 
 

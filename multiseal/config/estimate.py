@@ -22,6 +22,7 @@ cut to ``inner_loop.max_length``; ``Q`` = the world's questions):
 * ``knowledge``: per seed, one self-edit of ``T`` tokens per (document, writing condition), one
   adapter per (document, condition) trained ``epochs × (P + T)`` tokens, and every question answered
   once per condition (plus the base once).
+* ``skills``: see :func:`_skills`.
 * ``restem``: per iteration, ``candidates`` self-edits per (agent, training document), each a trial per
   learner (1; the out-degree for ``neighbours``; both for ``mixed``) training ``epochs × (P + T)``
   tokens and answering the document's questions; the writer SFT on ``keep`` per (agent, document) for
@@ -57,6 +58,7 @@ from multiseal.errors import Problem
 from multiseal.learning.self_edit import STYLES
 from multiseal.sim.mitigations import build_mitigations
 from multiseal.sim.topologies import build_topology
+from multiseal.world.arc import load_arc
 from multiseal.world.probe import probe_questions
 from multiseal.world.squad import load_squad_json
 
@@ -127,8 +129,11 @@ def estimate(scenario: Scenario, source: str | Path | None = None) -> Estimate:
     docs, questions, passage = _world_size(sc, source)
     passage = min(passage, sc.inner_loop.max_length)
     c = _Cost(speed)
-    size = {"simulation": _simulation, "knowledge": _knowledge, "restem": _restem}[sc.kind]
-    adapters, levers = size(sc, c, docs, questions, passage, _reach(sc, source))
+    if sc.kind == "skills":
+        adapters, levers = _skills(sc, c, source)
+    else:
+        size = {"simulation": _simulation, "knowledge": _knowledge, "restem": _restem}[sc.kind]
+        adapters, levers = size(sc, c, docs, questions, passage, _reach(sc, source))
     # memory
     targets = sc.model.lora.target_modules
     lora = {r: shape.lora_parameters(targets, r) if shape else int(0.073 * params * r / 32) for r, _ in adapters}
@@ -356,6 +361,68 @@ def _budget(params: dict[str, Any]) -> int | None:
     if budget is None and isinstance(inner, dict):
         budget = inner.get("budget")
     return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+
+def _task_sizes(sc: Scenario, source: str | Path | None) -> tuple[int, int, float, float]:
+    """Training tasks, held-out tasks, tokens of a demonstration pair as text and of an answer grid."""
+    t = sc.tasks
+    if t.kind == "arc":
+        tasks = load_arc(resolve_relative(t.path, source),
+                         resolve_relative(t.solutions, source) if t.solutions else None)
+        n, demos = len(tasks), statistics.fmean(len(x.train) for x in tasks)
+        cells_in = statistics.fmean(len(p.input) * len(p.input[0]) for x in tasks for p in x.train)
+        cells_out = statistics.fmean(len(p.output) * len(p.output[0]) for x in tasks for p in x.train)
+        families = {x.family for x in tasks}
+    else:
+        n, demos, families = len(t.families) * t.per_family, t.demonstrations, set(t.families)
+        cells_in = statistics.fmean(t.width) * statistics.fmean(t.height)
+        cells_out = 1.5 * cells_in  # most rules keep the size; repeat and scale grow it
+    held = sum(min(max(1, round(t.held_out * n / len(families))), max(1, n // len(families) - 1)) for _ in families)
+    pair = 2 * (cells_in + cells_out) + 8  # 'c ' per cell and the Input:/Output: lines
+    return n - held, held, pair, 2 * cells_out + 4
+
+
+def _skills(sc: Scenario, c: _Cost, source: str | Path | None):
+    """``skills``: one test-time training per (arm's configuration, held-out task), each training
+    ``epochs × examples × (demonstrations × pair tokens + 30)`` (a menu-average configuration for the
+    written and random ones: 3 augmentations, leave-one-out, 2 copies, 5.5 epochs); ReST-EM's
+    ``candidates`` per training task and iteration likewise; the writer's configurations
+    (``self_edit.max_new_tokens`` each) and its fine-tuning on at most every candidate."""
+    from multiseal.learning.skill_config import ORACLE_GRID
+
+    s, demos = sc.skills, sc.tasks.demonstrations
+    train, held, pair, answer = _task_sizes(sc, source)
+    example = 30 + demos * pair
+
+    def ttt(configs: float, augs: float, loo: bool, repeat: float, epochs: float) -> None:
+        c.train(configs * epochs * (1 + augs) * repeat * (demos if loo else 1) * example)
+        c.generate(configs * sc.tasks.tests, NOTES_BATCH, int(answer), example, answers=True)
+
+    new = sc.self_edit.max_new_tokens
+    prompt = 250 + demos * pair  # the menu and the demonstrations
+    arms = set(s.arms)
+    if "in-context" in arms:
+        c.generate(held * sc.tasks.tests, NOTES_BATCH, int(answer), example, answers=True)
+    if "random" in arms:
+        ttt(held, 2.5, True, 2, 5.5)
+    if "oracle" in arms:
+        for cfg in ORACLE_GRID:
+            ttt(held, len(cfg.augmentations) - ("identity" in cfg.augmentations), cfg.leave_one_out, cfg.repeat,
+                cfg.epochs)
+    trained = s.iterations if "self-edit" in arms else 0
+    evaluations = (1 + (trained > 0)) if "self-edit" in arms else 0
+    c.generate(held * evaluations + train * s.candidates * trained, NOTES_BATCH, new, prompt)
+    ttt(held * evaluations + train * s.candidates * trained, 2.5, True, 2, 5.5)
+    c.train(train * s.candidates * trained * s.writer_epochs * (prompt + 40))
+    levers = {
+        "generation": [("skills.candidates", s.candidates, 3), ("skills.iterations", s.iterations, 1),
+                       ("self_edit.max_new_tokens", new, 128), ("tasks.per_family", sc.tasks.per_family, 4)],
+        "training": [("skills.candidates", s.candidates, 3), ("skills.iterations", s.iterations, 1),
+                     ("tasks.per_family", sc.tasks.per_family, 4), ("tasks.demonstrations", demos, 3),
+                     ("skills.writer_epochs", s.writer_epochs, 3)],
+        "answers": [("tasks.per_family", sc.tasks.per_family, 4), ("tasks.tests", sc.tasks.tests, 1)],
+    }
+    return [(sc.model.lora.rank, 2 + s.candidates * max(1, train))], levers
+
 
 def _world_size(sc: Scenario, source: str | Path | None) -> tuple[int, float, int]:
     """Documents, questions (composition included) and mean passage tokens, without building a world."""

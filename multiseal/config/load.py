@@ -28,6 +28,7 @@ from multiseal.config.schema import (
     SelfEditSection,
     SharingSection,
     TopologySection,
+    TasksSection,
     TrackingSection,
     WorldSection,
     _known_style,
@@ -47,6 +48,8 @@ from multiseal.sim.mitigations import validate_mitigations
 from multiseal.sim.schedulers import validate_scheduler_params
 from multiseal.sim.topologies import build_topology, validate_topology
 from multiseal.world.arrivals import build_arrivals, documents_needed
+from multiseal.world.arc import load_arc
+from multiseal.world.grid_tasks import TaskShape, generate_task
 from multiseal.world.squad import load_squad_json
 from multiseal.world.synthetic import generate_world
 
@@ -167,6 +170,8 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
             problems += _check_arrivals(arrivals, n, n_docs, rounds)
     if kind == "restem":
         problems += _check_restem(raw, agents, topo, n_docs, source)
+    if kind == "skills":
+        problems += _check_tasks(raw, source)
     sharing = _section(raw, "sharing", SharingSection)
     if sharing:  # sharing.content: oracle needs facts (not SQuAD); shuffled excludes some schedulers
         problems += [Problem(key, msg) for key, msg in validate_content(
@@ -188,6 +193,33 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
     # the model is here and has the LoRA targets; the run fits `limits` (sized once all else holds)
     problems += scenario_checks(raw, model, source, limits=not problems)
     return problems
+
+
+def _check_tasks(raw: dict, source: str | Path | None) -> list[Problem]:
+    """kind: skills — the ARC files load (file, task and key named), generated tasks can be made with
+    the knobs given, and every family keeps a training task and a held-out one."""
+    tasks = _section(raw, "tasks", TasksSection)
+    if tasks is None:
+        return []
+    if tasks.kind == "arc":
+        try:
+            loaded = load_arc(resolve_relative(tasks.path, source),
+                              resolve_relative(tasks.solutions, source) if tasks.solutions else None)
+        except DataError as e:
+            return [Problem("tasks.solutions" if tasks.solutions and str(e).startswith(
+                str(resolve_relative(tasks.solutions, source))) else "tasks.path", str(e))]
+        if len(loaded) < 2:
+            return [Problem("tasks.path", f"{len(loaded)} task: the table needs training and held-out tasks (2 or more)")]
+        return []
+    seed = tasks.seed if tasks.seed is not None else raw.get("seed", 0) if isinstance(raw.get("seed", 0), int) else 0
+    shape = TaskShape(width=tuple(tasks.width), height=tuple(tasks.height), colours=tasks.colours,
+                      demonstrations=tasks.demonstrations, tests=tasks.tests)
+    for family in tasks.families:
+        try:
+            generate_task(family, 0, seed, shape)
+        except ValueError as e:
+            return [Problem("tasks", f"{e}: widen width/height or use fewer demonstrations and tests")]
+    return []
 
 
 def _check_forgetting(raw: dict, kind: str, agents: AgentsSection | None, sharing: SharingSection | None) -> list[Problem]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from multiseal.errors import FieldProblems, shown
 from multiseal.learning.grading import GRADERS
 from multiseal.learning.self_edit import STYLES
+from multiseal.world.grid_tasks import FAMILIES
 
 # Seeds reach numpy and torch after arithmetic (seed * 15485863 + round): keep them well inside 2**63.
 SEED_MAX = 2**31 - 1
@@ -308,10 +309,73 @@ class RestemSection(Section):
         "before", description="gain measured over the accuracy before the update, or after the passage alone")
 
 
+class TasksSection(Section):
+    """kind: skills — few-shot grid tasks: generated (every family by default) or ARC JSON files."""
+
+    kind: Literal["generated", "arc"] = "generated"
+    families: list[str] = Field(default_factory=lambda: list(FAMILIES), min_length=1,
+                                description="generated: task families (multiseal.world.grid_tasks)")
+    per_family: int = Field(4, ge=2, le=1000, description="generated: tasks per family")
+    width: list[int] = Field(default_factory=lambda: [3, 5], min_length=2, max_length=2)
+    height: list[int] = Field(default_factory=lambda: [2, 3], min_length=2, max_length=2)
+    colours: int = Field(2, ge=1, le=9, description="generated: colours per task besides the background 0")
+    demonstrations: int = Field(3, ge=1, le=10, description="generated: demonstration pairs per task")
+    tests: int = Field(1, ge=1, le=10, description="generated: held-out test pairs per task")
+    path: str | None = Field(None, description="arc: a task file, a folder of them, or a file of id -> task")
+    solutions: str | None = Field(None, description="arc: test outputs by task id, where the tasks lack them")
+    held_out: float = Field(0.5, gt=0, lt=1, description="share of each family's tasks held out for the table")
+    seed: Seed | None = Field(None, description="task seed (default: the scenario seed)")
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f not in FAMILIES]
+        if bad:
+            raise ValueError(f"{shown(bad[0])} is not one of {', '.join(FAMILIES)}")
+        if len(set(v)) < len(v):
+            raise ValueError("a family is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "TasksSection":
+        for name in ("width", "height"):
+            lo, hi = getattr(self, name)
+            if not 2 <= lo <= hi <= 12:
+                raise FieldProblems((name, f"must be [lo, hi] with 2 <= lo <= hi <= 12, got [{lo}, {hi}]"))
+        if self.kind == "arc" and not self.path:
+            raise FieldProblems(("path", "is required when kind is 'arc'"))
+        return self
+
+
+class SkillsSection(Section):
+    """kind: skills — SEAL's few-shot table: arms on held-out tasks, ReST-EM over configurations."""
+
+    arms: list[Literal["in-context", "random", "self-edit", "oracle"]] = Field(
+        default_factory=lambda: ["in-context", "random", "self-edit", "oracle"], min_length=1,
+        description="what is scored on the held-out tasks (self-edit: before and after ReST-EM)")
+    reference: Literal["in-context", "random", "self-edit", "oracle"] = Field(
+        "self-edit", description="the arm every other is paired with (by task)")
+    iterations: int = Field(1, ge=0, le=10, description="ReST-EM iterations on the training tasks")
+    candidates: int = Field(3, ge=1, le=64, description="configurations sampled per training task and iteration")
+    writer_lr: float = Field(3e-4, gt=0, le=1, description="the writer's fine-tuning on kept configurations")
+    writer_epochs: int = Field(3, ge=1, le=100)
+    writer_batch_size: int = Field(4, ge=1, le=4096)
+    batch_size: int = Field(1, ge=1, le=4096, description="test-time training batch size")
+    max_length: int = Field(512, ge=32, le=8192, description="tokens of a test-time training example (longer: left out)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SkillsSection":
+        if len(set(self.arms)) < len(self.arms):
+            raise FieldProblems(("arms", "an arm is listed twice"))
+        if self.reference not in self.arms:
+            raise FieldProblems(("reference", f"'{self.reference}' is not among the arms ({', '.join(self.arms)})"))
+        return self
+
+
 class Scenario(Section):
     name: str = "scenario"
     plugins: list[str] = Field(default_factory=list, description="modules to import first: they register your own kinds")
-    kind: Literal["simulation", "knowledge", "restem"] = "simulation"
+    kind: Literal["simulation", "knowledge", "restem", "skills"] = "simulation"
     seed: Seed = 0
     rounds: int = Field(2, ge=1, le=100_000)
     model: ModelSection = ModelSection()
@@ -330,6 +394,8 @@ class Scenario(Section):
     tracking: TrackingSection = TrackingSection()
     experiment: ExperimentSection = ExperimentSection()
     restem: RestemSection = RestemSection()
+    tasks: TasksSection = TasksSection()
+    skills: SkillsSection = SkillsSection()
     limits: LimitsSection = LimitsSection()
     execution: ExecutionSection = ExecutionSection()
 

@@ -108,6 +108,14 @@ def _int(text: str, key: str, bounds: tuple[int, int]) -> int:
 
 EXAMPLE = SkillConfig(("identity",), True, 1, 1e-3, 3, "output")
 
+_GEOMETRIC = ("rotate90", "rotate180", "rotate270", "reverse", "flip_vertical", "transpose")
+# The oracle's search: the menu's full product (2^8 augmentation sets × 2 × 3 × every learning rate ×
+# 10 × 2) is far past what a CPU can train per task, so the oracle searches this grid of the choices
+# that change the training set most (no augmentation, geometric, colours, both) at two learning rates.
+ORACLE_GRID: tuple[SkillConfig, ...] = tuple(
+    SkillConfig(augs, True, 1, lr, 3, "output")
+    for augs in (("identity",), _GEOMETRIC, ("colours",), (*_GEOMETRIC, "colours")) for lr in (1e-3, 3e-3))
+
 
 def self_edit_prompt(task: SkillTask) -> str:
     """SEAL's few-shot prompt, adapted to the line form: the task's demonstrations, the menu, an example."""

@@ -209,3 +209,21 @@ def generate_tasks(families: list[str] | tuple[str, ...], per_family: int, seed:
     if unknown:
         raise ValueError(f"unknown task families {unknown}; known: {', '.join(FAMILIES)}")
     return tuple(generate_task(f, i, seed, shape) for f in families for i in range(per_family))
+
+
+def split_tasks(tasks: tuple[SkillTask, ...] | list[SkillTask], held_out: float,
+                seed: int) -> tuple[tuple[SkillTask, ...], tuple[SkillTask, ...]]:
+    """``(training, held-out)``: within each family (a loaded task's family is ""), a seeded share
+    ``held_out`` of its tasks, rounded, at least one, and at least one left for training where the
+    family has two or more."""
+    rng = random.Random(f"multiseal-task-split:{seed}")
+    train: list[SkillTask] = []
+    held: list[SkillTask] = []
+    for family in dict.fromkeys(t.family for t in tasks):
+        members = [t for t in tasks if t.family == family]
+        rng.shuffle(members)
+        n = min(max(1, round(held_out * len(members))), max(1, len(members) - 1))
+        held += members[:n]
+        train += members[n:]
+    order = {t.task_id: i for i, t in enumerate(tasks)}
+    return (tuple(sorted(train, key=lambda t: order[t.task_id])), tuple(sorted(held, key=lambda t: order[t.task_id])))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 from multiseal.config.schema import Scenario
-from multiseal.run.recipes import knowledge, restem, simulation  # noqa: F401  (each registers its kind)
+from multiseal.run.recipes import knowledge, restem, simulation, skills  # noqa: F401  (each registers its kind)
 from multiseal.run.recipes.registry import RECIPES
 from multiseal.run.rundir import RunDir
 
