@@ -5,6 +5,8 @@ without reading a traceback.
 """
 from __future__ import annotations
 
+import errno
+import json
 import os
 import reprlib
 import stat
@@ -98,18 +100,24 @@ def _size(n: int) -> str:
     return f"{n / MiB:g} MiB" if n >= MiB else f"{n:,} bytes"
 
 
-def read_bytes(path: str | Path, limit: int, what: str = "the file") -> bytes:
+def read_bytes(path: str | Path, limit: int, what: str = "the file", *, follow_links: bool = True) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; raises :class:`FileReadError`.
 
-    The one way multiseal reads an input file. A device, FIFO, socket or folder is refused before a
-    byte is read (opening does not wait on a FIFO), and at most ``limit + 1`` bytes are read, so a
-    file that grows or lies about its size (``/proc``) cannot exhaust memory either.
+    The one way multiseal reads an input file (and a run directory's checkpoint files, with
+    ``follow_links=False``: a symbolic link is refused). A device, FIFO, socket or folder is refused
+    before a byte is read (opening does not wait on a FIFO), and at most ``limit + 1`` bytes are read,
+    so a file that grows or lies about its size (``/proc``) cannot exhaust memory either.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise FileReadError(path, "file not found") from None
     except OSError as e:
+        if e.errno == errno.ELOOP and not follow_links:
+            raise FileReadError(path, "a symbolic link, not followed") from None
         raise FileReadError(path, f"cannot read file: {e.strerror}") from None
     try:
         mode = os.fstat(fd).st_mode
@@ -146,6 +154,21 @@ def read_text(path: str | Path, limit: int, what: str = "the file", fmt: str = "
         line = data[: e.start].count(b"\n") + 1
         raise FileReadError(path, f"not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); "
                                   "save the file as UTF-8") from None
+
+
+def read_json(path: str | Path, limit: int, what: str = "the file") -> object:
+    """:func:`read_text`, then JSON: every failure a :class:`FileReadError` saying why — not JSON (with
+    the line and column), nested past the parser's recursion limit (the C parser stops there: bounded),
+    or a number too long to convert."""
+    text = read_text(path, limit, what, "JSON")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FileReadError(path, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise FileReadError(path, "nested too deeply: the JSON parser gave up") from None
+    except ValueError as e:  # a number too long to convert (sys.get_int_max_str_digits)
+        raise FileReadError(path, f"not valid JSON: {str(e).split(';')[0]}") from None
 
 
 class ModelUnavailableError(InputError):

@@ -71,17 +71,17 @@ def attempt_tasks(model, tasks: Sequence[SkillTask], configs: Sequence[SkillConf
     if len(tasks) != len(configs):
         raise ValueError("one configuration per task")
     jobs, names = [], {}
-    for i, (task, config) in enumerate(zip(tasks, configs)):
-        if config is None:
-            continue
-        name = f"{prefix}_{i}"
-        model.add_adapter(name, lora, seed=seed + i)
-        names[i] = name
-        pairs = training_pairs(task.train, config.augmentations, leave_one_out=config.leave_one_out,
-                               repeat=config.repeat, seed=seed + i)
-        jobs.append(Job(name, _data(model, pairs, config, max_length), config.epochs, config.learning_rate,
-                        batch_size, seed=seed + i))
     try:
+        for i, (task, config) in enumerate(zip(tasks, configs)):
+            if config is None:
+                continue
+            name = f"{prefix}_{i}"
+            model.add_adapter(name, lora, seed=seed + i)
+            names[i] = name
+            pairs = training_pairs(task.train, config.augmentations, leave_one_out=config.leave_one_out,
+                                   repeat=config.repeat, seed=seed + i)
+            jobs.append(Job(name, _data(model, pairs, config, max_length), config.epochs, config.learning_rate,
+                            batch_size, seed=seed + i))
         trained = [j for j in jobs if j.data]  # a job with no example (every pair too long) trains nothing
         stats = dict(zip((j.adapter for j in trained),
                          train_jobs(model, trained, together=together, progress=progress) if trained else []))

@@ -45,7 +45,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from multiseal.errors import InputError
+from multiseal.errors import FileReadError, InputError, read_bytes
 from multiseal.run.statefile import StateError, dump_files, load_files
 
 DEFAULT_ROOT = "runs"
@@ -54,6 +54,7 @@ ACTIVE = "RUNNING"
 CHECKPOINT_FORMAT = "multiseal-checkpoint"
 CHECKPOINT_VERSION = 2  # 1: state.pkl (a pickle), refused since
 MANIFEST = "manifest.json"
+RUN_FILE_MAX_BYTES = 16 << 20  # run.json, scenario.json, mirror.json
 
 
 class CheckpointError(Exception):
@@ -115,10 +116,14 @@ def process_started(pid: int) -> float | None:
 
 
 def _read_text(path: Path) -> str:
-    """The text of a run directory's file, never through a symbolic link (``OSError`` ELOOP there)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        return f.read().decode()
+    """The text of a run directory's file (run.json, scenario.json, mirror.json), never through a
+    symbolic link and at most ``RUN_FILE_MAX_BYTES``: ``FileNotFoundError``, or ``OSError`` saying why."""
+    try:
+        return read_bytes(path, RUN_FILE_MAX_BYTES, "a run directory's file", follow_links=False).decode()
+    except FileReadError as e:
+        if e.reason == "file not found":
+            raise FileNotFoundError(errno.ENOENT, e.reason, str(path)) from None
+        raise OSError(e.reason) from None
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -203,9 +208,8 @@ class RunDir:
             meta = json.loads(_read_text(path))
         except FileNotFoundError:
             raise CorruptRun(path, "missing") from None
-        except OSError as e:
-            reason = "a symbolic link, not followed" if e.errno == errno.ELOOP else (e.strerror or str(e))
-            raise CorruptRun(path, reason) from None
+        except OSError as e:  # a link, a folder, a device, too large (the reason from _read_text)
+            raise CorruptRun(path, e.strerror or str(e)) from None
         except ValueError as e:  # not JSON, or not UTF-8
             raise CorruptRun(path, f"not JSON: {str(e)[:80]}") from None
         if not isinstance(meta, dict):
@@ -481,14 +485,12 @@ def _short(e: BaseException) -> str:
 
 
 def _read_regular(path: Path, limit: int = 64 << 20) -> bytes:
-    """A regular file's bytes (not a link, device or FIFO), at most ``limit`` of them."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise OSError(f"{path.name} is not a regular file")
-        return f.read(limit)
+    """A checkpoint file's bytes: a regular file, not a link, at most ``limit`` of them (``OSError``
+    saying why not)."""
+    try:
+        return read_bytes(path, limit, "a checkpoint file", follow_links=False)
+    except FileReadError as e:
+        raise OSError(e.reason) from None
 
 
 def _cut_torn_tail(f: Any) -> None:

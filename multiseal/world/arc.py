@@ -10,11 +10,10 @@ files are read within ``ARC_MAX_BYTES`` each, as every input file is.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from multiseal.errors import DataError, FileReadError, MiB, read_text
+from multiseal.errors import DataError, FileReadError, MiB, read_json
 from multiseal.types import GridPair, SkillTask
 from multiseal.world.grids import as_grid
 
@@ -51,17 +50,9 @@ def load_arc(path: str | Path, solutions: str | Path | None = None) -> tuple[Ski
 
 def _read(path: Path) -> Any:
     try:
-        text = read_text(path, ARC_MAX_BYTES, "an ARC task file", "JSON")
+        return read_json(path, ARC_MAX_BYTES, "an ARC task file")
     except FileReadError as e:
         raise DataError(path, e.reason) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise DataError(path, "nested too deeply: the JSON parser gave up (a task is 4 levels deep)") from None
-    except ValueError as e:  # a number too long to convert
-        raise DataError(path, f"not valid JSON: {str(e).split(';')[0]}") from None
 
 
 def _solutions(path: Path) -> dict[str, Any]:

@@ -1,11 +1,10 @@
 """Documents from a SEAL/SQuAD-style JSON file (``title``, ``context``, ``questions``)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from multiseal.errors import SQUAD_MAX_BYTES, DataError, FileReadError, read_text
+from multiseal.errors import SQUAD_MAX_BYTES, DataError, FileReadError, read_json
 from multiseal.types import Document, Question, World
 
 # --------------------------------------------------------------------------------------------
@@ -68,23 +67,14 @@ def load_squad_json(path: str | Path) -> World:
 
     Any malformed part raises ``DataError`` naming the file, the item index and the key
     (``questions[2].answer``); unknown keys fail rather than being silently ignored. The file is read
-    within ``SQUAD_MAX_BYTES`` (:func:`multiseal.errors.read_text`), and JSON nested deeper than the
-    parser's recursion limit is refused as it is met (the format is four levels deep).
+    within ``SQUAD_MAX_BYTES`` by :func:`multiseal.errors.read_json` (JSON nested past the parser's
+    limit is refused as it is met; the format is four levels deep).
     """
     src = Path(path)
     try:
-        raw_text = read_text(src, SQUAD_MAX_BYTES, "a SQuAD-style JSON file", "JSON")
+        data = read_json(src, SQUAD_MAX_BYTES, "a SQuAD-style JSON file")
     except FileReadError as e:
         raise DataError(src, e.reason) from None
-    try:
-        data = json.loads(raw_text)
-    except json.JSONDecodeError as e:
-        raise DataError(src, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:  # the C parser stops at the recursion limit, after ~1000 levels: bounded
-        raise DataError(src, "nested too deeply: the JSON parser gave up (items are 4 levels deep: "
-                             "[{questions: [{question, answer}]}])") from None
-    except ValueError as e:  # a number too long to convert (sys.get_int_max_str_digits)
-        raise DataError(src, f"not valid JSON: {str(e).split(';')[0]}") from None
     if isinstance(data, dict):
         keys = ", ".join(map(repr, list(data)[:5]))
         raise DataError(src, "top level must be a list of {title, context, questions} items, "
