@@ -121,25 +121,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from multiseal.config.load import load_scenario
     from multiseal.config.overrides import parse_assignments
 
     if args.command == "validate":
-        from multiseal.config.estimate import estimate
+        from multiseal.api import validate
 
         overrides = parse_assignments(args.overrides)
         bad = 0
         for path in args.scenario:  # every file is checked, and every bad one reported
-            try:
-                sc = load_scenario(path, overrides)
-                cost = estimate(sc, path).summary()
-            except InputError as e:
+            checked = validate(path, overrides)
+            if not checked.ok:
                 bad += 1
-                print(f"multiseal: error: {e}", file=sys.stderr)
+                print(f"multiseal: error: {checked.message}", file=sys.stderr)
                 continue
+            sc = checked.scenario
             size = (f"{sc.tasks.kind} tasks" if sc.kind == "skills"
                     else f"{sc.agents.count} agent(s), {sc.rounds} round(s)")
-            print(f"{path}: ok ({sc.kind}, {size}, model {sc.model.base}; {cost})", flush=True)
+            print(f"{path}: ok ({sc.kind}, {size}, model {sc.model.base}; {checked.cost})", flush=True)
         return EXIT_BAD_INPUT if bad else 0
     if args.command == "run":
         return _run(args)
@@ -153,7 +151,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return list_runs(args.dir, mark_killed=args.mark_killed, resume=args.resume, uri=args.tracking_uri)
     if args.command == "sweep":
-        from multiseal.run.executors import execute
+        from multiseal.api import sweep as run_sweep
         from multiseal.run.sweep import describe
         from multiseal.run.sweep_file import load_sweep
 
@@ -168,10 +166,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             if args.power_from:
                 print(_power(sweep, args.power_from, args.target))
             return 0
-        result = execute(sweep, progress=not args.no_progress)
-        print(f"report: multiseal report --experiment '{sweep.experiment}'"
+        done = run_sweep(sweep, progress=not args.no_progress)
+        print(f"report: multiseal report --experiment '{done.plan.experiment}'"
               + (f" --tracking-uri '{args.tracking_uri}'" if args.tracking_uri else ""))
-        return 1 if result.failed else 0
+        return 1 if done.failed else 0
     if args.command == "report":
         from multiseal.analysis.paired import parse_reference
         from multiseal.analysis.report import write_report
@@ -208,35 +206,26 @@ def _power(sweep, experiment: str, target: float) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     """``multiseal run``: validate everything and check the tracking store, then load the model."""
-    from multiseal.config.load import load_scenario
+    from multiseal.api import run_scenario
     from multiseal.config.overrides import parse_assignments
-    from multiseal.run.tracking import check_reachable
 
     overrides = parse_assignments(args.overrides)
     if args.tracking_uri:
         overrides["tracking.uri"] = args.tracking_uri
-    run = None
     if args.resume:
-        from multiseal.run.runs import resumable
-
         if args.scenario or args.overrides or args.tags:  # (--tracking-uri is allowed: the run mirrors there)
             raise InputError("--resume: the run's own scenario is used; give no scenario file, --set or --tag")
-        run, scenario, source = resumable(args.resume, args.tracking_uri)
     elif args.scenario is None:
         raise InputError("run: give a scenario file, or --resume RUN")
-    else:
-        scenario, source = load_scenario(args.scenario, overrides), args.scenario
-    check_reachable(scenario.tracking.uri)
-    _quiet_libraries()
-    from multiseal.run.recipes import run_scenario
-
     from multiseal.run.ray_population import WorkerLost
 
     try:
-        print(run_scenario(scenario, source, progress=not args.no_progress, tags=_parse_tags(args.tags), run=run))
+        result = run_scenario(args.scenario, overrides, progress=not args.no_progress, tags=_parse_tags(args.tags),
+                     resume=args.resume, before_model=_quiet_libraries)
     except WorkerLost as e:  # the run is marked FAILED already; resume it with --resume once the cluster is back
         print(f"multiseal: error: {e}; the run is marked FAILED (resume it with multiseal run --resume)", file=sys.stderr)
         return 1
+    print(result.summary)
     return 0
 
 

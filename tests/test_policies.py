@@ -209,7 +209,7 @@ def test_a_policy_run_logs_to_mlflow_like_any_other(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sc = scenario(scheduler={"kind": "policy", "params": {"policy": "random"}},
                   tracking={"uri": uri, "experiment": "policy-test"})
-    summary = run_simulation(sc, progress=False)
+    summary = run_simulation(sc, progress=False).text
     assert "MLflow run" in summary
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("policy-test")

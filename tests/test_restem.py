@@ -360,7 +360,7 @@ def test_a_restem_scenario_runs_and_logs_to_mlflow(tmp_path):
     import mlflow
 
     from multiseal.config.load import validate_scenario
-    from multiseal.run.recipes import run_scenario
+    from multiseal.run.recipes import run_recipe
 
     sc = validate_scenario({
         "name": "restem-smoke", "kind": "restem", "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
@@ -370,7 +370,7 @@ def test_a_restem_scenario_runs_and_logs_to_mlflow(tmp_path):
         "restem": {"iterations": 1, "candidates": 2, "reward": "mixed", "train_documents": 2, "eval_documents": 1},
         "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "restem-test"},
     })
-    summary = run_scenario(sc, progress=False)
+    summary = run_recipe(sc, progress=False).text
     assert "reward 'mixed'" in summary and "| 1 |" in summary
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     run = client.search_runs([client.get_experiment_by_name("restem-test").experiment_id])[0]

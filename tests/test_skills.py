@@ -15,6 +15,7 @@ from multiseal.learning.grid_text import grid_text, parse_grid, query_text, solv
 from multiseal.learning.skill_config import (
     EXAMPLE,
     ConfigInvalid,
+    ORACLE_GRID,
     config_text,
     parse_config,
     random_config,
@@ -289,6 +290,27 @@ def test_an_invalid_configuration_trains_nothing_and_fails(tiny_model):
     assert [len(a.replies) for a in base] == [1, 1] and all(a.config is None for a in base)
 
 
+def test_the_keyed_form_starts_each_line_with_its_key_and_keeps_the_value_strict(tiny_model):
+    from multiseal.learning.skill_config import KEYS, write_configs
+
+    tasks = _tasks()[:2]
+    rows = write_configs(tiny_model, tasks, k=2, temperature=1.0, seed=3, form="keyed")
+    assert [len(r) for r in rows] == [2, 2]
+    for reply, config in (x for r in rows for x in r):
+        lines = reply.split("\n")
+        assert [line.split(":")[0] for line in lines] == list(KEYS)  # the keys, in order, one line each
+        # the values are the model's own: a random model's are off the menu, so the configuration is invalid
+        try:
+            expect = parse_config(reply)
+        except ConfigInvalid:
+            expect = None
+        assert config == expect
+    free = write_configs(tiny_model, tasks, k=1, temperature=1.0, seed=3, max_new_tokens=12, form="free")
+    assert all(config is None for r in free for _, config in r)
+    with pytest.raises(ValueError, match="form"):
+        write_configs(tiny_model, tasks, form="json")
+
+
 # ---------------------------------------------------------------- ReST-EM over configurations and the recipe
 
 def test_a_restem_step_moves_the_writer_towards_the_kept_configuration(tiny_model, monkeypatch):
@@ -374,12 +396,31 @@ def test_a_skills_scenario_runs_through_the_cli_into_mlflow(tmp_path):
     assert (folder / "artifacts" / "skills" / "table.md").read_text().startswith("| arm | success |")
 
 
+def test_a_scenario_oracle_grid_is_typed_and_checked_like_a_reply():
+    from multiseal.config.builders import build_skills
+    from multiseal.config.schema import Scenario
+
+    default = Scenario.model_validate({"kind": "skills"})
+    assert build_skills(default).oracle == ORACLE_GRID
+    sc = Scenario.model_validate({"kind": "skills", "skills": {"oracle": [
+        {"augmentations": ["colours"], "repeat": 3}, {"learning_rate": 3.0e-3, "epochs": 5, "loss": "all"}]}})
+    assert build_skills(sc).oracle == (SkillConfig(("colours",), True, 3, 1e-3, 3, "output"),
+                                       SkillConfig(("identity",), True, 1, 3e-3, 5, "all"))
+    for c in build_skills(sc).oracle:  # the same menu as a written reply
+        assert parse_config(config_text(c)) == c
+
+
 @pytest.mark.parametrize("text, expect", [
     ("kind: skills\ntasks: {families: [shiftt]}\n", "tasks.families: 'shiftt' is not one of shift"),
     ("kind: skills\ntasks: {kind: arc}\n", "tasks.path: is required when kind is 'arc'"),
     ("kind: skills\nskills: {arms: [oracle]}\n", "skills.reference: 'self-edit' is not among the arms (oracle)"),
     ("kind: skills\ntasks: {width: [1, 3]}\n", "tasks.width: must be [lo, hi] with 2 <= lo <= hi <= 12"),
     ("kind: skills\ntasks: {kind: arc, path: bad.json}\n", "tasks.path: {dir}/bad.json: task a: key 'train[0].output'"),
+    ("kind: skills\nskills: {oracle: [{repeat: 2}, {augmentations: [colour]}]}\n",
+     "skills.oracle[1].augmentations: 'colour' is not one of identity"),
+    ("kind: skills\nskills: {oracle: [{learning_rate: 0.5}]}\n", "skills.oracle[0].learning_rate: 0.5 is not from 1e-05"),
+    ("kind: skills\nskills: {oracle: [{epochs: 3, lr: 1.0e-3}]}\n", "skills.oracle[0].lr"),
+    ("kind: skills\nskills: {oracle: []}\n", "skills.oracle"),
 ])
 def test_a_bad_skills_scenario_names_the_key(tmp_path, text, expect):
     from multiseal.config.load import load_scenario

@@ -115,6 +115,7 @@ def build_skills(scenario: Scenario) -> SkillSettings:
         max_length=s.max_length, together=scenario.inner_loop.batching == "together",
         writer_training=replace(WRITER_TRAINING, epochs=s.writer_epochs, lr=s.writer_lr, batch_size=s.writer_batch_size,
                                 max_length=1024),
+        oracle=s.oracle_grid(), form=s.form,
     )
 
 

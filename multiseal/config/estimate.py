@@ -387,8 +387,6 @@ def _skills(sc: Scenario, c: _Cost, source: str | Path | None):
     written and random ones: 3 augmentations, leave-one-out, 2 copies, 5.5 epochs); ReST-EM's
     ``candidates`` per training task and iteration likewise; the writer's configurations
     (``self_edit.max_new_tokens`` each) and its fine-tuning on at most every candidate."""
-    from multiseal.learning.skill_config import ORACLE_GRID
-
     s, demos = sc.skills, sc.tasks.demonstrations
     train, held, pair, answer = _task_sizes(sc, source)
     example = 30 + demos * pair
@@ -405,7 +403,7 @@ def _skills(sc: Scenario, c: _Cost, source: str | Path | None):
     if "random" in arms:
         ttt(held, 2.5, True, 2, 5.5)
     if "oracle" in arms:
-        for cfg in ORACLE_GRID:
+        for cfg in s.oracle_grid():
             ttt(held, len(cfg.augmentations) - ("identity" in cfg.augmentations), cfg.leave_one_out, cfg.repeat,
                 cfg.epochs)
     trained = s.iterations if "self-edit" in arms else 0

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from multiseal.errors import FieldProblems, shown
 from multiseal.learning.grading import GRADERS
 from multiseal.learning.self_edit import STYLES
+from multiseal.learning.skill_config import ORACLE_GRID, ConfigInvalid, skill_config
+from multiseal.types import SkillConfig
 from multiseal.world.grid_tasks import FAMILIES
 
 # Seeds reach numpy and torch after arithmetic (seed * 15485863 + round): keep them well inside 2**63.
@@ -347,6 +349,27 @@ class TasksSection(Section):
         return self
 
 
+class SkillConfigSection(Section):
+    """A test-time training configuration (the self-edit's six keys; see docs/skills.md)."""
+
+    augmentations: list[str] = Field(default_factory=lambda: ["identity"], min_length=1,
+                                     description="names from multiseal.learning.augment.AUGMENTATIONS")
+    leave_one_out: bool = True
+    repeat: int = 1
+    learning_rate: float = 1e-3
+    epochs: int = 3
+    loss: Literal["output", "all"] = "output"
+
+    @model_validator(mode="after")
+    def _check(self) -> "SkillConfigSection":
+        try:
+            skill_config(**self.model_dump())
+        except ConfigInvalid as e:
+            key, _, why = str(e).partition(": ")
+            raise FieldProblems((key, why)) from None
+        return self
+
+
 class SkillsSection(Section):
     """kind: skills — SEAL's few-shot table: arms on held-out tasks, ReST-EM over configurations."""
 
@@ -362,6 +385,18 @@ class SkillsSection(Section):
     writer_batch_size: int = Field(4, ge=1, le=4096)
     batch_size: int = Field(1, ge=1, le=4096, description="test-time training batch size")
     max_length: int = Field(512, ge=32, le=8192, description="tokens of a test-time training example (longer: left out)")
+    form: Literal["keyed", "free"] = Field(
+        "keyed", description="keyed: each line is started with its key and the model writes the value; free: "
+                             "the model writes the whole form (SEAL's way; a 135M model does not manage it)")
+    oracle: list[SkillConfigSection] | None = Field(
+        None, min_length=1, max_length=64,
+        description="the oracle's grid of configurations (default: ORACLE_GRID in multiseal.learning.skill_config)")
+
+    def oracle_grid(self) -> tuple[SkillConfig, ...]:
+        """The configurations the ``oracle`` arm tries: ``oracle``, or :data:`ORACLE_GRID`."""
+        if self.oracle is None:
+            return ORACLE_GRID
+        return tuple(skill_config(**c.model_dump()) for c in self.oracle)
 
     @model_validator(mode="after")
     def _check(self) -> "SkillsSection":

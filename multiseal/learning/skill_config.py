@@ -60,6 +60,28 @@ def config_text(config: SkillConfig) -> str:
     ])
 
 
+def skill_config(augmentations, leave_one_out: bool, repeat: int, learning_rate: float, epochs: int,
+                 loss: str) -> SkillConfig:
+    """A configuration from typed values, checked against the menu (:class:`ConfigInvalid` naming the
+    key): what :func:`parse_config` returns for a reply, and what a scenario's ``skills.oracle`` builds."""
+    names = tuple(augmentations)
+    bad = [n for n in names if n not in AUGMENTATIONS]
+    if bad:
+        raise ConfigInvalid(f"augmentations: '{str(bad[0])[:30]}' is not one of {', '.join(AUGMENTATIONS)}")
+    if not names:
+        raise ConfigInvalid("augmentations: none given")
+    if len(set(names)) < len(names):
+        raise ConfigInvalid("augmentations: a name given twice")
+    for key, value, (lo, hi) in (("repeat", repeat, REPEAT_RANGE), ("epochs", epochs, EPOCHS_RANGE)):
+        if not lo <= value <= hi:
+            raise ConfigInvalid(f"{key}: {value} is not from {lo} to {hi}")
+    if not (math.isfinite(learning_rate) and LR_RANGE[0] <= learning_rate <= LR_RANGE[1]):
+        raise ConfigInvalid(f"learning_rate: {learning_rate:g} is not from {LR_RANGE[0]:g} to {LR_RANGE[1]:g}")
+    if loss not in LOSSES:
+        raise ConfigInvalid(f"loss: '{str(loss)[:20]}' is not one of {', '.join(LOSSES)}")
+    return SkillConfig(names, bool(leave_one_out), int(repeat), float(learning_rate), int(epochs), loss)
+
+
 def parse_config(reply: str) -> SkillConfig:
     """The configuration a reply starts with; :class:`ConfigInvalid` naming the first problem."""
     values: dict[str, str] = {}
@@ -76,34 +98,21 @@ def parse_config(reply: str) -> SkillConfig:
     missing = [k for k in KEYS if k not in values]
     if missing:
         raise ConfigInvalid(f"missing {', '.join(missing)}")
-    names = tuple(n.strip() for n in values["augmentations"].split(","))
-    bad = [n for n in names if n not in AUGMENTATIONS]
-    if bad:
-        raise ConfigInvalid(f"augmentations: '{bad[0][:30]}' is not one of {', '.join(AUGMENTATIONS)}")
-    if len(set(names)) < len(names):
-        raise ConfigInvalid("augmentations: a name given twice")
     if values["leave_one_out"] not in ("true", "false"):
         raise ConfigInvalid(f"leave_one_out: '{values['leave_one_out'][:20]}' is not true or false")
-    repeat = _int(values["repeat"], "repeat", REPEAT_RANGE)
-    epochs = _int(values["epochs"], "epochs", EPOCHS_RANGE)
     try:
         lr = float(values["learning_rate"])
     except ValueError:
         raise ConfigInvalid(f"learning_rate: '{values['learning_rate'][:20]}' is not a number") from None
-    if not (math.isfinite(lr) and LR_RANGE[0] <= lr <= LR_RANGE[1]):
-        raise ConfigInvalid(f"learning_rate: {lr:g} is not from {LR_RANGE[0]:g} to {LR_RANGE[1]:g}")
-    if values["loss"] not in LOSSES:
-        raise ConfigInvalid(f"loss: '{values['loss'][:20]}' is not one of {', '.join(LOSSES)}")
-    return SkillConfig(names, values["leave_one_out"] == "true", repeat, lr, epochs, values["loss"])
+    return skill_config(tuple(n.strip() for n in values["augmentations"].split(",")),
+                        values["leave_one_out"] == "true", _int(values["repeat"], "repeat"), lr,
+                        _int(values["epochs"], "epochs"), values["loss"])
 
 
-def _int(text: str, key: str, bounds: tuple[int, int]) -> int:
+def _int(text: str, key: str) -> int:
     if not re.fullmatch(r"[0-9]+", text):
         raise ConfigInvalid(f"{key}: '{text[:20]}' is not an integer")
-    value = int(text)
-    if not bounds[0] <= value <= bounds[1]:
-        raise ConfigInvalid(f"{key}: {value} is not from {bounds[0]} to {bounds[1]}")
-    return value
+    return int(text)
 
 
 EXAMPLE = SkillConfig(("identity",), True, 1, 1e-3, 3, "output")
@@ -137,19 +146,45 @@ def random_config(rng: random.Random) -> SkillConfig:
                        rng.randint(*EPOCHS_RANGE), rng.choice(LOSSES))
 
 
+FORMS = ("keyed", "free")
+# tokens a value may take in the keyed form: the augmentation list is the longest (8 names)
+VALUE_TOKENS = {"augmentations": 40, "leave_one_out": 6, "repeat": 6, "learning_rate": 10, "epochs": 6, "loss": 6}
+
+
 def write_configs(model, tasks: list[SkillTask], *, k: int = 1, writer: str | None = None, temperature: float = 1.0,
-                  top_p: float = 0.95, max_new_tokens: int = 64, seed: int = 0,
+                  top_p: float = 0.95, max_new_tokens: int = 64, seed: int = 0, form: str = "keyed",
                   progress: str | None = None) -> list[list[tuple[str, SkillConfig | None]]]:
     """``k`` self-edits per task, sampled from ``writer`` (an adapter; None: the base model) on
-    :func:`self_edit_prompt`: per task, ``(reply, configuration or None when invalid)``."""
+    :func:`self_edit_prompt`: per task, ``(reply, configuration or None when invalid)``.
+
+    ``form="free"``: the model writes the whole reply (at most ``max_new_tokens``), as SEAL's model
+    writes its JSON. ``form="keyed"``: the reply is written key by key — each line is started with
+    its key (``augmentations:``, then ``leave_one_out:``, ...) and the model writes the value up to the
+    end of the line (:data:`VALUE_TOKENS` at most). The model still chooses every value, and a value
+    off the menu still makes the configuration invalid; only the form's keys are given. A 135M model
+    does not write the six lines unaided (docs/skills.md: 0 of 24 replies valid)."""
+    if form not in FORMS:
+        raise ValueError(f"form: '{form}' is not one of {', '.join(FORMS)}")
     prompts = [model.prompt(self_edit_prompt(t)) for t in tasks for _ in range(k)]
-    replies = iter(model.generate(prompts, [writer] * len(prompts), max_new_tokens=max_new_tokens,
-                                  temperature=temperature, top_p=top_p, seed=seed, progress=progress))
+    adapters = [writer] * len(prompts)
+    if form == "free":
+        replies = model.generate(prompts, adapters, max_new_tokens=max_new_tokens, temperature=temperature,
+                                 top_p=top_p, seed=seed, progress=progress)
+    else:
+        replies = [""] * len(prompts)
+        for j, key in enumerate(KEYS):
+            heads = [f"{r}{key}:" for r in replies]
+            values = model.generate([p + h for p, h in zip(prompts, heads)], adapters,
+                                    max_new_tokens=VALUE_TOKENS[key], temperature=temperature, top_p=top_p,
+                                    seed=seed + 7919 * j, progress=progress)
+            replies = [f"{h} {v.split(chr(10))[0].strip()}" + ("\n" if j < len(KEYS) - 1 else "")
+                       for h, v in zip(heads, values)]
     out = []
+    it = iter(replies)
     for _ in tasks:
         row = []
         for _ in range(k):
-            reply = next(replies)
+            reply = next(it)
             try:
                 row.append((reply, parse_config(reply)))
             except ConfigInvalid:

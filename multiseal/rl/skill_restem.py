@@ -12,8 +12,9 @@ The writer is its own LoRA adapter, created as the base model (LoRA's B starts a
 :func:`evaluate_arm` scores one arm on held-out tasks: ``in-context`` (the base model, no
 training), ``random`` (a valid configuration drawn uniformly from the menu), ``self-edit`` (the
 writer's own configuration, one sample per task; after ReST-EM, the trained writer's), ``oracle``
-(every configuration of :data:`multiseal.learning.skill_config.ORACLE_GRID` tried, solved if one
-solves: the best configuration in hindsight on that grid).
+(every configuration of ``SkillSettings.oracle`` tried — by default
+:data:`multiseal.learning.skill_config.ORACLE_GRID` — solved if one solves: the best configuration in
+hindsight on that grid).
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class SkillSettings:
     max_length: int = 512
     writer_training: TrainSettings = TrainSettings(epochs=3, lr=3e-4, batch_size=4, max_length=1024)
     together: bool = True
+    oracle: tuple[SkillConfig, ...] = ORACLE_GRID
+    form: str = "keyed"  # how a configuration is written (multiseal.learning.skill_config.write_configs)
 
 
 @dataclass
@@ -120,12 +123,12 @@ def evaluate_arm(model, arm: str, tasks: Sequence[SkillTask], s: SkillSettings, 
         result.attempts = _try(model, tasks, [random_config(rng) for _ in tasks], s, seed, bar)
     elif arm == "self-edit":
         written = write_configs(model, list(tasks), k=1, writer=writer, temperature=s.temperature, top_p=s.top_p,
-                                max_new_tokens=s.max_new_tokens, seed=seed)
+                                max_new_tokens=s.max_new_tokens, seed=seed, form=s.form)
         configs = [row[0][1] for row in written]
         result.written, result.invalid = len(configs), sum(c is None for c in configs)
         result.attempts = _try(model, tasks, configs, s, seed, bar)
     elif arm == "oracle":
-        for i, config in enumerate(ORACLE_GRID):
+        for i, config in enumerate(s.oracle):
             result.attempts += _try(model, tasks, [config] * len(tasks), s, seed + 1000 * i, bar)
     else:
         raise ValueError(f"unknown arm '{arm}' (arms: {', '.join(ARMS)})")
@@ -139,7 +142,7 @@ def restem_iteration(model, writer: str, tasks: Sequence[SkillTask], s: SkillSet
     """Sample, try, reward and keep; then fine-tune ``writer`` on the kept configurations."""
     rec = IterationRecord(iteration)
     written = write_configs(model, list(tasks), k=s.candidates, writer=writer, temperature=s.temperature,
-                            top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed + iteration)
+                            top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed + iteration, form=s.form)
     flat = [(task, reply, config) for task, row in zip(tasks, written) for reply, config in row]
     attempts = _try(model, [t for t, _, _ in flat], [c for _, _, c in flat], s, seed + 7919 * iteration,
                     f"iteration {iteration}: trying {len(flat)} configurations" if progress else None)

@@ -95,14 +95,14 @@ def list_runs(root: str | Path | None = None, *, mark_killed: bool = False, resu
         rounds = f"{done}/{total}" if meta.get("kind") == "simulation" and total else "-"
         print(f"{status:<9} {rounds:>7}  {meta['experiment'][:18]:<18} {run.path}", file=out)
     if resume:
-        from multiseal.run.recipes import run_scenario
+        from multiseal.run.recipes import run_recipe
 
         for run in gone:
             if run.meta.get("kind") != "simulation":
                 continue
             run_, scenario, source = resumable(str(run.path), uri)
             print(f"resuming {run.path} from round {run.last_complete_round()}", file=out, flush=True)
-            print(run_scenario(scenario, source, progress=False, run=run_), file=out)
+            print(run_recipe(scenario, source, progress=False, run=run_), file=out)
     elif mark_killed:
         for run in gone:
             run.finish("KILLED")

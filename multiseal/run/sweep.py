@@ -205,27 +205,53 @@ def interrupted_run(sweep: Sweep, point: Point) -> RunDir | None:
     only if its resolved scenario is the point's, to the last key: tags alone (which anyone can
     write) never make a folder part of the sweep. A run whose checkpoints are pickles from an older
     multiseal is never adopted (the point starts over)."""
-    from multiseal.config.load import load_scenario
-
-    scenario = load_scenario(sweep.base, sweep.settings(point))
-    want = scenario.model_dump(mode="json")
     found = None
-    for run in find_runs(runs_root(scenario.tracking.run_dir)):
+    for run in point_runs(sweep, point):
         try:
             meta = run.meta
-            tags = meta.get("tags", {})
-            if not (tags.get(SWEEP_TAG) == sweep.name and tags.get(POINT_TAG) == point.id
-                    and meta.get("kind") == "simulation" and meta.get("status") != "FINISHED"):
+            if meta.get("kind") != "simulation" or meta.get("status") == "FINISHED":
                 continue
             if meta.get("status") == "RUNNING" and run.process_alive():
                 continue
-            if run.scenario != want or run.last_complete_round() == 0:
+            if run.last_complete_round() == 0:
                 continue
             run.refuse_pickles()
         except Exception:  # noqa: BLE001 - a damaged or foreign folder is simply not this point's run
             continue
         found = run  # the newest one wins
     return found
+
+
+def point_runs(sweep: Sweep, point: Point) -> list[RunDir]:
+    """The point's run directories on this machine, oldest first (see :func:`sweep_runs`)."""
+    return sweep_runs(sweep, [point]).get(point.id, [])
+
+
+def sweep_runs(sweep: Sweep, points: list[Point] | None = None) -> dict[str, list[RunDir]]:
+    """``{point id: run directories}`` on this machine, oldest first: those under each point's
+    ``tracking.run_dir`` tagged with the sweep and the point whose resolved scenario is the point's, to
+    the last key (tags alone, which anyone can write, never make a folder part of the sweep). Each run
+    folder is read once."""
+    from multiseal.config.load import load_scenario
+
+    points = sweep.points if points is None else points
+    wanted: dict[str, dict] = {}
+    roots: dict[Path, list[str]] = {}
+    for point in points:
+        scenario = load_scenario(sweep.base, sweep.settings(point))
+        wanted[point.id] = scenario.model_dump(mode="json")
+        roots.setdefault(runs_root(scenario.tracking.run_dir).resolve(), []).append(point.id)
+    out: dict[str, list[RunDir]] = {}
+    for root, ids in roots.items():
+        for run in find_runs(root):
+            try:
+                tags = run.meta.get("tags", {})
+                pid = tags.get(POINT_TAG)
+                if tags.get(SWEEP_TAG) == sweep.name and pid in ids and run.scenario == wanted[pid]:
+                    out.setdefault(pid, []).append(run)
+            except Exception:  # noqa: BLE001 - a damaged or foreign folder is simply not this point's run
+                continue
+    return out
 
 
 def _die_with_parent() -> None:

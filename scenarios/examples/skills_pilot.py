@@ -13,9 +13,11 @@ Not a study: a calibration, to choose task sizes and the configuration menu befo
 from __future__ import annotations
 
 import argparse
+import random
 import time
 
 from multiseal.learning.model import build_shared_model
+from multiseal.learning.skill_config import config_text, random_config
 from multiseal.learning.ttt import attempt_tasks, in_context
 from multiseal.types import LoraSettings, SkillConfig
 from multiseal.world.grid_tasks import FAMILIES, TaskShape, generate_tasks
@@ -35,7 +37,8 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--tasks", type=int, default=1, help="tasks per family")
     ap.add_argument("--families", default=",".join(FAMILIES))
-    ap.add_argument("--arms", default="plain,augmented", help=f"comma-separated: {', '.join(ARMS)}")
+    ap.add_argument("--arms", default="plain,augmented",
+                    help=f"comma-separated: {', '.join(ARMS)}, or random (a valid configuration drawn from the menu per task)")
     ap.add_argument("--width", default="3,5")
     ap.add_argument("--height", default="2,3")
     ap.add_argument("--colours", type=int, default=2)
@@ -54,7 +57,14 @@ def main() -> None:
     seconds = {"in-context": time.perf_counter() - t0}
     for arm in args.arms.split(","):
         t0 = time.perf_counter()
-        results[arm] = attempt_tasks(model, tasks, [ARMS[arm]] * len(tasks), lora, seed=args.seed)
+        if arm == "random":  # the draws of kind: skills' random arm
+            rng = random.Random(f"multiseal-random-config:{args.seed}")
+            configs = [random_config(rng) for _ in tasks]
+            for t, c in zip(tasks, configs):
+                print(f"  random {t.task_id}: {config_text(c)!r}", flush=True)
+        else:
+            configs = [ARMS[arm]] * len(tasks)
+        results[arm] = attempt_tasks(model, tasks, configs, lora, seed=args.seed)
         seconds[arm] = time.perf_counter() - t0
         print(f"{arm}: {sum(a.solved for a in results[arm])}/{len(tasks)} solved in {seconds[arm]:.0f} s "
               f"({sum(a.trained_tokens for a in results[arm]):,} tokens trained)", flush=True)

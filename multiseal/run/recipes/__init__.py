@@ -1,6 +1,7 @@
 """Recipes: running a validated scenario end to end, one per scenario ``kind``, chosen by registry.
 
-Each returns a small summary that the CLI prints; everything else goes to the MLflow run.
+Each returns an :class:`Outcome`: the summary the CLI prints and the run directory; everything else
+goes to the run directory and the MLflow run.
 """
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Mapping
 
 from multiseal.config.schema import Scenario
 from multiseal.run.recipes import knowledge, restem, simulation, skills  # noqa: F401  (each registers its kind)
-from multiseal.run.recipes.registry import RECIPES
+from multiseal.run.recipes.registry import RECIPES, Outcome
 from multiseal.run.rundir import RunDir
 
 
-def run_scenario(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                 tags: Mapping[str, str] | None = None, run: RunDir | None = None) -> str:
-    """Run ``scenario`` (loaded from ``source``) with the recipe of its kind; returns the summary text.
+def run_recipe(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
+                 tags: Mapping[str, str] | None = None, run: RunDir | None = None) -> Outcome:
+    """Run ``scenario`` (loaded from ``source``) with the recipe of its kind; returns its summary text
+    and run directory.
 
     ``tags`` are added to the MLflow run (a sweep marks its points this way); ``run`` resumes that run
     directory (kinds that checkpoint rounds only: ``simulation``)."""

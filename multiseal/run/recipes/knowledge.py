@@ -31,7 +31,7 @@ from multiseal.learning.self_edit import (
     training_sequences,
 )
 from multiseal.learning.train import train_adapter
-from multiseal.run.recipes.registry import RECIPES
+from multiseal.run.recipes.registry import RECIPES, SUMMARY, Outcome
 from multiseal.run.tracker import open_tracker
 from multiseal.stats import cluster_bootstrap, holm, verdict
 from multiseal.types import (
@@ -189,7 +189,7 @@ def format_table(rows: list[dict], metric: str) -> str:
 
 @RECIPES.register("knowledge")
 def run_knowledge(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                  tags: Mapping[str, str] | None = None) -> str:
+                  tags: Mapping[str, str] | None = None) -> Outcome:
     """SEAL's knowledge-incorporation table for one agent, logged to MLflow."""
     world = build_world(scenario.world, scenario.seed, source)
     model = build_model(scenario.model, progress)
@@ -225,4 +225,5 @@ def run_knowledge(scenario: Scenario, source: str | Path | None = None, progress
             f"knowledge incorporation: {len(world.documents)} documents × {len(scenario.experiment.seeds)} seeds, "
             f"headline metric '{headline}' (MLflow run {tracker.run_id})\n" + tables[headline]
         )
-    return summary
+        tracker.artifact_text(SUMMARY, summary + "\n")
+    return Outcome(summary, tracker.run.path)

@@ -29,7 +29,7 @@ from multiseal.rl.restem_setup import (
     neighbours_from_graph,
     split_documents,
 )
-from multiseal.run.recipes.registry import RECIPES
+from multiseal.run.recipes.registry import RECIPES, SUMMARY, Outcome
 from multiseal.run.tracker import open_tracker
 
 METRICS = ("strict", "em", "f1")
@@ -63,7 +63,7 @@ def summary_table(records: Sequence[IterationRecord], headline: str) -> str:
 
 @RECIPES.register("restem")
 def run_restem_scenario(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                        tags: Mapping[str, str] | None = None) -> str:
+                        tags: Mapping[str, str] | None = None) -> Outcome:
     """Run a ``kind: restem`` scenario under MLflow; returns the per-iteration summary table."""
     cfg = scenario.restem
     settings = build_restem(cfg, together=scenario.inner_loop.batching == "together")
@@ -99,7 +99,8 @@ def run_restem_scenario(scenario: Scenario, source: str | Path | None = None, pr
         tracker.artifact_jsonl("heldout_notes.jsonl", [x for r in records for x in r.heldout_notes], "restem")
         tables = {m: summary_table(records, m) for m in METRICS}
         tracker.artifact_text("table.md", "\n\n".join(tables.values()) + "\n", "restem")
-        run_id = tracker.run_id
-    return (f"ReST-EM: {n} agent(s), {len(train_docs)} training / {len(eval_docs)} held-out documents, "
-            f"reward '{settings.reward}' over '{settings.baseline}', policy '{settings.policy}' (MLflow run {run_id}, experiment "
-            f"'{scenario.tracking.experiment}')\n" + tables[headline])
+        summary = (f"ReST-EM: {n} agent(s), {len(train_docs)} training / {len(eval_docs)} held-out documents, "
+                   f"reward '{settings.reward}' over '{settings.baseline}', policy '{settings.policy}' (MLflow run "
+                   f"{tracker.run_id}, experiment '{scenario.tracking.experiment}')\n" + tables[headline])
+        tracker.artifact_text(SUMMARY, summary + "\n")
+    return Outcome(summary, tracker.run.path)

@@ -18,7 +18,7 @@ from multiseal.config.builders import build_model, build_simulation
 from multiseal.config.schema import Scenario
 from multiseal.rl.policies import PolicyDriver, policy_driver
 from multiseal.run.artifacts import log_artifacts
-from multiseal.run.recipes.registry import RECIPES
+from multiseal.run.recipes.registry import RECIPES, SUMMARY, Outcome
 from multiseal.run.rundir import RunDir
 from multiseal.run.tracker import Tracker, open_tracker
 from multiseal.sim.checkpoint import STATE_CLASSES, capture, restore
@@ -42,8 +42,9 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
 
 @RECIPES.register("simulation")
 def run_simulation(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                   tags: Mapping[str, str] | None = None, run: RunDir | None = None) -> str:
-    """Run a ``kind: simulation`` scenario (``tags`` added to the run); returns the end-of-run summary.
+                   tags: Mapping[str, str] | None = None, run: RunDir | None = None) -> Outcome:
+    """Run a ``kind: simulation`` scenario (``tags`` added to the run); returns the end-of-run summary
+    and the run directory.
 
     After every round the simulation's whole state goes to a checkpoint in the run directory, then the
     round's metrics to its journal (and on to MLflow). ``run`` resumes that run directory from its
@@ -60,7 +61,7 @@ def run_simulation(scenario: Scenario, source: str | Path | None = None, progres
 
 
 def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, tags: Mapping[str, str] | None,
-          run: RunDir | None) -> str:
+          run: RunDir | None) -> Outcome:
     sim = build_simulation(scenario, model, source, progress)
     keep = scenario.tracking.keep_checkpoints
     with open_tracker(scenario, source, tags, run=run) as tracker:
@@ -91,11 +92,11 @@ def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, 
 
         sim.run(on_round=on_round, actions_fn=actions_fn)
         log_artifacts(sim, tracker)
-        summary = summary_table(sim, scenario.evaluation.headline) + "\n" + cost_summary(sim.records, sum(tracking))
-        tracker.artifact_text("summary.txt", summary + "\n")
-        run_id = tracker.run_id
-    where = f"MLflow run {run_id}" if run_id else "not in MLflow"
-    return f"{summary}\n{where} (experiment '{scenario.tracking.experiment}'), run directory {tracker.run.path}"
+        where = f"MLflow run {tracker.run_id}" if tracker.run_id else "not in MLflow"
+        summary = (summary_table(sim, scenario.evaluation.headline) + "\n" + cost_summary(sim.records, sum(tracking))
+                   + f"\n{where} (experiment '{scenario.tracking.experiment}'), run directory {tracker.run.path}")
+        tracker.artifact_text(SUMMARY, summary + "\n")
+    return Outcome(summary, tracker.run.path)
 
 
 def _policy_state(driver: PolicyDriver | None) -> Any:

@@ -26,7 +26,7 @@ from multiseal.config.builders import build_model, build_skills, build_tasks
 from multiseal.config.schema import Scenario
 from multiseal.learning.skill_config import config_text
 from multiseal.rl.skill_restem import ArmResult, evaluate_arm, menu_counts, run_skill_restem
-from multiseal.run.recipes.registry import RECIPES
+from multiseal.run.recipes.registry import RECIPES, SUMMARY, Outcome
 from multiseal.run.tracker import open_tracker
 from multiseal.stats import cluster_bootstrap, holm, verdict
 from multiseal.types import SkillTask
@@ -76,7 +76,7 @@ def table(results: Mapping[str, ArmResult], tasks: Sequence[SkillTask], referenc
 
 @RECIPES.register("skills")
 def run_skills(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-               tags: Mapping[str, str] | None = None) -> str:
+               tags: Mapping[str, str] | None = None) -> Outcome:
     """SEAL's few-shot table on held-out tasks, logged to MLflow; returns the table."""
     train, held = build_tasks(scenario.tasks, scenario.seed, source)
     settings = build_skills(scenario)
@@ -131,6 +131,7 @@ def run_skills(scenario: Scenario, source: str | Path | None = None, progress: b
                                               for arm, c in menus.items() for k, v in sorted(c.items())], "skills")
         text = table(results, held, reference)
         tracker.artifact_text("table.md", text + "\n", "skills")
-        run_id = tracker.run_id
-    return (f"skills: {len(train)} training / {len(held)} held-out tasks, {settings.iterations} ReST-EM iteration(s) "
-            f"(MLflow run {run_id}, experiment '{scenario.tracking.experiment}')\n" + text)
+        summary = (f"skills: {len(train)} training / {len(held)} held-out tasks, {settings.iterations} ReST-EM "
+                   f"iteration(s) (MLflow run {tracker.run_id}, experiment '{scenario.tracking.experiment}')\n" + text)
+        tracker.artifact_text(SUMMARY, summary + "\n")
+    return Outcome(summary, tracker.run.path)
