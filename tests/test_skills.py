@@ -394,6 +394,12 @@ def test_a_skills_scenario_runs_through_the_cli_into_mlflow(tmp_path):
     oracle = [json.loads(x) for x in attempts if json.loads(x)["arm"] == "oracle"]
     assert len(oracle) == 2 * 8 and all(o["trained_tokens"] > 0 for o in oracle)  # 8 grid configurations × 2 tasks
     assert (folder / "artifacts" / "skills" / "table.md").read_text().startswith("| arm | success |")
+    report = subprocess.run([sys.executable, "-m", "multiseal", "report", "--experiment", "skills-tiny",
+                             "--tracking-uri", uri, "--out", str(tmp_path / "rep"), "--no-log"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "(skills)" in text and "skills.oracle.success" in text and "| self-edit-restem |" in text
 
 
 def test_a_scenario_oracle_grid_is_typed_and_checked_like_a_reply():

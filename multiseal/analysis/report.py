@@ -78,6 +78,8 @@ def write_report(experiment: str, tracking_uri: str | None = None, out: str | Pa
     ``reference`` (point key -> value, e.g. ``{"topology.kind": "none"}``) adds the paired comparison
     of every point against it; without it, the reference the sweep tagged its runs with, if any."""
     with load_experiment(experiment, tracking_uri, sweep) as data:
+        if data.runs and all(r.tags.get("multiseal.kind") == "skills" for r in data.runs):
+            return _skills_report(data, Path(out) if out is not None else Path("reports") / slug(experiment))
         _check(data, metric, sweep)
         ref = resolve_reference(data.runs, reference)
         paired = paired_comparisons(data, ref) if ref else None
@@ -93,6 +95,33 @@ def write_report(experiment: str, tracking_uri: str | None = None, out: str | Pa
         report.write_text(_markdown(data, metric, folder, comparison, per_run, paired))
         if log_artifacts:
             _log(data, comparison, per_run)
+    return report
+
+
+SKILLS_METHOD = """\
+Each run scores its arms on its held-out tasks (success = every test output exact); the run's own
+table pairs every arm with its reference by task (cluster bootstrap over tasks within families,
+Holm-corrected). Across runs: the mean [95% CI] over seeds of each arm's success and share of invalid
+configurations."""
+
+
+def _skills_report(data: ExperimentData, folder: Path) -> Path:
+    """The report of ``kind: skills`` runs: each arm's success across runs, then every run's table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in data.runs for k in r.metrics
+                   if k.startswith("skills.") and k.endswith((".success", ".config_invalid"))})
+    lines = [f"# Report: experiment `{data.name}` (skills)", "",
+             f"- tracking URI: `{data.tracking_uri}`",
+             f"- generated: {_dt.datetime.now().isoformat(timespec='seconds')}",
+             f"- runs: {len(data.runs)} finished", "", "## Arms across runs", "", SKILLS_METHOD, "",
+             format_markdown(comparison_table(data.runs, keys)), "", "## Runs", ""]
+    for run in data.runs:
+        point = ", ".join(f"`{k}={v}`" for k, v in run.point.items()) or "—"
+        table = data.artifact(run, "skills/table.md")
+        lines += [f"### {run.name}", "", f"run `{run.run_id}`, point {point}", "",
+                  table.read_text().strip() if table is not None else "_no table: the run logged none_", ""]
+    report = folder / "report.md"
+    report.write_text("\n".join(lines) + "\n")
     return report
 
 

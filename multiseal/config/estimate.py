@@ -383,33 +383,50 @@ def _task_sizes(sc: Scenario, source: str | Path | None) -> tuple[int, int, floa
 
 def _skills(sc: Scenario, c: _Cost, source: str | Path | None):
     """``skills``: one test-time training per (arm's configuration, held-out task), each training
-    ``epochs × examples × (demonstrations × pair tokens + 30)`` (a menu-average configuration for the
-    written and random ones: 3 augmentations, leave-one-out, 2 copies, 5.5 epochs); ReST-EM's
-    ``candidates`` per training task and iteration likewise; the writer's configurations
-    (``self_edit.max_new_tokens`` each) and its fine-tuning on at most every candidate."""
+    ``epochs × copies × sets × queries`` examples of ``demonstrations × pair tokens + 30`` (sets: the
+    original and each augmentation; queries: every demonstration with leave-one-out, else one); the
+    oracle's configurations as given; the random arm's the menu's mean (3.1 sets, leave-one-out half the
+    time, 2 copies, 5.5 epochs); the written ones, in the keyed form, the prompt's example configuration
+    (what SmolLM2-135M writes untrained, docs/skills.md), in the free form the menu's mean. ReST-EM's
+    ``candidates`` per training task and iteration likewise; the writer's configurations (six values of
+    up to 40 tokens keyed, ``self_edit.max_new_tokens`` free, each) and its fine-tuning on at most every
+    candidate."""
+    from multiseal.learning.augment import AUGMENTATIONS
+    from multiseal.learning.skill_config import EPOCHS_RANGE, EXAMPLE, REPEAT_RANGE, VALUE_TOKENS
+
     s, demos = sc.skills, sc.tasks.demonstrations
     train, held, pair, answer = _task_sizes(sc, source)
     example = 30 + demos * pair
 
-    def ttt(configs: float, augs: float, loo: bool, repeat: float, epochs: float) -> None:
-        c.train(configs * epochs * (1 + augs) * repeat * (demos if loo else 1) * example)
+    def ttt(configs: float, sets: float, queries: float, repeat: float, epochs: float) -> None:
+        c.train(configs * epochs * sets * repeat * queries * example)
         c.generate(configs * sc.tasks.tests, NOTES_BATCH, int(answer), example, answers=True)
 
-    new = sc.self_edit.max_new_tokens
+    def fixed(cfg) -> tuple[float, float, float, float]:
+        return (1 + len(set(cfg.augmentations) - {"identity"}), demos if cfg.leave_one_out else 1, cfg.repeat,
+                cfg.epochs)
+
+    menu_mean = (1 + 0.3 * (len(AUGMENTATIONS) - 1), (demos + 1) / 2, sum(REPEAT_RANGE) / 2, sum(EPOCHS_RANGE) / 2)
+    written = fixed(EXAMPLE) if s.form == "keyed" else menu_mean
+    new = sum(VALUE_TOKENS.values()) if s.form == "keyed" else sc.self_edit.max_new_tokens
     prompt = 250 + demos * pair  # the menu and the demonstrations
     arms = set(s.arms)
     if "in-context" in arms:
         c.generate(held * sc.tasks.tests, NOTES_BATCH, int(answer), example, answers=True)
     if "random" in arms:
-        ttt(held, 2.5, True, 2, 5.5)
+        ttt(held, *menu_mean)
     if "oracle" in arms:
         for cfg in s.oracle_grid():
-            ttt(held, len(cfg.augmentations) - ("identity" in cfg.augmentations), cfg.leave_one_out, cfg.repeat,
-                cfg.epochs)
+            ttt(held, *fixed(cfg))
     trained = s.iterations if "self-edit" in arms else 0
     evaluations = (1 + (trained > 0)) if "self-edit" in arms else 0
-    c.generate(held * evaluations + train * s.candidates * trained, NOTES_BATCH, new, prompt)
-    ttt(held * evaluations + train * s.candidates * trained, 2.5, True, 2, 5.5)
+    writes = held * evaluations + train * s.candidates * trained
+    if s.form == "keyed":  # one generation per key, each prefilling the prompt again
+        for _ in VALUE_TOKENS:
+            c.generate(writes, NOTES_BATCH, new // len(VALUE_TOKENS), prompt)
+    else:
+        c.generate(writes, NOTES_BATCH, new, prompt)
+    ttt(writes, *written)
     c.train(train * s.candidates * trained * s.writer_epochs * (prompt + 40))
     levers = {
         "generation": [("skills.candidates", s.candidates, 3), ("skills.iterations", s.iterations, 1),

@@ -7,6 +7,7 @@ took. Run from the repository root:
 
     python scenarios/examples/skills_pilot.py --tasks 2 --arms plain,augmented
     python scenarios/examples/skills_pilot.py --model tiny-random --tasks 1   # a quick check
+    python scenarios/examples/skills_pilot.py --tasks 2 --write 4             # how many configurations are valid
 
 Not a study: a calibration, to choose task sizes and the configuration menu before one.
 """
@@ -17,7 +18,7 @@ import random
 import time
 
 from multiseal.learning.model import build_shared_model
-from multiseal.learning.skill_config import config_text, random_config
+from multiseal.learning.skill_config import FORMS, config_text, random_config, write_configs
 from multiseal.learning.ttt import attempt_tasks, in_context
 from multiseal.types import LoraSettings, SkillConfig
 from multiseal.world.grid_tasks import FAMILIES, TaskShape, generate_tasks
@@ -45,12 +46,28 @@ def main() -> None:
     ap.add_argument("--demonstrations", type=int, default=3)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--write", type=int, default=0, metavar="K",
+                    help="instead of the arms: sample K configurations per task in each form (keyed, free) at "
+                         "temperatures 1.0 and 0.7 and count the valid ones")
     args = ap.parse_args()
     shape = TaskShape(width=tuple(map(int, args.width.split(","))), height=tuple(map(int, args.height.split(","))),
                       colours=args.colours, demonstrations=args.demonstrations)
     tasks = generate_tasks(args.families.split(","), args.tasks, args.seed, shape)
     model = build_shared_model(args.model, progress=False)
     lora = LoraSettings(rank=args.rank, alpha=2.0 * args.rank)
+    if args.write:
+        for form in FORMS:
+            for temperature in (1.0, 0.7):
+                t0 = time.perf_counter()
+                rows = write_configs(model, list(tasks), k=args.write, temperature=temperature, top_p=0.95,
+                                     max_new_tokens=64, seed=args.seed, form=form)
+                flat = [x for row in rows for x in row]
+                valid = [c for _, c in flat if c is not None]
+                print(f"{form}, temperature {temperature}: {len(valid)}/{len(flat)} valid in "
+                      f"{time.perf_counter() - t0:.0f} s; distinct valid: {len(set(valid))}", flush=True)
+                for reply, config in flat[:3]:
+                    print(f"    {'valid  ' if config else 'INVALID'} {reply[:100]!r}")
+        return
     results: dict[str, list] = {}
     t0 = time.perf_counter()
     results["in-context"] = in_context(model, tasks, seed=args.seed)
