@@ -5,14 +5,16 @@
     import multiseal as ms
 
     scenario = ms.load("scenarios/quickstart.yaml", overrides={"rounds": 1})   # or a dict
-    ms.validate(scenario).problems          # [] when valid; else Problem(path, message) items
-    result = ms.run_scenario(scenario)       # a RunResult: run id, run directory, metrics, tensors
+    ms.validate(scenario).problems          # () when valid; else Problem(path, message) items
+    result = ms.run_scenario("scenarios/quickstart.yaml", {"rounds": 1})   # a RunResult
     result.metrics                           # pandas DataFrame, one row per round
     result.acc                               # acc[round, agent, document]
     again = ms.open_run(result.path)         # the same object, from the run directory (or uid, MLflow id)
     ms.compare({"isolated": [a0, a1], "ring": [b0, b1]}, reference="isolated").table()
     done = ms.sweep("scenarios/sweeps/topologies.yaml")   # every point; done.groups for compare
 
+A data file named by a relative path (``world.path``, ``tasks.path``) is found beside the scenario
+file when the file's path is given, and in the working folder when a dict or a :class:`Scenario` is.
 (``ms.run`` is the subpackage :mod:`multiseal.run`, hence ``run_scenario``.) ``multiseal validate``,
 ``multiseal run`` and ``multiseal sweep`` call these same functions; bad input
 raises :class:`multiseal.errors.InputError` (``ScenarioError`` carries the problems) before any model
