@@ -101,6 +101,9 @@ def test_run_returns_a_result_that_open_run_reads_back_the_same(tmp_path):
         assert again.metrics.equals(frame)
     with pytest.raises(InputError):
         result.artifact("../run.json")
+    (result.path / "artifacts" / "elsewhere.jsonl").symlink_to(result.path / "run.json")
+    with pytest.raises(InputError, match="symbolic link"):
+        result.records("elsewhere.jsonl")
 
 
 def test_the_command_line_run_prints_what_the_result_holds(tmp_path):

@@ -142,12 +142,13 @@ class RunResult:
         """The path of artifact ``name`` (``accuracy.npz``, ``skills/table.md``) in the run directory, or
         None when the run has none; an artifact that is a link, or a name leading out of the artifact
         folder, is refused."""
-        folder = (self.run.path / "artifacts").resolve()
-        path = self.run.path / "artifacts" / name
-        if not path.resolve().is_relative_to(folder):
+        top = self.run.path / "artifacts"
+        path = top / name
+        for part in (top, *reversed(path.parents[:len(Path(name).parts) - 1]), path):
+            if part.is_symlink():
+                raise InputError(f"{part}: a symbolic link; multiseal reads nothing of a run directory through a link")
+        if not path.resolve().is_relative_to(top.resolve()):
             raise InputError(f"{name}: not an artifact of {self.run.path}")
-        if path.is_symlink():
-            raise InputError(f"{path}: a symbolic link; multiseal reads nothing of a run directory through a link")
         return path if path.is_file() else None
 
     def _bytes(self, name: str) -> bytes | None:
