@@ -9,6 +9,9 @@ of the **second-to-last** round by stage (the last is always answered in full, b
 round's metrics to an MLflow SQLite store in a temporary folder, timed here), and the growth exponent
 of each stage: the least-squares slope of log seconds against log agents.
 
+``--kernels grouped peft`` repeats every row with peft's mixed-adapter forward (the old path) after
+the grouped kernel (``model.lora_kernel``), in the same process.
+
 Part 2 (``inner loop``). The same training work, ``agents`` adapters each on ``sequences`` sequences of
 about 64 tokens with batch 1, trained together (one shared batch per step) and one agent after
 another, in one process. Tokens per second are set against the fp32 matrix-multiply rate measured in
@@ -22,6 +25,7 @@ the same run (1024 × 1024 × 1024 ``torch.mm``), counting 4 × base parameters 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import tempfile
 import time
@@ -35,7 +39,7 @@ from multiseal.config.load import validate_scenario
 from multiseal.learning.model import build_shared_model
 from multiseal.learning.train import inner_loop_job, train_jobs
 from multiseal.run.recipes.simulation import round_metrics
-from multiseal.types import LoraSettings, TrainSettings
+from multiseal.types import LORA_KERNELS, LoraSettings, TrainSettings
 
 STAGES = ("self_edit", "sharing", "adapt", "evaluate", "metrics", "tracking")
 
@@ -83,36 +87,38 @@ def slope(xs: list[int], ys: list[float]) -> float:
 def part_scaling(model, args) -> None:
     print(f"\n## seconds of round {args.rounds - 1} of {args.rounds} by stage ({args.model}, epochs {args.epochs}, "
           f"{torch.get_num_threads()} thread(s))\n")
-    print("| graph | evaluation | agents | " + " | ".join(STAGES) + " | total | answers | trained tokens |")
-    print("| --- | --- | ---: | " + " | ".join("---:" for _ in STAGES) + " | ---: | ---: | ---: |")
-    curves: dict[tuple[str, str], dict[str, list[float]]] = {}
+    print("| kernel | graph | evaluation | agents | " + " | ".join(STAGES) + " | total | answers | trained tokens |")
+    print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in STAGES) + " | ---: | ---: | ---: |")
+    curves: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    samples = {"all": None, "budget": args.sample}
     with tempfile.TemporaryDirectory() as tmp:
-        for graph in args.graphs:
-            for sample in (None, args.sample):
-                label = "all" if sample is None else f"budget {sample}"
-                curve = curves.setdefault((graph, label), {s: [] for s in (*STAGES, "total")})
-                for n in args.agents:
-                    if graph == "complete" and n > args.max_complete:
-                        continue
-                    sc = validate_scenario(scenario(args.model, n, graph, sample, args.rounds, args.epochs))
-                    sim = build_simulation(sc, model, progress=False)
-                    sim.run()
-                    rec = sim.records[-2]
-                    sec = {s: rec.seconds.get(s, 0.0) for s in STAGES}
-                    sec["tracking"] = tracking_seconds(round_metrics(rec), Path(tmp))
-                    sim.close()
-                    total = sum(sec.values())
-                    for s in STAGES:
-                        curve[s].append(sec[s])
-                    curve["total"].append(total)
-                    print(f"| {graph} | {label} | {n} | " + " | ".join(f"{sec[s]:.2f}" for s in STAGES)
-                          + f" | {total:.2f} | {rec.work['answered']} | {rec.work['trained_tokens']} |", flush=True)
+        for kernel, graph, (label, sample) in itertools.product(
+                args.kernels, args.graphs, [(k if v is None else f"budget {v}", v) for k, v in samples.items()
+                                            if k in args.evaluations]):
+            curve = curves.setdefault((kernel, graph, label), {s: [] for s in (*STAGES, "total")})
+            model.lora_kernel = kernel
+            for n in args.agents:
+                if graph == "complete" and n > args.max_complete:
+                    continue
+                sc = validate_scenario(scenario(args.model, n, graph, sample, args.rounds, args.epochs))
+                sim = build_simulation(sc, model, progress=False)
+                sim.run()
+                rec = sim.records[-2]
+                sec = {s: rec.seconds.get(s, 0.0) for s in STAGES}
+                sec["tracking"] = tracking_seconds(round_metrics(rec), Path(tmp))
+                sim.close()
+                total = sum(sec.values())
+                for s in STAGES:
+                    curve[s].append(sec[s])
+                curve["total"].append(total)
+                print(f"| {kernel} | {graph} | {label} | {n} | " + " | ".join(f"{sec[s]:.2f}" for s in STAGES)
+                      + f" | {total:.2f} | {rec.work['answered']} | {rec.work['trained_tokens']} |", flush=True)
     print("\n## growth exponent by stage (slope of log seconds against log agents)\n")
-    print("| graph | evaluation | agents | " + " | ".join(STAGES) + " | total |")
-    print("| --- | --- | --- | " + " | ".join("---:" for _ in STAGES) + " | ---: |")
-    for (graph, label), curve in curves.items():
+    print("| kernel | graph | evaluation | agents | " + " | ".join(STAGES) + " | total |")
+    print("| --- | --- | --- | --- | " + " | ".join("---:" for _ in STAGES) + " | ---: |")
+    for (kernel, graph, label), curve in curves.items():
         xs = [n for n in args.agents if graph != "complete" or n <= args.max_complete]
-        print(f"| {graph} | {label} | {xs[0]}-{xs[-1]} | "
+        print(f"| {kernel} | {graph} | {label} | {xs[0]}-{xs[-1]} | "
               + " | ".join(f"{slope(xs, curve[s]):.2f}" for s in (*STAGES, "total")) + " |")
 
 
@@ -171,6 +177,10 @@ def main() -> None:
     ap.add_argument("--max-complete", type=int, default=10**6,
                     help="largest population on the complete graph (its training grows with agents squared)")
     ap.add_argument("--sample", type=int, default=4, help="evaluation.sample_documents of the budgeted arm")
+    ap.add_argument("--evaluations", nargs="+", choices=["all", "budget"], default=["all", "budget"],
+                    help="every document answered, and/or the budgeted arm")
+    ap.add_argument("--kernels", nargs="+", choices=list(LORA_KERNELS), default=["grouped"],
+                    help="model.lora_kernel: how batches mixing agents' adapters run (grouped, or peft's old path)")
     ap.add_argument("--rounds", type=int, default=3, help="at least 2: the second-to-last round is measured")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--sequences", type=int, default=8, help="inner loop: sequences per agent")

@@ -124,6 +124,12 @@ class SkillConfig:
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
+LORA_KERNELS = ("grouped", "peft")
+"""How a batch that mixes adapters runs at inference: ``grouped``, one grouped product per LoRA layer for
+the whole batch (:mod:`multiseal.learning.multilora`); ``peft``, peft's mixed-adapter forward, one
+product per adapter present (the old path, kept for comparison)."""
+
+
 @dataclass(frozen=True)
 class LoraSettings:
     """A LoRA adapter's shape (SEAL's rank 32, alpha 64, dropout 0; here on every linear layer by default)."""

@@ -65,7 +65,7 @@ def build_model(cfg: ModelSection, progress: bool = True) -> SharedModel:
         torch.set_num_threads(threads)
     return build_shared_model(
         cfg.base, device=cfg.device, dtype=cfg.dtype, chat=cfg.chat,
-        allow_download=cfg.allow_download, progress=progress,
+        allow_download=cfg.allow_download, progress=progress, lora_kernel=cfg.lora_kernel,
     )
 
 

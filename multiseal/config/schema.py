@@ -14,7 +14,7 @@ from multiseal.errors import FieldProblems, shown
 from multiseal.learning.grading import GRADERS
 from multiseal.learning.self_edit import STYLES
 from multiseal.learning.skill_config import ORACLE_GRID, ConfigInvalid, skill_config
-from multiseal.types import SkillConfig
+from multiseal.types import LORA_KERNELS, SkillConfig
 from multiseal.world.grid_tasks import FAMILIES
 
 # Seeds reach numpy and torch after arithmetic (seed * 15485863 + round): keep them well inside 2**63.
@@ -48,6 +48,9 @@ class ModelSection(Section):
     chat: bool | None = Field(None, description="use the chat template (default: when the tokenizer has one)")
     allow_download: bool = Field(False, description="let a HF id be fetched from the hub")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (default: $MULTISEAL_THREADS or torch's own)")
+    lora_kernel: Literal[LORA_KERNELS] = Field(
+        "grouped", description="how a batch mixing agents' adapters runs at inference: one grouped product per "
+        "layer (grouped), or peft's mixed-adapter forward, one product per adapter (peft, the old path)")
     lora: LoraSection = LoraSection()
 
 

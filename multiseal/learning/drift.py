@@ -41,14 +41,6 @@ def encode_texts(model, texts: Sequence[str], max_length: int) -> list[Example]:
     return [Example(ids) for ids in tokenize_sequences(model.tokenizer, texts, max_length)]
 
 
-def _logits(model, enc: dict[str, torch.Tensor], adapter: str | None) -> torch.Tensor:
-    if adapter is None:
-        with model.peft.disable_adapter():
-            return model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.float()
-    return model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                      adapter_names=[adapter] * enc["input_ids"].shape[0]).logits.float()
-
-
 def kl_from_base(base_logp: torch.Tensor, logits: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
     """Mean ``KL(p_base || p)`` over the ``scored`` positions (differentiable in ``logits``)."""
     logp = torch.log_softmax(logits, dim=-1)
@@ -64,22 +56,23 @@ def drift(model, adapters: Sequence[str], data: Sequence[Example], batch_size: i
     in eval mode. Returns ``{adapter: Drift}``; an empty ``data`` gives NaNs."""
     if not data or not adapters:
         return {a: Drift(math.nan, math.nan, math.nan) for a in adapters}
-    model.peft.eval()
     pad = model.tokenizer.pad_token_id
     nll = {a: 0.0 for a in adapters}
     kl = {a: 0.0 for a in adapters}
     base_nll, n = 0.0, 0
-    for i in range(0, len(data), batch_size):
-        enc = {k: v.to(model.device) for k, v in collate(data[i:i + batch_size], pad).items()}
-        labels = shifted_labels(enc["labels"])
-        scored = labels != -100
-        n += int(scored.sum())
-        base = torch.log_softmax(_logits(model, enc, None), dim=-1)
-        base_nll += float(_nll_sum(base, labels))
-        for a in adapters:
-            logits = _logits(model, enc, a)
-            nll[a] += float(_nll_sum(torch.log_softmax(logits, dim=-1), labels))
-            kl[a] += float(kl_from_base(base, logits, scored)) * int(scored.sum())
+    with model.serving(adapters) as serve:
+        for i in range(0, len(data), batch_size):
+            enc = {k: v.to(model.device) for k, v in collate(data[i:i + batch_size], pad).items()}
+            labels = shifted_labels(enc["labels"])
+            scored = labels != -100
+            n += int(scored.sum())
+            rows = enc["input_ids"].shape[0]
+            base = torch.log_softmax(serve.logits(enc, [None] * rows), dim=-1)
+            base_nll += float(_nll_sum(base, labels))
+            for a in adapters:
+                logits = serve.logits(enc, [a] * rows)
+                nll[a] += float(_nll_sum(torch.log_softmax(logits, dim=-1), labels))
+                kl[a] += float(kl_from_base(base, logits, scored)) * int(scored.sum())
     base_ppl = math.exp(base_nll / n)
     return {a: Drift(math.exp(nll[a] / n), math.exp(nll[a] / n) / base_ppl, kl[a] / n) for a in adapters}
 

@@ -13,8 +13,9 @@ from typing import Iterator, Sequence
 import torch
 from tqdm import tqdm
 
+from multiseal.learning.multilora import routed
 from multiseal.learning.weights import load_base, resolve_device
-from multiseal.types import LoraSettings
+from multiseal.types import LORA_KERNELS, LoraSettings
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 
@@ -45,6 +46,11 @@ class SharedModel:
     name: str = ""
     adapters: dict[str, LoraSettings] = field(default_factory=dict)
     peft: object | None = None
+    lora_kernel: str = "grouped"  # how a batch mixing adapters runs (multiseal.types.LORA_KERNELS)
+
+    def __post_init__(self) -> None:
+        if self.lora_kernel not in LORA_KERNELS:
+            raise ValueError(f"lora_kernel must be one of {LORA_KERNELS}, not {self.lora_kernel!r}")
 
     # -- adapters ---------------------------------------------------------
     def add_adapter(self, name: str, settings: LoraSettings, init_from: str | None = None, seed: int = 0) -> None:
@@ -220,36 +226,37 @@ class SharedModel:
         tok.padding_side = "left"
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         bar = tqdm(total=len(prompts), desc=progress, leave=False, unit="seq", disable=not progress)
-        model = self.peft if self.peft is not None else self.model
-        model.eval()
-        for idx in batches:
-            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            kwargs = dict(
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-            if temperature > 0:
-                kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            batch_names = [names[i] for i in idx]
-            if self.peft is not None and any(n != BASE for n in batch_names):
-                if len(set(batch_names)) == 1:
-                    self.peft.set_adapter(batch_names[0])
-                    gen = self.peft.generate(**enc, **kwargs)
-                else:
-                    gen = self.peft.generate(**enc, **kwargs, adapter_names=batch_names)
-            else:
-                with self._base_only():
-                    gen = self.model.generate(**enc, **kwargs)
-            new = gen[:, enc["input_ids"].shape[1] :]
-            for j, i in enumerate(idx):
-                out[i] = tok.decode(new[j], skip_special_tokens=True).strip()
-            bar.update(len(idx))
+        kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with self.serving([n for n in names if n != BASE]) as serve:
+            for idx in batches:
+                enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = {k: v.to(self.device) for k, v in enc.items()}
+                gen = serve.generate(enc, [names[i] for i in idx], **kwargs)
+                new = gen[:, enc["input_ids"].shape[1] :]
+                for j, i in enumerate(idx):
+                    out[i] = tok.decode(new[j], skip_special_tokens=True).strip()
+                bar.update(len(idx))
         bar.close()
         return out
+
+    @contextlib.contextmanager
+    def serving(self, adapters: Sequence[str]) -> Iterator["Serving"]:
+        """Inference on rows that each name their adapter (or :data:`BASE` / None), any mix per batch,
+        for adapters among ``adapters`` (read once, as they are when the context opens). With
+        ``lora_kernel="grouped"`` and :meth:`stackable` adapters, every LoRA layer does one grouped
+        product for the whole batch (:mod:`multiseal.learning.multilora`); otherwise peft's forward."""
+        used = sorted(set(adapters) - {BASE})
+        if self.peft is not None:
+            self.peft.eval()
+        if self.peft is None or self.lora_kernel != "grouped" or (used and not self.stackable(used)):
+            yield Serving(self, None)
+            return
+        with routed(self.model, used) as router:
+            yield Serving(self, router)
 
     @contextlib.contextmanager
     def _base_only(self) -> Iterator[None]:
@@ -259,6 +266,7 @@ class SharedModel:
         with self.peft.disable_adapter():
             yield
 
+
 def build_shared_model(
     base: str = "smollm2-135m",
     *,
@@ -267,8 +275,10 @@ def build_shared_model(
     chat: bool | None = None,
     allow_download: bool = False,
     progress: bool = True,
+    lora_kernel: str = "grouped",
 ) -> SharedModel:
-    """Load the base once and wrap it; ``chat=None`` uses the chat template when the tokenizer has one."""
+    """Load the base once and wrap it; ``chat=None`` uses the chat template when the tokenizer has one;
+    ``lora_kernel`` is how batches that mix adapters run (:data:`multiseal.types.LORA_KERNELS`)."""
     dev, dt = resolve_device(device, dtype)
     model, tok = load_base(base, dtype=dt, allow_download=allow_download, progress=progress)
     model.to(device=dev, dtype=dt)
@@ -279,4 +289,34 @@ def build_shared_model(
         tok.pad_token = tok.eos_token
     if chat is None:
         chat = bool(getattr(tok, "chat_template", None))
-    return SharedModel(model=model, tokenizer=tok, device=dev, chat=chat, name=base)
+    return SharedModel(model=model, tokenizer=tok, device=dev, chat=chat, name=base, lora_kernel=lora_kernel)
+
+
+@dataclass
+class Serving:
+    """Forward passes and generation with a per-row adapter (:meth:`SharedModel.serving`)."""
+
+    shared: SharedModel
+    router: object | None  # a multilora.Router, or None for peft's own forward
+
+    def _call(self, method: str, enc: dict, rows: Sequence[str | None], kwargs: dict):
+        shared, names = self.shared, [BASE if r is None else r for r in rows]
+        if self.router is not None:
+            self.router.route([None if n == BASE else n for n in names], shared.device)
+            return getattr(shared.model, method)(**enc, **kwargs)
+        if shared.peft is None or all(n == BASE for n in names):
+            with shared._base_only():
+                return getattr(shared.model, method)(**enc, **kwargs)
+        if len(set(names)) == 1:
+            shared.peft.set_adapter(names[0])
+            return getattr(shared.peft, method)(**enc, **kwargs)
+        return getattr(shared.peft, method)(**enc, **kwargs, adapter_names=names)
+
+    def generate(self, enc: dict, rows: Sequence[str | None], **kwargs) -> torch.Tensor:
+        """``generate`` on a tokenised batch whose row ``i`` uses adapter ``rows[i]``."""
+        return self._call("generate", enc, rows, kwargs)
+
+    def logits(self, enc: dict, rows: Sequence[str | None]) -> torch.Tensor:
+        """Float logits of a tokenised batch (``input_ids``, ``attention_mask``), row ``i`` through ``rows[i]``."""
+        batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        return self._call("__call__", batch, rows, {}).logits.float()

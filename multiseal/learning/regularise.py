@@ -43,13 +43,11 @@ class BaseReference:
         pad = model.tokenizer.pad_token_id
         batches, logps = [], []
         was_training = model.peft.training
-        model.peft.eval()
-        for i in range(0, len(data), batch_size):
-            enc = {k: v.to(model.device) for k, v in collate(data[i:i + batch_size], pad).items()}
-            with model.peft.disable_adapter():
-                logits = model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.float()
-            batches.append(enc)
-            logps.append(torch.log_softmax(logits, dim=-1))
+        with model.serving([]) as serve:
+            for i in range(0, len(data), batch_size):
+                enc = {k: v.to(model.device) for k, v in collate(data[i:i + batch_size], pad).items()}
+                batches.append(enc)
+                logps.append(torch.log_softmax(serve.logits(enc, [None] * enc["input_ids"].shape[0]), dim=-1))
         model.peft.train(was_training)
         return cls(batches, logps)
 
