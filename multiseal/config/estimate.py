@@ -148,6 +148,8 @@ def estimate(scenario: Scenario, source: str | Path | None = None) -> Estimate:
                      + sc.inner_loop.batch_size * sc.inner_loop.max_length * per_token * 4) / 1e9,
         "records": c.records_bytes / 1e9,
     }
+    # the grouped kernel stacks the adapters a generate call serves, at most all of them, for that call
+    memory["serving"] = memory["adapters"] if sc.model.lora_kernel == "grouped" else 0.0
     levers["memory"] = [("agents.count", sc.agents.count, 1), ("rounds", sc.rounds, 2),
                         ("world.documents", docs, 8), ("inner_loop.batch_size", sc.inner_loop.batch_size, 1),
                         ("inner_loop.max_length", sc.inner_loop.max_length, 256)]

@@ -50,6 +50,7 @@ class Router:
     """Which adapter each row of the next forward passes uses (:meth:`route`); shared by every layer."""
 
     names: tuple[str, ...]
+    rows: int | None = None  # the batch size routed (None: not routed yet, every row the base)
     perm: torch.Tensor | None = None  # rows that carry an adapter, in adapter order
     slots: torch.Tensor | None = None  # each of those rows' adapter index, in the same order
     counts: tuple[int, ...] = ()
@@ -62,6 +63,7 @@ class Router:
         if unknown:
             raise KeyError(f"adapters {sorted(unknown)} are not routed here (have {list(self.names)})")
         rows = sorted((index[a], i) for i, a in enumerate(adapters) if a is not None)
+        self.rows = len(adapters)
         self._offsets = {}
         if not rows:
             self.perm = self.slots = None
@@ -104,6 +106,8 @@ def _layer_forward(module, router: Router, names: Sequence[str]) -> Callable:
 
     def forward(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         result = base(x, *args, **kwargs)
+        if router.rows is not None and x.shape[0] != router.rows:
+            raise ValueError(f"a batch of {x.shape[0]} rows where {router.rows} were routed")
         if router.perm is None:
             return result
         n, per_row = router.perm.shape[0], x[0].numel() // x.shape[-1]
