@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+
 @functools.lru_cache(maxsize=None)
 def _grouped_works(device_type: str, dtype: torch.dtype) -> bool:
     """Whether ``grouped_mm`` runs for this device and dtype here (a two-row probe, once per pair)."""
