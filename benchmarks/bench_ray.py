@@ -52,7 +52,7 @@ def scenario(model: str, agents: int, rounds: int, kind: str, workers: int, thre
 def fingerprint(sim) -> list:
     """Everything a run measured, NaN-safe, for the equality check."""
     return [sorted((a, k, "nan" if v != v else v) for a, m in r.agents.items() for k, v in m.items())
-            for r in sim.records] + [[n.text for n in sim.notes_log]]
+            for r in sim.records] + [[n.text for n in sim.state.notes_log]]
 
 
 def run_arm(label: str, sc: dict, args) -> tuple[dict, list]:

@@ -53,3 +53,13 @@ def test_no_module_is_part_of_an_import_cycle():
 def test_no_module_needs_type_checking_imports():
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "multiseal").rglob("*.py") if "TYPE_CHECKING" in p.read_text()]
     assert offenders == []
+
+
+def test_the_round_loop_is_the_stages_and_no_mixin():
+    """``Simulation`` is one plain class over a setup and a state; the loop module stays short."""
+    from multiseal.sim.loop import Simulation
+
+    assert Simulation.__bases__ == (object,)
+    assert len((ROOT / "multiseal" / "sim" / "loop.py").read_text().splitlines()) < 300
+    stages = sorted(p.stem for p in (ROOT / "multiseal" / "sim" / "stages").glob("*.py") if p.stem != "__init__")
+    assert stages == ["adapt", "arrive", "evaluate", "measure", "schedule", "share", "write"]

@@ -130,12 +130,12 @@ def test_a_simulation_trained_together_replays_the_sequential_one(tiny_model64):
         sim = build_simulation(validate_scenario({**SIM, "inner_loop": {**SIM["inner_loop"], "batching": batching}}),
                                tiny_model64, progress=False)
         sim.run()
-        runs[batching] = (sim, {a: tiny_model64.adapter_state(s.adapter) for a, s in enumerate(sim.agents)})
+        runs[batching] = (sim, {a: tiny_model64.adapter_state(s.adapter) for a, s in enumerate(sim.setup.agents)})
     (seq, seq_w), (tog, tog_w) = runs["sequential"], runs["together"]
     try:
-        assert [n.text for n in seq.notes_log] == [n.text for n in tog.notes_log]
+        assert [n.text for n in seq.state.notes_log] == [n.text for n in tog.state.notes_log]
         assert [r.trained_sequences for r in seq.records] == [r.trained_sequences for r in tog.records]
-        np.testing.assert_array_equal(seq.acc, tog.acc)
+        np.testing.assert_array_equal(seq.state.acc, tog.state.acc)
         for a in seq_w:
             gap = max(float((seq_w[a][k] - tog_w[a][k]).abs().max()) for k in seq_w[a])
             size = max(float(seq_w[a][k].abs().max()) for k in seq_w[a])

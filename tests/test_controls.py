@@ -16,7 +16,7 @@ from multiseal.config.builders import build_simulation
 from multiseal.config.load import validate_scenario
 from multiseal.errors import ScenarioError
 from multiseal.learning.self_edit import passage_sequence
-from multiseal.sim import loop
+from multiseal.sim.stages import write
 from multiseal.sim.checkpoint import capture, restore
 from multiseal.sim.controls import distractor_note, pad_to
 from multiseal.sim.facts import FactIndex, tokens
@@ -47,7 +47,7 @@ def scenario(**changes):
 
 
 def _first_doc(sim, agent: int):
-    return sim.world.doc(sim.arrivals[0][agent][0])
+    return sim.setup.world.doc(sim.setup.arrivals[0][agent][0])
 
 
 # --- passage forwarding and oracle notes --------------------------------------------------------
@@ -56,33 +56,33 @@ def test_passage_forwarding_trains_neighbours_on_the_senders_passage(run_sim, mo
     def no_generation(*args, **kwargs):
         raise AssertionError("passage forwarding writes no self-edit")
 
-    monkeypatch.setattr(loop, "sample_self_edits", no_generation)
+    monkeypatch.setattr(write, "sample_self_edits", no_generation)
     sim = run_sim(scenario(sharing={"content": "passage"}))
     doc0 = _first_doc(sim, 0)
-    (note,) = [n for n in sim.notes_log if n.author == 0]
+    (note,) = [n for n in sim.state.notes_log if n.author == 0]
     assert note.sequences == (passage_sequence(doc0),) and note.text == doc0.context and note.style == "passage"
     for b in (1, 2):  # complete graph: both neighbours trained on agent 0's passage
-        assert passage_sequence(doc0) in sim._trained[b]
-        assert sim.learnt[b, sim.doc_index[doc0.doc_id]] == 1
+        assert passage_sequence(doc0) in sim.state.trained[b]
+        assert sim.state.learnt[b, sim.setup.doc_index[doc0.doc_id]] == 1
     # each agent: its own passage and its two neighbours' passages
     assert sim.records[0].trained_sequences == {0: 3, 1: 3, 2: 3}
     assert sim.records[0].agents[0]["note_fidelity"] == 1.0
 
 
 def test_oracle_notes_hold_one_sentence_per_gold_fact(run_sim, monkeypatch):
-    monkeypatch.setattr(loop, "sample_self_edits", lambda *a, **k: pytest.fail("oracle notes need no model"))
+    monkeypatch.setattr(write, "sample_self_edits", lambda *a, **k: pytest.fail("oracle notes need no model"))
     sim = run_sim(scenario(sharing={"content": "oracle"}))
-    index = FactIndex(sim.world)
-    for note in sim.notes_log:
-        doc = sim.world.doc(note.doc_id)
+    index = FactIndex(sim.setup.world)
+    for note in sim.state.notes_log:
+        doc = sim.setup.world.doc(note.doc_id)
         assert len(note.sequences) == len(doc.facts) == len(note.text.splitlines())
         for seq, fact in zip(note.sequences, doc.facts):
             assert seq.startswith(doc.title + "\n") and fact.value in seq
             assert any(tok.startswith(RELATIONS[fact.relation].cues) for tok in tokens(seq.split("\n", 1)[1]))
         assert index.score(note).correct == tuple(f.fact_id for f in doc.facts)
     doc0 = _first_doc(sim, 0)
-    (note0,) = [n for n in sim.notes_log if n.author == 0]
-    assert set(note0.sequences) <= set(sim._trained[1])
+    (note0,) = [n for n in sim.state.notes_log if n.author == 0]
+    assert set(note0.sequences) <= set(sim.state.trained[1])
     # own: its oracle sentences and its passage; from each neighbour: their oracle sentences
     expected = {a: len(_first_doc(sim, a).facts) + 1 + sum(len(_first_doc(sim, b).facts) for b in range(3) if b != a)
                 for a in range(3)}
@@ -94,8 +94,8 @@ def test_oracle_notes_hold_one_sentence_per_gold_fact(run_sim, monkeypatch):
 
 def test_shuffled_notes_match_count_and_tokens_and_hold_no_real_fact(run_sim):
     sim = run_sim(scenario(sharing={"content": "shuffled"}))
-    real = [n for n in sim.notes_log if n.style != "shuffled"]
-    copies = [n for n in sim.notes_log if n.style == "shuffled"]
+    real = [n for n in sim.state.notes_log if n.style != "shuffled"]
+    copies = [n for n in sim.state.notes_log if n.style == "shuffled"]
     assert len(copies) == len(real) == 3
     for n, x in zip(real, copies):
         assert x.author == n.author and x.doc_id.startswith("x") and len(x.sequences) == len(n.sequences)
@@ -104,25 +104,25 @@ def test_shuffled_notes_match_count_and_tokens_and_hold_no_real_fact(run_sim):
     assert sum(x.tokens for x in copies) * 2 == sim.records[0].communication["tokens"]
     # nothing of the real world: no entity name, no open-type value, no fact stated
     words = {t for x in copies for t in tokens(x.text)}
-    for fact in sim.world.facts:
+    for fact in sim.setup.world.facts:
         if RELATIONS[fact.relation].type in ("person", "town", "river", "journal", "material"):
             assert not set(tokens(fact.value)) & words, fact
-    index = FactIndex(sim.world)
+    index = FactIndex(sim.setup.world)
     for x in copies:
-        for doc in sim.world.documents:
+        for doc in sim.setup.world.documents:
             moved = Note(x.note_id, x.author, doc.doc_id, x.round, x.style, x.text,
                          tuple(s.replace(x.sequences[0].split("\n")[0], doc.title, 1) for s in x.sequences), x.tokens)
             assert not index.score(moved).correct
     # authors train on their own note and passage; neighbours on the copies, never the real notes
     for n in real:
-        assert set(n.sequences) <= set(sim._trained[n.author])
+        assert set(n.sequences) <= set(sim.state.trained[n.author])
         for b in range(3):
             if b != n.author:
-                assert not set(n.sequences) & set(sim._trained[b])
-                assert sim.learnt[b, sim.doc_index[n.doc_id]] == -1
+                assert not set(n.sequences) & set(sim.state.trained[b])
+                assert sim.state.learnt[b, sim.setup.doc_index[n.doc_id]] == -1
     for x in copies:
-        assert not set(x.sequences) & set(sim._trained[x.author])
-        assert all(set(x.sequences) <= set(sim._trained[b]) for b in range(3) if b != x.author)
+        assert not set(x.sequences) & set(sim.state.trained[x.author])
+        assert all(set(x.sequences) <= set(sim.state.trained[b]) for b in range(3) if b != x.author)
 
 
 def test_a_distractor_note_matches_sequences_and_tokens():
@@ -143,9 +143,9 @@ def test_compute_matched_isolation_trains_as_many_sequences_as_the_complete_grap
     plain = run_sim(scenario(scheduler={"kind": "isolated"}))
     assert matched.records[0].trained_sequences == sharing.records[0].trained_sequences
     assert all(plain.records[0].trained_sequences[a] < sharing.records[0].trained_sequences[a] for a in range(3))
-    assert ((matched.learnt >= 0) == matched.own).all(), "still only its own material"
+    assert ((matched.state.learnt >= 0) == matched.state.own).all(), "still only its own material"
     for a in range(3):  # the extra sequences are repeats of its own
-        assert set(matched._trained[a]) == set(plain._trained[a])
+        assert set(matched.state.trained[a]) == set(plain.state.trained[a])
 
 
 def test_compute_matching_to_in_neighbours_on_a_directed_line(run_sim):
@@ -184,7 +184,7 @@ def test_a_control_resumes_from_a_checkpoint_exactly(tiny_model, changes):
 
     def outcome(sim):
         records = [(r.agents, r.population, r.communication, r.trained_sequences) for r in sim.records]
-        return sim.acc.copy(), json.dumps([records, [(n.note_id, n.text) for n in sim.notes_log], sim.outcomes],
+        return sim.state.acc.copy(), json.dumps([records, [(n.note_id, n.text) for n in sim.state.notes_log], sim.state.outcomes],
                                           sort_keys=True, default=str)
 
     whole = build_simulation(sc, tiny_model, progress=False)

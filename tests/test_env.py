@@ -134,7 +134,7 @@ def test_observation_sees_pending_notes_and_neighbour_metrics(tiny_model):
     obs, _, _, _, infos = e.step({a: zero_action(e, a) for a in e.agents})
     sim = e.sim
     for i, a in enumerate(e.possible_agents):
-        pending = sim.postbox.inbox(i)
+        pending = sim.state.postbox.inbox(i)
         slots = e.interface.unflatten(obs[a])["slots"]
         f = {n: k for k, n in enumerate(SLOT_FEATURES)}
         assert slots[:, f["present"]].sum() == min(len(pending), 8)
@@ -184,9 +184,9 @@ def test_invalid_bits_are_ignored_and_counted_never_fatal(tiny_model):
     assert infos["agent_1"]["invalid_actions"] == 12
     assert infos["agent_2"]["invalid"]["send"] == 3  # the end of the line sends to nobody
     # the valid part still acted: agent 1's notes reached agent 2 only, in its own configured style
-    sent = {(u, v) for (r, u, v) in e.sim.postbox.stats if r == 0}
+    sent = {(u, v) for (r, u, v) in e.sim.state.postbox.stats if r == 0}
     assert sent == {(0, 1), (1, 2)}
-    assert all(n.style == e.sim.agents[n.author].style for n in e.sim.records[0].notes)
+    assert all(n.style == e.sim.setup.agents[n.author].style for n in e.sim.records[0].notes)
     obs, rewards, term, trunc, infos = e.step({a: dict(everything) for a in e.agents})
     assert all(term.values()) and e.agents == []
     assert infos["agent_1"]["invalid_actions"] > 12
@@ -216,7 +216,7 @@ def test_adapt_choices_reach_the_scheduler(tiny_model):
     acts["agent_0"]["send"] = valid_action(infos["agent_0"])["send"]
     obs, _, _, _, infos = e.step(acts)
     sim = e.sim
-    planned = {a: [n.note_id for n in notes] for a, notes in sim.scheduler.adapted.items()}
+    planned = {a: [n.note_id for n in notes] for a, notes in sim.setup.scheduler.adapted.items()}
     assert planned[0] and planned[0] == [n.note_id for n in sim.records[0].notes if n.author == 0]
     assert planned[1] == [] and planned[2] == []
     assert sim.records[0].trained_sequences[1] == 0
@@ -225,8 +225,8 @@ def test_adapt_choices_reach_the_scheduler(tiny_model):
     acts = {a: zero_action(e, a) for a in e.agents}
     acts["agent_1"]["adapt"][0] = 1
     e.step(acts)
-    assert [n.note_id for n in sim.scheduler.adapted[1]] == [first]
-    assert first not in {it.note.note_id for it in sim.postbox.inbox(1)}
+    assert [n.note_id for n in sim.setup.scheduler.adapted[1]] == [first]
+    assert first not in {it.note.note_id for it in sim.state.postbox.inbox(1)}
     e.close()
 
 
@@ -252,7 +252,7 @@ def _episode(e, seed, actions_seed=0):
         acts = {a: e.action_space(a).sample(mask=infos[a]["action_mask"]) for a in e.agents}
         obs, rewards, _, _, infos = e.step(acts)
         out.append((obs, rewards, {a: i["slots"] for a, i in infos.items()}))
-    return out, e.sim.acc.copy(), [n.text for n in e.sim.notes_log]
+    return out, e.sim.state.acc.copy(), [n.text for n in e.sim.state.notes_log]
 
 
 def _same(x, y) -> bool:
@@ -280,10 +280,10 @@ def test_same_seed_same_episode_and_reset_rebuilds_everything(tiny_model):
 def test_unseeded_reset_plays_the_next_seed(tiny_model):
     e = make(tiny_model)
     e.reset()
-    assert e.sim.seed == SMALL["seed"]
+    assert e.sim.setup.seed == SMALL["seed"]
     e.reset(seed=10)
     e.reset()
-    assert e.sim.seed == 11
+    assert e.sim.setup.seed == 11
     e.close()
 
 
@@ -294,7 +294,7 @@ def test_adapters_are_cleaned_up_between_episodes(tiny_model):
         e.reset(seed=s)
         e.step({a: zero_action(e, a) for a in e.agents})
         assert len(set(tiny_model.adapters) - before) == 3
-        assert all("." not in spec.adapter and spec.adapter not in "lora_" for spec in e.sim.agents)
+        assert all("." not in spec.adapter and spec.adapter not in "lora_" for spec in e.sim.setup.agents)
     e.close()
     assert set(tiny_model.adapters) == before
 
@@ -315,7 +315,7 @@ def test_rewards_sum_to_final_accuracy_plus_population_term_minus_communication(
     nz = lambda x: 0.0 if x is None or math.isnan(x) else x  # noqa: E731
     final_pop = nz(sim.records[-1].population["pop.acc_all.mean"])
     for i, a in enumerate(e.possible_agents):
-        sent = sum(c["notes"] for (r, u, v), c in sim.postbox.stats.items() if u == i)
+        sent = sum(c["notes"] for (r, u, v), c in sim.state.postbox.stats.items() if u == i)
         assert sent > 0
         expected = nz(sim.records[-1].agents[i]["acc_own"]) + 0.5 * final_pop - 0.01 * sent
         assert totals[a] == pytest.approx(expected)
@@ -329,7 +329,7 @@ def test_sending_nothing_costs_nothing_and_reaches_nobody(tiny_model):
     _, rewards, _, _, infos = e.step(acts)
     assert all(i["reward_terms"]["notes_sent"] == 0.0 for i in infos.values())
     assert e.sim.records[0].communication.get("notes", 0) == 0
-    assert all(it.hops == 0 for a in range(3) for it in e.sim.postbox.inbox(a))
+    assert all(it.hops == 0 for a in range(3) for it in e.sim.state.postbox.inbox(a))
     e.close()
 
 

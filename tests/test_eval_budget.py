@@ -86,34 +86,34 @@ def test_a_budgeted_run_answers_what_it_holds_plus_its_sample(tiny_model):
     questions_per_doc = 2
     for row in (1, 2):
         for a in range(4):
-            sample = sim.samples[(row, a)]
-            reached = set(np.flatnonzero((sim.learnt[a] >= 0) & (sim.learnt[a] <= row)))
+            sample = sim.state.samples[(row, a)]
+            reached = set(np.flatnonzero((sim.state.learnt[a] >= 0) & (sim.state.learnt[a] <= row)))
             assert reached and reached <= set(sample.held)  # its own documents and what its notes reached
             assert len(sample.documents - set(sample.held)) == 2
-            assert sim.asked[row, a].sum() == len(sample.documents)
+            assert sim.state.asked[row, a].sum() == len(sample.documents)
             for j in range(12):  # an estimated cell holds its stratum's sampled mean
-                if not sim.asked[row, a, j]:
+                if not sim.state.asked[row, a, j]:
                     k = next(k for k, js in sample.strata.items() if j in js)
                     if sample.asked[k]:
-                        assert sim.acc[row, a, j] == pytest.approx(np.mean([sim.acc[row, a, i] for i in sample.asked[k]]))
+                        assert sim.state.acc[row, a, j] == pytest.approx(np.mean([sim.state.acc[row, a, i] for i in sample.asked[k]]))
             rec = sim.records[row - 1]
             assert rec.agents[a]["acc_all_ci95"] >= 0
-        assert sim.answered[row] == 4 * (questions_per_doc * sum(len(sim.samples[(row, a)].documents)
-                                                                  for a in range(4)) // 4 + len(sim.probe))
-    assert sim.answered[1] < full.answered[1]
+        assert sim.state.answered[row] == 4 * (questions_per_doc * sum(len(sim.state.samples[(row, a)].documents)
+                                                                  for a in range(4)) // 4 + len(sim.state.probe))
+    assert sim.state.answered[1] < full.state.answered[1]
     # the final round is answered in full: exact, with a zero interval, and equal to the exhaustive run
-    assert sim.asked[3].all() and (3, 0) not in sim.samples
+    assert sim.state.asked[3].all() and (3, 0) not in sim.state.samples
     assert sim.records[-1].agents[0]["acc_all_ci95"] == 0.0
     assert sim.records[-1].population["pop.acc_all.mean.ci95"] == 0.0
-    np.testing.assert_array_equal(sim.acc[3], full.acc[3])
+    np.testing.assert_array_equal(sim.state.acc[3], full.state.acc[3])
     assert "acc_all_ci95" not in full.records[0].agents[0], "no budget, no interval"
 
 
 def test_a_budget_larger_than_the_world_is_the_exhaustive_run(tiny_model):
     sim = _run(tiny_model, sample_documents=100)
     full = _run(tiny_model)
-    np.testing.assert_array_equal(sim.acc, full.acc)
-    assert sim.asked[1:].all()
+    np.testing.assert_array_equal(sim.state.acc, full.state.acc)
+    assert sim.state.asked[1:].all()
     assert sim.records[0].population["pop.acc_all.mean.ci95"] == 0.0
 
 
@@ -135,7 +135,7 @@ def test_a_run_ends_with_its_cost_line(tiny_model):
     assert line.startswith("cost: 3 round(s) in ")
     trained = sum(r.work["trained_tokens"] for r in sim.records)
     assert trained > 0 and f"{trained:,} tokens trained" in line
-    assert f"{int(sim.answered[1:].sum()):,} answers" in line
+    assert f"{int(sim.state.answered[1:].sum()):,} answers" in line
     assert all({"self_edit", "sharing", "adapt", "evaluate", "metrics"} <= set(r.seconds) for r in sim.records)
 
 
@@ -151,7 +151,7 @@ def test_an_agent_that_does_not_change_keeps_its_row_while_documents_arrive(tiny
     sim = build_simulation(sc, tiny_model, progress=False)
     sim.run()
     sim.close()
-    assert sim.samples[(2, 1)] is sim.samples[(1, 1)]  # unchanged in round 2: row and draw carried over
-    np.testing.assert_array_equal(sim.acc[2, 1], sim.acc[1, 1])
+    assert sim.state.samples[(2, 1)] is sim.state.samples[(1, 1)]  # unchanged in round 2: row and draw carried over
+    np.testing.assert_array_equal(sim.state.acc[2, 1], sim.state.acc[1, 1])
     ci = sim.records[1].agents[1]["acc_all_ci95"]
     assert math.isfinite(ci) and ci >= 0

@@ -102,7 +102,7 @@ def test_the_probe_has_enough_candidates_and_its_size_is_a_setting(run_sim):
 
     assert len(probe_questions()) >= 150
     sim = run_sim(scenario(evaluation={**TINY["evaluation"], "retention_probe": 0}))
-    assert sim.probe == []
+    assert sim.state.probe == []
 
 
 # --- the regularisers -------------------------------------------------------------------------------
@@ -174,11 +174,11 @@ def test_replay_as_a_mitigation_equals_the_replay_section(run_sim):
 def test_the_gate_rolls_back_an_update_that_did_not_help_and_counts_it(run_sim, tiny_model):
     # tiny-random answers nothing right: no update raises accuracy, so min_gain 0 rejects every one
     sim = run_sim(_with([{"kind": "gate", "params": {"min_gain": 0.0}}]))
-    for a, spec in enumerate(sim.agents):
+    for a, spec in enumerate(sim.setup.agents):
         state = tiny_model.adapter_state(spec.adapter)
         assert all(float(t.abs().max()) == 0 for k, t in state.items() if ".lora_B." in k)  # still the base
         assert sim.records[-1].agents[a]["gated_out"] == 2.0
-        assert sim._trained_notes[a] == []  # nothing was learnt
+        assert sim.state.trained_notes[a] == []  # nothing was learnt
         assert sim.records[-1].agents[a]["kl_base"] == 0.0
     kept = run_sim(_with([{"kind": "gate", "params": {"min_gain": -1.0, "max_drop": 1.0}}]))
     assert all(m["gated_out"] == 0.0 for m in kept.records[-1].agents.values())
@@ -187,18 +187,18 @@ def test_the_gate_rolls_back_an_update_that_did_not_help_and_counts_it(run_sim, 
 
 def test_the_gate_compares_accuracy_before_and_after(run_sim, monkeypatch):
     """A harmful update (accuracy on its documents falls) is rolled back; a helpful one is kept."""
-    from multiseal.sim import loop
+    from multiseal.sim.stages import adapt
 
     calls = []
 
-    def scores(self, row, plan, when):
+    def scores(setup, state, row, plan, when):
         calls.append(when)
         return {a: ((0.5, 1.0) if when == "before" else ((0.2, 1.0) if a == 0 else (0.8, 1.0))) for a in plan}
 
-    monkeypatch.setattr(loop.Simulation, "_gate_scores", scores)
+    monkeypatch.setattr(adapt, "gate_scores", scores)
     sim = run_sim(_with([{"kind": "gate"}], rounds=1))
     assert calls == ["before", "after"]
-    assert sim.gated_out.tolist() == [1, 0, 0]
+    assert sim.state.gated_out.tolist() == [1, 0, 0]
     assert sim.records[-1].agents[0]["kl_base"] == 0.0 and sim.records[-1].agents[1]["kl_base"] > 0
 
 
@@ -221,8 +221,8 @@ def test_combining_per_round_deltas_is_their_exact_sum():
 
 def test_combine_keeps_each_rounds_delta_and_logs_its_memory(run_sim, tiny_model):
     sim = run_sim(_with([{"kind": "combine"}], rounds=3))
-    for a, spec in enumerate(sim.agents):
-        deltas = sim._deltas[a]
+    for a, spec in enumerate(sim.setup.agents):
+        deltas = sim.state.deltas[a]
         assert len(deltas) == 3
         m = sim.records[-1].agents[a]
         assert m["adapter_rank"] == 12 and m["combine_bytes"] == delta_bytes(deltas)
@@ -304,10 +304,10 @@ def test_false_notes_carry_the_planted_values():
 def test_an_adversary_in_a_simulation_plants_what_its_notes_say(run_sim):
     sim = run_sim(scenario(agents={"count": 3, "overrides": {0: {"role": "adversary", "rate": 0.5}}},
                            arrivals={"kind": "overlapping", "copies": 2}))
-    mine = [n for n in sim.notes_log if n.author == 0]
+    mine = [n for n in sim.state.notes_log if n.author == 0]
     assert mine and all(n.style == "adversary" for n in mine)
-    planted = {fid for fid, by in sim.planted.items() if 0 in by}
-    assert planted == {fid for n in mine for fid in sim._facts.score(n).wrong}
+    planted = {fid for fid, by in sim.state.planted.items() if 0 in by}
+    assert planted == {fid for n in mine for fid in sim.setup.facts.score(n).wrong}
     pop = sim.records[-1].population
     assert pop["pop.adv.planted_pairs"] > 0 and 0 <= pop["pop.adv.planted_answered"] <= 1
 
@@ -387,7 +387,7 @@ def test_the_report_ranks_continuous_measures_against_accuracy_based_forgetting(
 
 def test_the_kl_mitigation_reads_its_own_passages_batch_and_length(run_sim):
     sim = run_sim(_with([{"kind": "kl", "params": {"passages": 3, "batch": 2, "max_length": 12}}], rounds=1))
-    assert sim._reference == (3, 12, 2)
-    ref = sim.model.shards[0]._references[(3, 12, 2)]  # built where the adapters live
+    assert sim.setup.reference == (3, 12, 2)
+    ref = sim.setup.model.shards[0]._references[(3, 12, 2)]  # built where the adapters live
     assert [b["input_ids"].shape[0] for b in ref.batches] == [2, 1]
     assert max(b["input_ids"].shape[1] for b in ref.batches) == 12

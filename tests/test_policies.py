@@ -93,15 +93,15 @@ def test_greedy_behaves_like_synchronous_when_nothing_is_left_pending(tiny_model
     """Greedy takes every delivery and sends to every neighbour in the configured style: the same
     rounds as the synchronous scheduler, so the same accuracy tensor."""
     sync = build_simulation(scenario(), tiny_model, progress=False)
-    sync.agents = [type(s)(f"gs{i}x", s.style, s.lora, s.inner) for i, s in enumerate(sync.agents)]
+    sync.rename_adapters([f"gs{i}x" for i in range(len(sync.setup.agents))])
     sync.run()
     sc = scenario(scheduler={"kind": "policy", "params": {"policy": "greedy"}})
     driven = build_simulation(sc, tiny_model, progress=False)
-    driven.agents = [type(s)(f"gp{i}x", s.style, s.lora, s.inner) for i, s in enumerate(driven.agents)]
-    assert isinstance(driven.scheduler, PolicyScheduler)
+    driven.rename_adapters([f"gp{i}x" for i in range(len(driven.setup.agents))])
+    assert isinstance(driven.setup.scheduler, PolicyScheduler)
     driven.run(actions_fn=policy_driver(driven, sc.scheduler.params, seed=sc.seed))
     assert [r.trained_sequences for r in driven.records] == [r.trained_sequences for r in sync.records]
-    np.testing.assert_array_equal(driven.acc, sync.acc)
+    np.testing.assert_array_equal(driven.state.acc, sync.state.acc)
     sync.close()
     driven.close()
 

@@ -18,7 +18,9 @@ from multiseal.config.load import validate_scenario
 from multiseal.errors import ScenarioError
 from multiseal.run.rundir import RunDir
 from multiseal.run.runs import resumable
+from multiseal.sim import loop
 from multiseal.sim.loop import Simulation
+from multiseal.sim.stages import adapt as adapt_stage
 
 ray = pytest.importorskip("ray")
 from multiseal.run import ray_population  # noqa: E402
@@ -53,8 +55,8 @@ def _plain(x):
 def _transcript(sim: Simulation):
     metrics = [({a: _plain(m) for a, m in r.agents.items()}, _plain(r.population), r.trained_sequences)
                for r in sim.records]
-    notes = [(n.note_id, n.text, n.sequences) for n in sim.notes_log]
-    answers = [(o["row"], o["agent"], o["qid"], o["answer"]) for o in sim.outcomes]
+    notes = [(n.note_id, n.text, n.sequences) for n in sim.state.notes_log]
+    answers = [(o["row"], o["agent"], o["qid"], o["answer"]) for o in sim.state.outcomes]
     return metrics, notes, answers
 
 
@@ -69,9 +71,9 @@ def test_a_run_on_two_ray_workers_equals_the_in_process_run(local_ray, tiny_mode
         try:
             assert population.groups == [[0, 1], [2, 3]]
             assert _transcript(sharded) == _transcript(local)  # exact: == on every float
-            assert np.array_equal(sharded.acc, local.acc, equal_nan=True)
+            assert np.array_equal(sharded.state.acc, local.state.acc, equal_nan=True)
             assert any(r.agents[a]["kl_base"] > 0 for r in sharded.records for a in r.agents)  # not trivially equal
-            for spec, twin in zip(sharded.agents, local.agents):
+            for spec, twin in zip(sharded.setup.agents, local.setup.agents):
                 remote, here = population.adapter_state(spec.adapter), tiny_model.adapter_state(twin.adapter)
                 assert here
                 assert remote.keys() == here.keys()
@@ -97,16 +99,16 @@ def test_a_worker_killed_mid_round_fails_the_run_cleanly_and_it_resumes(local_ra
         started["pop"] = real_start(*args, **kwargs)
         return started["pop"]
 
-    real_adapt = Simulation._adapt
+    real_adapt = adapt_stage.adapt
 
-    def adapt(self, r, row, plan, targets=None):
+    def adapt(setup, state, r, plan, targets=None):
         if r == 1 and not started.get("killed"):  # round 2, its notes written on the workers: worker 1 dies
             started["killed"] = True
             os.kill(started["pop"].actors_info[1]["pid"], signal.SIGKILL)
-        return real_adapt(self, r, row, plan, targets)
+        return real_adapt(setup, state, r, plan, targets)
 
     monkeypatch.setattr(ray_population, "start", start)
-    monkeypatch.setattr(Simulation, "_adapt", adapt)
+    monkeypatch.setattr(loop, "adapt", adapt)
     with pytest.raises(ray_population.WorkerLost, match=r"worker 1 \(agents 2, 3; pid \d+ on .+\) died during adapt"):
         run_simulation(validate_scenario(raw, path), path, progress=False)
     [run_dir] = [p for p in (tmp_path / "runs" / "dies").iterdir()]

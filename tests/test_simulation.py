@@ -47,10 +47,10 @@ def run_sim(tiny_model):
 def test_end_to_end_fills_the_accuracy_tensor_and_metrics(run_sim):
     sim = run_sim(scenario())
     A, D = 3, 6
-    assert sim.acc.shape == (3, A, D)
-    assert not np.isnan(sim.acc).any(), "every document is measured every round, reached or not"
-    assert sim.introduced[0].sum() == 0 and sim.introduced[1].sum() == 3 and sim.introduced[2].sum() == 6
-    assert (sim.own.sum(axis=1) == 2).all()  # disjoint: one own document per agent per round
+    assert sim.state.acc.shape == (3, A, D)
+    assert not np.isnan(sim.state.acc).any(), "every document is measured every round, reached or not"
+    assert sim.state.introduced[0].sum() == 0 and sim.state.introduced[1].sum() == 3 and sim.state.introduced[2].sum() == 6
+    assert (sim.state.own.sum(axis=1) == 2).all()  # disjoint: one own document per agent per round
     rec = sim.records[-1]
     assert set(rec.agents) == {0, 1, 2}
     assert {"acc_own", "acc_received", "forgetting", "bwt", "retention"} <= set(rec.agents[0])
@@ -91,12 +91,12 @@ def test_notes_artifact_names_the_facts_each_note_states(run_sim, tmp_path):
     tracker = _Tracker(tmp_path)
     log_artifacts(sim, tracker)
     for row in tracker.rows["notes.jsonl"]:
-        doc = sim.world.doc(row["doc_id"])
+        doc = sim.setup.world.doc(row["doc_id"])
         got = row["facts_correct"] + row["facts_wrong"] + row["facts_omitted"]
         assert sorted(got) == sorted(f.fact_id for f in doc.facts)
     facts = tracker.rows["facts.jsonl"]
     assert {r["row"] for r in facts} == {0, 1}
-    assert len(facts) == 2 * sum(len(d.questions) for d in sim.world.documents)  # every asked fact, every row
+    assert len(facts) == 2 * sum(len(d.questions) for d in sim.setup.world.documents)  # every asked fact, every row
     assert all(len(r["distance"]) == 3 for r in facts)
 
 
@@ -104,32 +104,32 @@ def test_notes_reach_only_out_neighbours(run_sim):
     # a directed line 0 -> 1 -> 2: agent 2 never hears of agent 0's documents
     sc = scenario(topology={"kind": "line", "directed": True}, rounds=1)
     sim = run_sim(sc)
-    learnt = sim.learnt
-    doc0 = sim.arrivals[0][0][0]
-    j = sim.doc_index[doc0]
+    learnt = sim.state.learnt
+    doc0 = sim.setup.arrivals[0][0][0]
+    j = sim.setup.doc_index[doc0]
     assert learnt[0, j] == 1 and learnt[1, j] == 1 and learnt[2, j] == -1
-    assert sim.postbox.inbox(2) == []
+    assert sim.state.postbox.inbox(2) == []
 
 
 def test_relay_forwards_received_notes_a_round_later(run_sim):
     sc = scenario(topology={"kind": "line", "directed": True}, sharing={"relay": True})
     sim = run_sim(sc)
-    j = sim.doc_index[sim.arrivals[0][0][0]]
-    assert sim.learnt[2, j] == 2  # relayed by agent 1 after round 1, adapted on in round 2
+    j = sim.setup.doc_index[sim.setup.arrivals[0][0][0]]
+    assert sim.state.learnt[2, j] == 2  # relayed by agent 1 after round 1, adapted on in round 2
 
 
 def test_isolated_agents_learn_only_their_own_documents(run_sim):
     sim = run_sim(scenario(sharing={"mode": "none"}))
-    assert ((sim.learnt >= 0) == sim.own).all()
+    assert ((sim.state.learnt >= 0) == sim.state.own).all()
     assert sum(r.communication.get("notes", 0) for r in sim.records) == 0
 
 
 def test_weights_sharing_averages_neighbour_adapters(run_sim, tiny_model):
     sim = run_sim(scenario(sharing={"mode": "weights"}), steps=1)
-    states = [tiny_model.adapter_state(s.adapter) for s in sim.agents]
+    states = [tiny_model.adapter_state(s.adapter) for s in sim.setup.agents]
     for k in states[0]:  # complete graph + uniform mixing: every adapter is the same average
         assert np.allclose(states[0][k].numpy(), states[1][k].numpy(), atol=1e-6)
-    assert (sim.learnt[:, :] >= 0).sum() == 9  # 3 own docs reach all 3 agents through the weights
+    assert (sim.state.learnt[:, :] >= 0).sum() == 9  # 3 own docs reach all 3 agents through the weights
 
 
 def test_round_robin_adapts_one_agent_per_round(run_sim):
@@ -140,9 +140,9 @@ def test_round_robin_adapts_one_agent_per_round(run_sim):
 def test_same_seed_same_transcript(run_sim):
     a = run_sim(scenario(self_edit={"style": "implications", "max_new_tokens": 6, "temperature": 1.0}))
     b = run_sim(scenario(self_edit={"style": "implications", "max_new_tokens": 6, "temperature": 1.0}))
-    assert [n.text for n in a.notes_log] == [n.text for n in b.notes_log]
-    assert np.array_equal(a.acc, b.acc)
-    assert [o["answer"] for o in a.outcomes] == [o["answer"] for o in b.outcomes]
+    assert [n.text for n in a.state.notes_log] == [n.text for n in b.state.notes_log]
+    assert np.array_equal(a.state.acc, b.state.acc)
+    assert [o["answer"] for o in a.state.outcomes] == [o["answer"] for o in b.state.outcomes]
 
 
 def test_replay_adds_earlier_sequences(run_sim):
@@ -153,7 +153,7 @@ def test_replay_adds_earlier_sequences(run_sim):
 
 def test_composition_questions_are_scored(run_sim):
     sim = run_sim(scenario(world={"documents": 6, "questions_per_doc": [3, 3], "composition": 2}))
-    assert not np.isnan(sim.composition).any()
+    assert not np.isnan(sim.state.composition).any()
     assert "acc_composition" in sim.records[0].agents[0]
 
 
@@ -165,7 +165,7 @@ def test_a_base_writer_writes_the_same_notes_whatever_the_agents_learnt(run_sim)
         sim = run_sim(scenario(self_edit={"style": "rewrite", "max_new_tokens": 6, "temperature": 0.0,
                                           "writer": writer},
                                inner_loop={"epochs": 2, "batch_size": 4, "lr": lr}))
-        return [n.text for n in sim.notes_log if n.round == 1]
+        return [n.text for n in sim.state.notes_log if n.round == 1]
 
     assert notes("base", 0.3) == notes("base", 1e-5)
     assert notes("adapter", 0.3) != notes("adapter", 1e-5)

@@ -25,9 +25,9 @@ def test_accuracy_on_neighbours_document_rises_after_adapting_on_its_notes(smoll
     sim = build_simulation(sc, smollm2_model, progress=False)
     try:
         sim.run()
-        doc0 = sim.doc_index[sim.arrivals[0][0][0]]  # agent 0's document; agent 1 never sees its passage
-        assert not sim.own[1, doc0] and sim.learnt[1, doc0] == 1
-        before, after = sim.acc[0, 1, doc0], sim.acc[1, 1, doc0]
-        assert after > before, (before, after, [n.text for n in sim.notes_log])
+        doc0 = sim.setup.doc_index[sim.setup.arrivals[0][0][0]]  # agent 0's document; agent 1 never sees its passage
+        assert not sim.state.own[1, doc0] and sim.state.learnt[1, doc0] == 1
+        before, after = sim.state.acc[0, 1, doc0], sim.state.acc[1, 1, doc0]
+        assert after > before, (before, after, [n.text for n in sim.state.notes_log])
     finally:
         sim.close()

@@ -10,7 +10,6 @@ simulation on the same loaded base model. To make an env from a scenario file, u
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ def round_rewards(sim: Simulation, record: RoundRecord, *, population_weight: fl
     pop_gain = _nz(record.population.get("pop.acc_all.mean")) - _nz(
         prev.population.get("pop.acc_all.mean") if prev else None)
     sent: dict[int, int] = {}
-    for (rr, u, _), c in sim.postbox.stats.items():
+    for (rr, u, _), c in sim.state.postbox.stats.items():
         if rr == r:
             sent[u] = sent.get(u, 0) + c["notes"]
     out = {}
@@ -83,9 +82,9 @@ class MultiSealEnv(ParallelEnv):
         self._teardown()
         self._seed = seed if seed is not None else (self.first_seed if self._seed is None else self._seed + 1)
         sim = self.make_simulation(self._seed)
-        sim.scheduler = PolicyScheduler()
+        sim.setup.scheduler = PolicyScheduler()
         # peft keeps some state under a deleted adapter's name: never reuse one on the shared model
-        sim.agents = [replace(spec, adapter=f"pz{self._id}x{self._episode}a{i}") for i, spec in enumerate(sim.agents)]
+        sim.rename_adapters([f"pz{self._id}x{self._episode}a{i}" for i in range(len(sim.setup.agents))])
         self._episode += 1
         sim.start()  # adapters and the base model's row 0, so every step costs the same
         self.sim = sim
@@ -108,7 +107,7 @@ class MultiSealEnv(ParallelEnv):
         terms = round_rewards(self.sim, record, population_weight=self.population_weight, comm_cost=self.comm_cost)
         for a, bad in tr.invalid.items():
             self._invalid[agent_name(a)] += sum(bad.values())
-        done = self.sim.round >= self.sim.rounds
+        done = self.sim.round >= self.sim.setup.rounds
         names = list(self.agents)
         obs = self._observations()
         infos = self._infos(tr.invalid, terms)

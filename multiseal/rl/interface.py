@@ -80,8 +80,8 @@ class Interface:
 
     @classmethod
     def for_simulation(cls, sim: Simulation, **options: Any) -> Interface:
-        return cls(len(sim.agents), [s.style for s in sim.agents], rounds=sim.rounds,
-                   note_tokens=sim.self_edit.max_new_tokens, **options)
+        return cls(len(sim.setup.agents), [s.style for s in sim.setup.agents], rounds=sim.setup.rounds,
+                   note_tokens=sim.setup.self_edit.max_new_tokens, **options)
 
     # -- spaces ---------------------------------------------------------------
     def observation_space(self) -> spaces.Box:
@@ -111,11 +111,11 @@ class Interface:
     # -- observing --------------------------------------------------------------
     @staticmethod
     def _graph(sim: Simulation):
-        return sim.graphs.at(min(sim.round, max(sim.rounds - 1, 0)))
+        return sim.setup.graphs.at(min(sim.round, max(sim.setup.rounds - 1, 0)))
 
     def slots(self, sim: Simulation, agent: int) -> list[InboxItem]:
         """The agent's pending items in slot order (at most ``inbox_slots``)."""
-        items = sorted(sim.postbox.inbox(agent),
+        items = sorted(sim.state.postbox.inbox(agent),
                        key=lambda it: (-it.note.round, it.hops, -it.weight, it.note.note_id))
         return items[: self.inbox_slots]
 
@@ -128,29 +128,29 @@ class Interface:
 
     def _vocabulary(self, sim: Simulation, agent: int) -> set[str]:
         vocab: set[str] = set()
-        for j in np.flatnonzero(sim.own[agent]):
-            doc = sim.world.documents[j]
+        for j in np.flatnonzero(sim.state.own[agent]):
+            doc = sim.setup.world.documents[j]
             vocab |= self._words_of(f"{doc.title}\n{doc.context}")
-        adapted = getattr(sim.scheduler, "adapted", {}).get(agent, [])
+        adapted = getattr(sim.setup.scheduler, "adapted", {}).get(agent, [])
         for n in adapted:
-            if sim.sharing == "notes" or n.author == agent:
+            if sim.setup.sharing == "notes" or n.author == agent:
                 vocab |= self._words_of(n.text)
         return vocab
 
     def observe(self, sim: Simulation) -> dict[int, np.ndarray]:
         """Every agent's observation before the round ``sim.round`` is played."""
         g = self._graph(sim)
-        arriving = sim.arrivals.get(sim.round, {})
-        last = sim.history[-1] if sim.history else {}
+        arriving = sim.setup.arrivals.get(sim.round, {})
+        last = sim.state.history[-1] if sim.state.history else {}
         out = {}
         for a in range(self.n_agents):
             blocks = {k: np.zeros(s, dtype=np.float32) for k, s in self.shapes.items()}
-            pending = sim.postbox.inbox(a)
+            pending = sim.state.postbox.inbox(a)
             blocks["own"][:] = [sim.round / max(self.rounds, 1), float(bool(arriving.get(a))),
                                 min(len(pending) / self.inbox_slots, 1.0)]
             for h in range(self.history):
-                if len(sim.history) > h:
-                    m = sim.history[-1 - h][a]
+                if len(sim.state.history) > h:
+                    m = sim.state.history[-1 - h][a]
                     blocks["history"][h] = [_unit(m.get(k, math.nan)) for k in HISTORY_METRICS]
             vocab = self._vocabulary(sim, a)
             for i, it in enumerate(self.slots(sim, a)):
@@ -159,7 +159,7 @@ class Interface:
                 blocks["slots"][i] = [
                     1.0, float(n.author == a), n.author / max(self.n_agents - 1, 1), _unit(it.weight),
                     _unit((sim.round - n.round) / max(self.rounds, 1)), _unit(n.tokens / self.note_tokens),
-                    float(sim.learnt[a, sim.doc_index[n.doc_id]] >= 0),
+                    float(sim.state.learnt[a, sim.setup.doc_index[n.doc_id]] >= 0),
                     len(words & vocab) / len(words) if words else 0.0,
                 ]
             for j in range(self.n_agents):
@@ -182,7 +182,7 @@ class Interface:
         new = np.zeros(A, dtype=np.int8)
         new[[agent, *g.predecessors(agent)]] = 2
         send = np.zeros(A, dtype=np.int8)
-        if sim.sharing == "notes":
+        if sim.setup.sharing == "notes":
             send[list(g.successors(agent))] = 2
         return {"style": np.ones(len(self.styles), dtype=np.int8), "adapt": adapt, "adapt_new": new, "send": send}
 
@@ -225,15 +225,15 @@ class Interface:
             note_ids = frozenset(slots[i].note.note_id for i in np.flatnonzero(parts["adapt"]))
             out.decisions[a] = Decision(note_ids, frozenset(int(j) for j in np.flatnonzero(parts["adapt_new"])))
             send_to = {int(j) for j in np.flatnonzero(parts["send"])}
-            out.actions[a] = AgentAction(style=style, send_to=send_to if sim.sharing == "notes" else None)
+            out.actions[a] = AgentAction(style=style, send_to=send_to if sim.setup.sharing == "notes" else None)
             out.invalid[a] = bad
         return out
 
     def apply(self, sim: Simulation, actions: Mapping[int, Mapping[str, Any]]) -> Translation:
         """Translate, hand the decisions to the simulation's :class:`PolicyScheduler`; return the translation."""
-        if not isinstance(sim.scheduler, PolicyScheduler):
+        if not isinstance(sim.setup.scheduler, PolicyScheduler):
             raise TypeError("a policy drives a simulation whose scheduler is a PolicyScheduler "
                             "(scheduler.kind: policy)")
         tr = self.translate(sim, actions)
-        sim.scheduler.decide(tr.decisions)
+        sim.setup.scheduler.decide(tr.decisions)
         return tr

@@ -14,6 +14,7 @@ import numpy as np
 from multiseal.run.tracker import Tracker
 from multiseal.sim.facts import FactIndex, fact_rows
 from multiseal.sim.loop import Simulation
+from multiseal.sim.stages.measure import distance_matrix, item_matrix
 from multiseal.types import Note
 
 
@@ -46,33 +47,35 @@ def plot_graph(graph: nx.DiGraph, path: str | Path, title: str = "") -> Path:
 
 def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
     """The accuracy tensor, the graph, the notes log and every graded answer."""
+    setup, state = sim.setup, sim.state
     folder = tracker.artifact_dir()
     tensor = folder / "accuracy.npz"
-    np.savez_compressed(tensor, acc=sim.acc, asked=sim.asked, composition=sim.composition, introduced=sim.introduced,
-                        own=sim.own, learnt_round=sim.learnt, doc_ids=np.array([d.doc_id for d in sim.world.documents]))
+    np.savez_compressed(tensor, acc=state.acc, asked=state.asked, composition=state.composition,
+                        introduced=state.introduced, own=state.own, learnt_round=state.learnt,
+                        doc_ids=np.array([d.doc_id for d in setup.world.documents]))
     tracker.artifact_file(tensor)
-    g = nx.DiGraph(sim.graphs.at(max(sim.round - 1, 0)))
-    final = np.nanmean(sim.acc[sim.round], axis=1) if sim.round else np.nanmean(sim.acc[0], axis=1)
+    g = nx.DiGraph(setup.graphs.at(max(sim.round - 1, 0)))
+    final = np.nanmean(state.acc[sim.round], axis=1) if sim.round else np.nanmean(state.acc[0], axis=1)
     for a in g.nodes:
         g.nodes[a]["final_accuracy"] = float(final[a])
-        g.nodes[a]["style"] = sim.agents[a].style
+        g.nodes[a]["style"] = setup.agents[a].style
     gml = folder / "graph.graphml"
     nx.write_graphml(g, gml)
     tracker.artifact_file(gml)
     tracker.artifact_file(plot_graph(g, folder / "graph.png"))
-    facts = FactIndex(sim.world)
+    facts = setup.facts
     tracker.artifact_jsonl("notes.jsonl", [
         {"note_id": n.note_id, "author": n.author, "doc_id": n.doc_id, "round": n.round, "style": n.style,
          "tokens": n.tokens, "text": n.text, "sequences": list(n.sequences), **_fact_fields(facts, n)}
-        for n in sim.notes_log])
-    tracker.artifact_jsonl("answers.jsonl", sim.outcomes)
+        for n in state.notes_log])
+    tracker.artifact_jsonl("answers.jsonl", state.outcomes)
     if facts:
         rows, qids = range(sim.round + 1), sorted(facts.question.values())
-        grades = [[dict(zip(qids, m)) for m in sim.item_matrix(t, qids)] for t in rows]
-        distances = [sim.distance_matrix(sim.graphs.at(max(t - 1, 0))) for t in rows]
-        tracker.artifact_jsonl("facts.jsonl", fact_rows(facts, grades, sim.introduced, distances, sim.doc_index))
+        grades = [[dict(zip(qids, m)) for m in item_matrix(setup, state, t, qids)] for t in rows]
+        distances = [distance_matrix(setup, setup.graphs.at(max(t - 1, 0))) for t in rows]
+        tracker.artifact_jsonl("facts.jsonl", fact_rows(facts, grades, state.introduced, distances, setup.doc_index))
     tracker.artifact_text("communication.json", json.dumps(
-        {f"{u}->{v}": c for (u, v), c in sim.postbox.sent_by_edge().items()}, indent=1))
+        {f"{u}->{v}": c for (u, v), c in state.postbox.sent_by_edge().items()}, indent=1))
 
 
 def _fact_fields(facts: FactIndex, note: Note) -> dict[str, list[str]]:

@@ -1,11 +1,12 @@
 """A simulation's state between rounds: what a checkpoint holds, so a run resumes exactly.
 
-``capture(sim)`` returns two parts: a dict of everything that changes over rounds (the
-accuracy tensor and its bookkeeping, records, notes, answers, the probe, the postbox with its inboxes
-and notes in flight, the scheduler's own attributes, the process's global RNG states) and the
-agents' adapter weights as tensors. ``restore(sim, state, tensors)`` puts them back into a freshly
-built, started simulation of the same scenario. What is rebuilt from the scenario instead (the
-world, arrivals, graphs, agents, settings) is deterministic given the seed.
+``capture(sim)`` returns two parts: a dict holding the simulation's
+:class:`~multiseal.sim.state.RoundState` whole (everything its rounds change: the accuracy tensor and its
+bookkeeping, records, notes, answers, the probe, the postbox with its inboxes and notes in flight), the
+scheduler's own attributes and the process's global RNG states; and the agents' adapter weights as
+tensors. ``restore(sim, state, tensors)`` puts them back into a freshly built simulation of the same
+scenario. What is rebuilt from the scenario instead (the :class:`~multiseal.sim.setup.Setup`: world,
+arrivals, graphs, agents, settings) is deterministic given the seed.
 
 The round loop itself draws only from generators seeded per round, and every optimiser is made
 fresh per update (as SEAL does), so these two parts are the whole state: a run resumed from round k
@@ -17,25 +18,26 @@ scheduler keeps objects of its own classes allows them with :func:`allow_in_chec
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
 import numpy as np
 import torch
 
-import dataclasses
-
 from multiseal import types as _types
 from multiseal.sim.facts import FactIndex, NoteFacts
 from multiseal.sim.loop import Simulation
+from multiseal.sim.sampling import Sample
 from multiseal.sim.sharing import Postbox
+from multiseal.sim.state import RoundState
 
 # The classes a checkpoint's state may hold (every dataclass of multiseal.types, and the simulation's
 # own stateful parts); rebuilt from their attributes, never by running code named in the file.
 STATE_CLASSES: dict[str, type] = {
     f"{cls.__module__}:{cls.__qualname__}": cls
     for cls in [*(c for c in vars(_types).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
-                  and c.__module__ == _types.__name__), NoteFacts, FactIndex, Postbox]
+                  and c.__module__ == _types.__name__), RoundState, Postbox, Sample, NoteFacts, FactIndex]
 }
 
 
@@ -45,20 +47,15 @@ def allow_in_checkpoints(cls: type) -> type:
     STATE_CLASSES[f"{cls.__module__}:{cls.__qualname__}"] = cls
     return cls
 
-# Built from the scenario (or the shared model itself): never stored in a checkpoint.
-_REBUILT = frozenset({"model", "world", "arrivals", "graphs", "scheduler", "agents", "self_edit", "evaluation",
-                      "rounds", "seed", "sharing", "mixing", "replay", "probe_size", "progress", "doc_index",
-                      "train_together", "rows_per_pass", "sample_documents", "mitigations", "adversaries",
-                      "trust_settings", "drift_texts", "drift_length", "_reference", "_drift_data"})
-
 
 def capture(sim: Simulation) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The state after the last played round, and every agent's adapter weights (``"<agent>/<key>"``)."""
-    state = {k: v for k, v in vars(sim).items() if k not in _REBUILT}
-    state["scheduler_state"] = _scheduler_state(sim.scheduler)
-    state["rng"] = {"random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    tensors = {f"{a}/{k}": t.contiguous() for a, spec in enumerate(sim.agents)
-               for k, t in sim.model.adapter_state(spec.adapter).items()}
+    """The state after the last played round, and every agent's adapter weights (``"<agent>/<key>"``).
+    The round state is a shallow copy: its fields are the live objects, to be written out at once;
+    ``round`` is repeated at the top, where the run directory checks it against the checkpoint's name."""
+    state = {"round": sim.state.round, "state": dataclasses.replace(sim.state), "scheduler_state": _scheduler_state(sim.setup.scheduler),
+             "rng": {"random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}}
+    tensors = {f"{a}/{k}": t.contiguous() for a, spec in enumerate(sim.setup.agents)
+               for k, t in sim.setup.model.adapter_state(spec.adapter).items()}
     return state, tensors
 
 
@@ -72,19 +69,26 @@ def _scheduler_state(scheduler: Any) -> dict[str, Any]:
 def restore(sim: Simulation, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
     """Load ``capture``'s output into ``sim``, freshly built from the same scenario and not started
     (its adapters are created here; the base model's row 0 comes from the checkpoint, not re-asked)."""
-    if state.get("_started"):
+    round_state = state["state"] if "state" in state else _flat_state(sim, state)
+    if round_state.started:
         sim.create_adapters()
-    state = dict(state)
-    rng = state.pop("rng")
-    scheduler_state = state.pop("scheduler_state")
-    for key, value in state.items():
-        setattr(sim, key, value)
+    sim.state = round_state
     sim.restore_shapes()  # combined adapters grow with their deltas: take that rank before loading weights
-    if scheduler_state:
-        vars(sim.scheduler).update(scheduler_state)
-    for a, spec in enumerate(sim.agents):
+    if state["scheduler_state"]:
+        vars(sim.setup.scheduler).update(state["scheduler_state"])
+    for a, spec in enumerate(sim.setup.agents):
         prefix = f"{a}/"
-        sim.model.set_adapter_state(spec.adapter, {k[len(prefix):]: t for k, t in tensors.items() if k.startswith(prefix)})
+        sim.setup.model.set_adapter_state(spec.adapter, {k[len(prefix):]: t for k, t in tensors.items()
+                                                         if k.startswith(prefix)})
+    rng = state["rng"]
     random.setstate(rng["random"])
     np.random.set_state(rng["numpy"])
     torch.set_rng_state(rng["torch"])
+
+
+def _flat_state(sim: Simulation, state: dict[str, Any]) -> RoundState:
+    """A checkpoint written before the state was one record (it held the simulation's attributes,
+    some with a leading underscore): its round state, the rebuilt parts it also held left out."""
+    fields = {f.name for f in dataclasses.fields(RoundState)}
+    values = {k.lstrip("_"): v for k, v in state.items() if k.lstrip("_") in fields}
+    return dataclasses.replace(sim.state, **values)

@@ -8,7 +8,7 @@ no function emits a RuntimeWarning.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -115,7 +115,7 @@ def _per_agent(x: FloatArray, n_agents: int, name: str) -> FloatArray:
 
 
 def population_metrics(
-    per_agent: Mapping[int | str, Mapping[str, float]],
+    per_agent: Mapping[Any, Mapping[str, float]],
     *,
     acc: npt.ArrayLike | None = None,
     t: int | None = None,

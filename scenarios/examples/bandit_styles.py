@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -100,11 +99,11 @@ def scheduler_return(scenario: Scenario, model, kind: str, params: dict, seed: i
     sc = scenario.model_copy(update={"seed": seed, "scheduler": scenario.scheduler.model_copy(
         update={"kind": kind, "params": params})})
     sim = build_simulation(sc, model, progress=False)
-    sim.agents = [replace(s, adapter=f"{tag}x{i}") for i, s in enumerate(sim.agents)]
-    total = np.zeros(len(sim.agents))
+    sim.rename_adapters([f"{tag}x{i}" for i in range(len(sim.setup.agents))])
+    total = np.zeros(len(sim.setup.agents))
     for rec in sim.run():
         terms = round_rewards(sim, rec, **reward)
-        total += [terms[a]["reward"] for a in range(len(sim.agents))]
+        total += [terms[a]["reward"] for a in range(len(sim.setup.agents))]
     sim.close()
     return float(total.mean())
 

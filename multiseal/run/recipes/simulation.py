@@ -73,7 +73,7 @@ def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, 
             sim.start()
             tracker.metrics(_row0_metrics(sim), step=0)
             tracker.artifact_jsonl("probe.jsonl", [{"qid": q.qid, "question": q.question, "answer": q.answer}
-                                                   for q in sim.probe])
+                                                   for q in sim.state.probe])
         elif done == 0:
             sim.start()  # the row-0 entry is in the journal already; the base model answers alike
 
@@ -139,8 +139,8 @@ def _resume(tracker: Tracker, sim: Simulation, actions_fn) -> int:
 
 def _row0_metrics(sim: Simulation) -> dict[str, float]:
     out = {}
-    for a in range(len(sim.agents)):
-        out[f"agent.{a}.acc_world"] = float(np.nanmean(sim.acc[0, a]))
+    for a in range(len(sim.setup.agents)):
+        out[f"agent.{a}.acc_world"] = float(np.nanmean(sim.state.acc[0, a]))
     return out
 
 
@@ -178,10 +178,10 @@ def cost_summary(records: Sequence[RoundRecord], tracking_seconds: float = 0.0) 
 def summary_table(sim: Simulation, headline: str) -> str:
     """A short per-agent table of the final round."""
     last = sim.records[-1] if sim.records else None
-    lines = [f"final round {sim.round} of {sim.rounds} ({headline} accuracy; NaN = not defined yet)"]
+    lines = [f"final round {sim.round} of {sim.setup.rounds} ({headline} accuracy; NaN = not defined yet)"]
     head = f"{'agent':>5} {'style':<17}" + "".join(f"{m:>14}" for m in SUMMARY_METRICS)
     lines.append(head)
-    for a, spec in enumerate(sim.agents):
+    for a, spec in enumerate(sim.setup.agents):
         vals = last.agents[a] if last else {}
         lines.append(f"{a:>5} {spec.style:<17}" + "".join(f"{vals.get(m, float('nan')):>14.3f}" for m in SUMMARY_METRICS))
     if last:
