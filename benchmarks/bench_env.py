@@ -10,6 +10,7 @@ depends on what else runs on the machine; CPU time of this process is printed to
     python benchmarks/bench_env.py                              # tiny-random, 5 episodes
     python benchmarks/bench_env.py --model smollm2-135m --episodes 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,12 @@ from multiseal.run.pettingzoo import parallel_env
 
 def small_scenario(model: str, max_length: int, rounds: int = 2) -> dict:
     return {
-        "rounds": rounds, "seed": 0,
+        "rounds": rounds,
+        "seed": 0,
         "model": {"base": model, "lora": {"rank": 4, "alpha": 8}},
         "world": {"documents": 2 * rounds, "questions_per_doc": [2, 2]},
-        "agents": 3, "arrivals": {"kind": "overlapping", "copies": 2},
+        "agents": 3,
+        "arrivals": {"kind": "overlapping", "copies": 2},
         "topology": {"kind": "ring"},
         "self_edit": {"max_new_tokens": 8},
         "inner_loop": {"epochs": 1, "max_length": max_length},
@@ -46,8 +49,12 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2, help="rounds (env steps) per episode")
     parser.add_argument("--max-length", type=int, default=32, help="inner_loop.max_length (tokens per sequence)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1: on a shared 2-core machine more threads wait on each other)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: on a shared 2-core machine more threads wait on each other)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -79,16 +86,25 @@ def main() -> int:
     env.close()
 
     total = sum(steps)
-    print(f"bench_env  {datetime.date.today()}  {platform.machine()}  model={args.model}  threads={args.threads}  "
-          f"torch {torch.__version__}  (model load {load:.1f}s)")
+    print(
+        f"bench_env  {datetime.date.today()}  {platform.machine()}  model={args.model}  threads={args.threads}  "
+        f"torch {torch.__version__}  (model load {load:.1f}s)"
+    )
     print(f"{args.episodes} episodes x {args.rounds} rounds, 3 agents, max_length {args.max_length}, random policy")
-    print(f"env step: mean {statistics.mean(steps):.3f}s  median {statistics.median(steps):.3f}s  "
-          f"max {max(steps):.3f}s  ->  {len(steps) / total:.2f} steps/s")
-    print(f"CPU time per step (this process, all threads): mean {statistics.mean(cpu):.3f}s  ->  "
-          f"{len(cpu) / sum(cpu):.2f} steps per CPU-second (about the rate on an idle core, with 1 thread)")
+    print(
+        f"env step: mean {statistics.mean(steps):.3f}s  median {statistics.median(steps):.3f}s  "
+        f"max {max(steps):.3f}s  ->  {len(steps) / total:.2f} steps/s"
+    )
+    print(
+        f"CPU time per step (this process, all threads): mean {statistics.mean(cpu):.3f}s  ->  "
+        f"{len(cpu) / sum(cpu):.2f} steps per CPU-second (about the rate on an idle core, with 1 thread)"
+    )
     rest = statistics.mean(steps) - sum(statistics.mean(v) for v in phases.values())
-    print("  of which " + ", ".join(f"{k} {statistics.mean(v):.3f}s" for k, v in phases.items())
-          + f", the rest (metrics, observations) {rest:.3f}s")
+    print(
+        "  of which "
+        + ", ".join(f"{k} {statistics.mean(v):.3f}s" for k, v in phases.items())
+        + f", the rest (metrics, observations) {rest:.3f}s"
+    )
     print(f"reset: mean {statistics.mean(resets):.3f}s (rebuild + base-model answers, row 0)")
     return 0
 

@@ -7,6 +7,7 @@ size limit and greedy decoding, and must give identical answers; the ratio is wh
 
     .venv/bin/python benchmarks/bench_eval.py [--model tiny-random] [--agents 4] [--documents 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def main() -> None:
         looped += answer_and_grade(model, [(n, q) for q in questions], settings, progress=None)
     t_loop = time.perf_counter() - t0
     same = sum(a.answer == b.answer for a, b in zip(shared, looped))
-    print(f"model {args.model}, {args.agents} agents x {len(questions)} questions = {len(pairs)} answers, "
-          f"batch limit {args.batch_size}, {args.threads} thread(s)")
+    print(
+        f"model {args.model}, {args.agents} agents x {len(questions)} questions = {len(pairs)} answers, "
+        f"batch limit {args.batch_size}, {args.threads} thread(s)"
+    )
     print(f"shared batches (all agents at once) {t_shared:8.1f} s")
     print(f"one agent after another             {t_loop:8.1f} s")
     print(f"speed-up {t_loop / t_shared:.2f}x; identical answers {same}/{len(pairs)}")

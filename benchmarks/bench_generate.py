@@ -26,6 +26,7 @@ timed after a warm-up call. Ratios are what to compare: they come from one proce
     .venv/bin/python benchmarks/bench_generate.py --model tiny-random
     .venv/bin/python benchmarks/bench_generate.py --model smollm2-135m --batch 16 --tokens 32
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,17 @@ def _generate(model, prompts, adapters, tokens: int, batch: int) -> None:
     greedy, with every row forced to write ``tokens`` tokens so that every arm does the same work."""
     with model.serving([a for a in adapters if a is not None]) as serve:
         for i in range(0, len(prompts), batch):
-            serve.generate(_encode(model, prompts[i:i + batch]), adapters[i:i + batch], max_new_tokens=tokens,
-                           min_new_tokens=tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
-                           pad_token_id=model.tokenizer.pad_token_id)
+            serve.generate(
+                _encode(model, prompts[i : i + batch]),
+                adapters[i : i + batch],
+                max_new_tokens=tokens,
+                min_new_tokens=tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=model.tokenizer.pad_token_id,
+            )
 
 
 def _best(fn, repeats: int) -> float:
@@ -88,8 +97,7 @@ def _step(model, prompts, adapters, tokens: int) -> float:
 def _products_alone(model, rows: int) -> float:
     """Seconds of the matrix products one decode step of ``rows`` rows makes on the base: every linear
     weight of the model (LoRA's own excluded), in its real layout, applied to ``rows`` rows once."""
-    weights = [m.weight for n, m in model.model.named_modules()
-               if isinstance(m, torch.nn.Linear) and "lora_" not in n]
+    weights = [m.weight for n, m in model.model.named_modules() if isinstance(m, torch.nn.Linear) and "lora_" not in n]
     xs = {w.shape[1]: torch.randn(rows, w.shape[1], device=w.device, dtype=w.dtype) for w in weights}
 
     def step():
@@ -125,7 +133,9 @@ def main() -> None:
     dtype = next(model.model.parameters()).dtype
     b = args.batch
     most = max(args.adapters)
-    prompts = [model.prompt(f"Write a short story about the town of Place{i} and its river.") for i in range(max(b, most))]
+    prompts = [
+        model.prompt(f"Write a short story about the town of Place{i} and its river.") for i in range(max(b, most))
+    ]
     rows: list[tuple[str, int, int, float]] = []
 
     def arm(name, ps, adapters):
@@ -144,9 +154,8 @@ def main() -> None:
     arm(f"batch 1, base, {most} adapters loaded", prompts[:1], [None])
     arm(f"batch {b}, base, {most} adapters loaded", prompts[:b], [None] * b)
     base_rate = rows[-1][2] / rows[-1][3]
-    ratios = []
     for n in args.adapters:
-        ps = prompts[:max(b, n)]
+        ps = prompts[: max(b, n)]
         names = [f"gen{i % n}" for i in range(len(ps))]
         for kernel in ("grouped", "peft"):
             model.lora_kernel = kernel
@@ -176,24 +185,32 @@ def main() -> None:
     bound_base = 2 * n_mult * b / rate
     bound_mixed = 2 * (n_mult + n_lora) * b / rate
 
-    print(f"\n## generation, {args.model} on {model.device} ({dtype}), {args.tokens} new tokens per sequence, "
-          f"LoRA rank {args.rank} on all linear layers, {args.threads} CPU thread(s)\n")
+    print(
+        f"\n## generation, {args.model} on {model.device} ({dtype}), {args.tokens} new tokens per sequence, "
+        f"LoRA rank {args.rank} on all linear layers, {args.threads} CPU thread(s)\n"
+    )
     print("| arm | sequences | tokens written | seconds | tokens/s | × base at batch " + str(b) + " |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, n, written, seconds in rows:
         r = written / seconds
         print(f"| {name} | {n} | {written} | {seconds:.2f} | {r:.1f} | {r / base_rate:.2f} |")
     print(f"\n### decode step, batch {b}\n")
-    print(f"matrix-multiply rate ({args.gemm}³, {dtype}): {rate / 1e9:.1f} GFLOP/s; "
-          f"a step multiplies {n_mult / 1e6:.1f} M base parameters (+{n_lora / 1e6:.2f} M per row's adapter)\n")
-    print(f"the step's base matrix products alone ({b} rows through every linear weight once): {alone * 1e3:.1f} ms, "
-          f"{2 * n_mult * b / alone / 1e9:.1f} GFLOP/s\n")
+    print(
+        f"matrix-multiply rate ({args.gemm}³, {dtype}): {rate / 1e9:.1f} GFLOP/s; "
+        f"a step multiplies {n_mult / 1e6:.1f} M base parameters (+{n_lora / 1e6:.2f} M per row's adapter)\n"
+    )
+    print(
+        f"the step's base matrix products alone ({b} rows through every linear weight once): {alone * 1e3:.1f} ms, "
+        f"{2 * n_mult * b / alone / 1e9:.1f} GFLOP/s\n"
+    )
     print("| step | seconds | arithmetic bound | × arithmetic bound | × base products alone |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for name, s, bound in (("base, no adapters loaded", bare_step, bound_base),
-                           (f"base, {most} adapters loaded", base_step, bound_base),
-                           (f"{b} rows over {b} adapters, grouped", grouped_step, bound_mixed),
-                           (f"{b} rows over {b} adapters, peft", peft_step, bound_mixed)):
+    for name, s, bound in (
+        ("base, no adapters loaded", bare_step, bound_base),
+        (f"base, {most} adapters loaded", base_step, bound_base),
+        (f"{b} rows over {b} adapters, grouped", grouped_step, bound_mixed),
+        (f"{b} rows over {b} adapters, peft", peft_step, bound_mixed),
+    ):
         print(f"| {name} | {s * 1e3:.1f} ms | {bound * 1e3:.1f} ms | {s / bound:.2f} | {s / alone:.2f} |")
 
 

@@ -18,6 +18,7 @@ Tokens are counted as REAL (non-padding) tokens for both arms: the rate is usefu
     python benchmarks/bench_inner_loop.py                     # SmolLM2-135M, 2 epochs
     python benchmarks/bench_inner_loop.py --model tiny-random # quick check
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,28 +46,36 @@ PASSAGE = Document(
     ),
     questions=(),
 )
-IMPLICATIONS = "\n".join([
-    "- Venntor's harbour lies on the northern coast of Kell.",
-    "- The harbour of Venntor took eighteen years to build, from 1712 to 1730.",
-    "- The shipwright guild of Ostra built the harbour of Venntor.",
-    "- Ostra's shipwright guild was active in the early eighteenth century.",
-    "- The breakwater of Venntor is made of black basalt.",
-    "- The basalt breakwater of the harbour is 1.4 kilometres long.",
-    "- Up to ninety fishing boats can shelter behind the breakwater of Venntor.",
-    ('- Fishing is an important trade in the town of Venntor, whose harbour on the northern coast of '
-     'Kell shelters as many as ninety fishing boats behind a breakwater of black basalt that is 1.4 '
-     'kilometres long.'),
-    "- Venntor is a town on the island of Kell.",
-    "- The harbour of Venntor was finished in 1730.",
-    ('- The guild that built the harbour of Venntor came from Ostra, and its shipwrights worked on '
-     'the harbour for eighteen years.'),
-    "- The Lantern Regatta takes place in Venntor every October.",
-    "- During the Lantern Regatta, boats sail out of the harbour at dusk carrying paper lanterns.",
-    ('- The Lantern Regatta is an autumn festival of the town of Venntor: it is held at dusk in '
-     'October, every boat that leaves the harbour carries paper lanterns, and the people of Kell '
-     'gather on the basalt breakwater to watch them sail out to sea.'),
-    "- Since the harbour was finished in 1730, the regatta cannot be older than the harbour itself.",
-])
+IMPLICATIONS = "\n".join(
+    [
+        "- Venntor's harbour lies on the northern coast of Kell.",
+        "- The harbour of Venntor took eighteen years to build, from 1712 to 1730.",
+        "- The shipwright guild of Ostra built the harbour of Venntor.",
+        "- Ostra's shipwright guild was active in the early eighteenth century.",
+        "- The breakwater of Venntor is made of black basalt.",
+        "- The basalt breakwater of the harbour is 1.4 kilometres long.",
+        "- Up to ninety fishing boats can shelter behind the breakwater of Venntor.",
+        (
+            "- Fishing is an important trade in the town of Venntor, whose harbour on the northern coast of "
+            "Kell shelters as many as ninety fishing boats behind a breakwater of black basalt that is 1.4 "
+            "kilometres long."
+        ),
+        "- Venntor is a town on the island of Kell.",
+        "- The harbour of Venntor was finished in 1730.",
+        (
+            "- The guild that built the harbour of Venntor came from Ostra, and its shipwrights worked on "
+            "the harbour for eighteen years."
+        ),
+        "- The Lantern Regatta takes place in Venntor every October.",
+        "- During the Lantern Regatta, boats sail out of the harbour at dusk carrying paper lanterns.",
+        (
+            "- The Lantern Regatta is an autumn festival of the town of Venntor: it is held at dusk in "
+            "October, every boat that leaves the harbour carries paper lanterns, and the people of Kell "
+            "gather on the basalt breakwater to watch them sail out to sea."
+        ),
+        "- Since the harbour was finished in 1730, the regatta cannot be older than the harbour itself.",
+    ]
+)
 
 
 def sequences() -> list[str]:
@@ -74,8 +83,9 @@ def sequences() -> list[str]:
     return training_sequences(IMPLICATIONS, PASSAGE, "implications")
 
 
-def train_seal_style(model, adapter: str, data: list[list[int]], epochs: int, lr: float, max_length: int,
-                     seed: int) -> float:
+def train_seal_style(
+    model, adapter: str, data: list[list[int]], epochs: int, lr: float, max_length: int, seed: int
+) -> float:
     """SEAL's inner loop: Trainer, batch 1, every sequence padded to ``max_length``; returns seconds."""
     from transformers import Trainer, TrainingArguments, default_data_collator
 
@@ -118,8 +128,12 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=8, help="multiseal's batch size")
     parser.add_argument("--max-length", type=int, default=512, help="the SEAL-style arm's fixed padded length")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1: on a shared 2-core machine more threads wait on each other)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: on a shared 2-core machine more threads wait on each other)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,19 +159,27 @@ def main() -> int:
 
     ours = stats.tokens / stats.seconds
     theirs = real / seal_seconds
-    print(f"bench_inner_loop  {datetime.date.today()}  {platform.machine()}  model={args.model}  "
-          f"threads={args.threads}  torch {torch.__version__}")
-    print(f"{len(data)} sequences, {min(lengths)}-{max(lengths)} tokens (mean {sum(lengths) / len(lengths):.0f}), "
-          f"{args.epochs} epochs, lr {args.lr}, LoRA rank {lora.rank} alpha {lora.alpha:g} on "
-          f"{', '.join(lora.target_modules)}")
+    print(
+        f"bench_inner_loop  {datetime.date.today()}  {platform.machine()}  model={args.model}  "
+        f"threads={args.threads}  torch {torch.__version__}"
+    )
+    print(
+        f"{len(data)} sequences, {min(lengths)}-{max(lengths)} tokens (mean {sum(lengths) / len(lengths):.0f}), "
+        f"{args.epochs} epochs, lr {args.lr}, LoRA rank {lora.rank} alpha {lora.alpha:g} on "
+        f"{', '.join(lora.target_modules)}"
+    )
     print(f"real tokens per arm: {real}")
     print()
     print(f"{'arm':<48} {'seconds':>8} {'padded tok':>11} {'real tok/s':>11}")
-    print(f"{'multiseal train_adapter (bucketed, batch ' + str(args.batch_size) + ')':<48} "
-          f"{stats.seconds:>8.1f} {stats.padded_tokens:>11} {ours:>11.1f}")
+    print(
+        f"{'multiseal train_adapter (bucketed, batch ' + str(args.batch_size) + ')':<48} "
+        f"{stats.seconds:>8.1f} {stats.padded_tokens:>11} {ours:>11.1f}"
+    )
     seal_padded = args.epochs * len(data) * args.max_length
-    print(f"{'SEAL-style Trainer (batch 1, pad to ' + str(args.max_length) + ')':<48} "
-          f"{seal_seconds:>8.1f} {seal_padded:>11} {theirs:>11.1f}")
+    print(
+        f"{'SEAL-style Trainer (batch 1, pad to ' + str(args.max_length) + ')':<48} "
+        f"{seal_seconds:>8.1f} {seal_padded:>11} {theirs:>11.1f}"
+    )
     print()
     print(f"speed-up (real tokens/s, multiseal / SEAL-style): {ours / theirs:.1f}x")
     print(f"(SEAL's TTT_server pads to --max_seq_length, default 2048; this run pads to {args.max_length}.)")

@@ -8,6 +8,7 @@ the size the adapters' parameter count predicts, and the base's own weight size.
     python benchmarks/bench_memory.py                      # SmolLM2-135M, rank 32, all linear layers
     python benchmarks/bench_memory.py --model tiny-random --agents 1 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,25 +99,35 @@ def main() -> int:
         rows.append(json.loads(out.strip().splitlines()[-1]))
 
     first = next((r for r in rows if r["agents"]), rows[0])
-    print(f"bench_memory  {datetime.date.today()}  {platform.machine()}  model={args.model}  "
-          f"LoRA rank {args.rank}, all linear layers, float32; one fresh process per row")
+    print(
+        f"bench_memory  {datetime.date.today()}  {platform.machine()}  model={args.model}  "
+        f"LoRA rank {args.rank}, all linear layers, float32; one fresh process per row"
+    )
     print(f"base weights: {first['base_params'] / 1e6:.1f} M parameters = {first['base_bytes'] / MiB:.1f} MiB")
-    print(f"one adapter:  {first['adapter_params'] / 1e6:.2f} M parameters = {first['adapter_bytes'] / MiB:.1f} MiB "
-          f"({100 * first['adapter_params'] / first['base_params']:.1f}% of the base)")
+    print(
+        f"one adapter:  {first['adapter_params'] / 1e6:.2f} M parameters = {first['adapter_bytes'] / MiB:.1f} MiB "
+        f"({100 * first['adapter_params'] / first['base_params']:.1f}% of the base)"
+    )
     print()
-    header = f"{'agents':>6} {'RSS imports':>12} {'RSS base':>10} {'RSS agents':>11} " \
-             f"{'peak':>8} {'Δ/agent':>9} {'adapter':>9}"
+    header = (
+        f"{'agents':>6} {'RSS imports':>12} {'RSS base':>10} {'RSS agents':>11} "
+        f"{'peak':>8} {'Δ/agent':>9} {'adapter':>9}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         per = (r["rss_agents"] - r["rss_base"]) / r["agents"] if r["agents"] else 0.0
-        print(f"{r['agents']:>6} {r['rss_imports'] / MiB:>10.0f}Mi {r['rss_base'] / MiB:>8.0f}Mi "
-              f"{r['rss_agents'] / MiB:>9.0f}Mi {r['peak'] / MiB:>6.0f}Mi {per / MiB:>7.1f}Mi "
-              f"{r['adapter_bytes'] / MiB:>7.1f}Mi")
-    print("\nRSS imports: after importing torch, transformers and peft; RSS base: after loading the base and "
-          "one forward pass;\nRSS agents: after adding the adapters and writing every adapter weight once, "
-          "as training does;\n"
-          "Δ/agent = (RSS agents - RSS base) / agents; adapter = parameter count x 4 bytes.")
+        print(
+            f"{r['agents']:>6} {r['rss_imports'] / MiB:>10.0f}Mi {r['rss_base'] / MiB:>8.0f}Mi "
+            f"{r['rss_agents'] / MiB:>9.0f}Mi {r['peak'] / MiB:>6.0f}Mi {per / MiB:>7.1f}Mi "
+            f"{r['adapter_bytes'] / MiB:>7.1f}Mi"
+        )
+    print(
+        "\nRSS imports: after importing torch, transformers and peft; RSS base: after loading the base and "
+        "one forward pass;\nRSS agents: after adding the adapters and writing every adapter weight once, "
+        "as training does;\n"
+        "Δ/agent = (RSS agents - RSS base) / agents; adapter = parameter count x 4 bytes."
+    )
     return 0
 
 

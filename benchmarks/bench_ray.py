@@ -20,6 +20,7 @@ must equal the in-process run with the same groups, else the benchmark stops).
     .venv/bin/python benchmarks/bench_ray.py --model tiny-random --agents 4 --rounds 3
     .venv/bin/python benchmarks/bench_ray.py --model smollm2-135m --agents 4 --rounds 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,10 @@ MODEL_STAGES = ("self_edit", "adapt", "evaluate")
 
 def scenario(model: str, agents: int, rounds: int, kind: str, workers: int, threads: int) -> dict:
     return {
-        "name": "bench-ray", "seed": 0, "rounds": rounds, "agents": agents,
+        "name": "bench-ray",
+        "seed": 0,
+        "rounds": rounds,
+        "agents": agents,
         "model": {"base": model, "lora": {"rank": 16, "alpha": 32, "dropout": 0.0}, "threads": threads},
         "world": {"kind": "synthetic", "documents": agents * rounds, "questions_per_doc": [2, 2]},
         "arrivals": {"kind": "disjoint", "docs_per_round": 1},
@@ -51,8 +55,9 @@ def scenario(model: str, agents: int, rounds: int, kind: str, workers: int, thre
 
 def fingerprint(sim) -> list:
     """Everything a run measured, NaN-safe, for the equality check."""
-    return [sorted((a, k, "nan" if v != v else v) for a, m in r.agents.items() for k, v in m.items())
-            for r in sim.records] + [[n.text for n in sim.state.notes_log]]
+    return [
+        sorted((a, k, "nan" if v != v else v) for a, m in r.agents.items() for k, v in m.items()) for r in sim.records
+    ] + [[n.text for n in sim.state.notes_log]]
 
 
 def run_arm(label: str, sc: dict, args) -> tuple[dict, list]:
@@ -71,14 +76,20 @@ def run_arm(label: str, sc: dict, args) -> tuple[dict, list]:
         sim = build_simulation(scn, model, progress=False)
         sim.run()
         later = sim.records[1:] or sim.records
-        row = {"arm": label, "startup": startup,
-               "round": float(np.mean([sum(v for k, v in r.seconds.items() if not k.startswith("worker."))
-                                       for r in later]))}
+        row = {
+            "arm": label,
+            "startup": startup,
+            "round": float(
+                np.mean([sum(v for k, v in r.seconds.items() if not k.startswith("worker.")) for r in later])
+            ),
+        }
         overhead = []
         for r in later:
             wall = sum(r.seconds.get(s, 0.0) for s in MODEL_STAGES)
-            busiest = sum(max((v for k, v in r.seconds.items() if k.startswith("worker.") and k.endswith("." + s)),
-                              default=0.0) for s in MODEL_STAGES)
+            busiest = sum(
+                max((v for k, v in r.seconds.items() if k.startswith("worker.") and k.endswith("." + s)), default=0.0)
+                for s in MODEL_STAGES
+            )
             overhead.append(wall - busiest if any(k.startswith("worker.") for k in r.seconds) else float("nan"))
         for s in MODEL_STAGES:
             row[s] = float(np.mean([r.seconds.get(s, 0.0) for r in later]))
@@ -104,10 +115,16 @@ def main() -> None:
     import ray
 
     ray.init(num_cpus=2 * args.threads, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    arms = [("in-process", "local", 1), ("in-process, 2 groups", "local", 2),
-            ("ray, 1 worker", "ray", 1), ("ray, 2 workers", "ray", 2)]
-    print(f"\n## {args.model}, {args.agents} agents, complete graph, {args.rounds} rounds, "
-          f"{args.threads} thread(s) per process (seconds; per round = mean of rounds 2..{args.rounds})\n")
+    arms = [
+        ("in-process", "local", 1),
+        ("in-process, 2 groups", "local", 2),
+        ("ray, 1 worker", "ray", 1),
+        ("ray, 2 workers", "ray", 2),
+    ]
+    print(
+        f"\n## {args.model}, {args.agents} agents, complete graph, {args.rounds} rounds, "
+        f"{args.threads} thread(s) per process (seconds; per round = mean of rounds 2..{args.rounds})\n"
+    )
     print("| arm | start-up | per round | self-edit | adapt | evaluate | workers busy | Ray overhead |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     prints: dict[int, list] = {}
@@ -119,8 +136,11 @@ def main() -> None:
             prints.setdefault(workers, fp)
             busy = f"{row['busy']:.2f}" if kind == "ray" else "—"
             over = f"{row['overhead']:.2f}" if kind == "ray" else "—"
-            print(f"| {label} | {row['startup']:.1f} | {row['round']:.2f} | {row['self_edit']:.2f} | {row['adapt']:.2f} "
-                  f"| {row['evaluate']:.2f} | {busy} | {over} |", flush=True)
+            print(
+                f"| {label} | {row['startup']:.1f} | {row['round']:.2f} | {row['self_edit']:.2f} | {row['adapt']:.2f} "
+                f"| {row['evaluate']:.2f} | {busy} | {over} |",
+                flush=True,
+            )
     finally:
         ray.shutdown()
     print("\nThe Ray arms' metrics equal the in-process arm's with the same number of groups (checked).")

@@ -15,6 +15,7 @@ One E-step and M-step as ``multiseal.rl.restem.run_restem`` does them, on a synt
     python benchmarks/bench_restem.py --model tiny-random  # quick check
     python benchmarks/bench_restem.py --agents 2 --reward mixed
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,12 @@ def main() -> int:
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=80)
     parser.add_argument("--trial-batch", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1: on a shared 2-core machine more threads wait on each other)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: on a shared 2-core machine more threads wait on each other)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,10 +78,17 @@ def main() -> int:
     for i in range(args.agents):
         model.add_adapter(f"agent{i}", lora, seed=i)
         model.add_adapter(f"writer{i}", lora, seed=100 + i)
-        agents.append(RestemAgent(f"agent{i}", f"writer{i}", "implications", inner,
-                                  tuple((j, 1.0) for j in range(args.agents) if j != i)))
-    settings = RestemSettings(candidates=args.k, reward=args.reward, trial_batch=args.trial_batch,
-                              sft=replace(WRITER_TRAINING, epochs=3, lr=1e-3, batch_size=2))
+        agents.append(
+            RestemAgent(
+                f"agent{i}", f"writer{i}", "implications", inner, tuple((j, 1.0) for j in range(args.agents) if j != i)
+            )
+        )
+    settings = RestemSettings(
+        candidates=args.k,
+        reward=args.reward,
+        trial_batch=args.trial_batch,
+        sft=replace(WRITER_TRAINING, epochs=3, lr=1e-3, batch_size=2),
+    )
     evaluation = EvalSettings(max_new_tokens=16)
     write = SelfEditSettings(max_new_tokens=args.max_new_tokens)
 
@@ -95,8 +107,17 @@ def main() -> int:
     scores_batched = [dict(c.scores) for c in cands]
     single = Clock()
     t0 = time.perf_counter()
-    score_candidates(model, agents, cands, RestemSettings(candidates=args.k, reward=args.reward, trial_batch=1),
-                     evaluation, cache, roles=roles, seed=args.seed, clock=single)
+    score_candidates(
+        model,
+        agents,
+        cands,
+        RestemSettings(candidates=args.k, reward=args.reward, trial_batch=1),
+        evaluation,
+        cache,
+        roles=roles,
+        seed=args.seed,
+        clock=single,
+    )
     single_total = time.perf_counter() - t0
     agree = sum(a == dict(c.scores) for a, c in zip(scores_batched, cands)) / len(cands)
     reward_and_select(cands, settings)
@@ -104,18 +125,28 @@ def main() -> int:
         train_writers(model, agents, cands, settings, cache, seed=args.seed, progress=None)
 
     n, trials = len(cands), sum(len(c.scores) for c in cands)
-    phases = {"generation": clock.seconds["generate"], "training (inner loop)": batched.seconds["train"],
-              "evaluation (answers)": batched.seconds["answer"], "pre-update answers (once)": batched.seconds["baseline"],
-              "writer SFT": clock.seconds["sft"]}
+    phases = {
+        "generation": clock.seconds["generate"],
+        "training (inner loop)": batched.seconds["train"],
+        "evaluation (answers)": batched.seconds["answer"],
+        "pre-update answers (once)": batched.seconds["baseline"],
+        "writer SFT": clock.seconds["sft"],
+    }
     total = sum(phases.values())
     stats = reward_stats([c.reward for c in cands])
-    print(f"bench_restem  {datetime.date.today()}  {platform.machine()}  model={args.model}  threads={args.threads}  "
-          f"torch {torch.__version__}")
-    print(f"{args.agents} agent(s) × {args.docs} documents × k={args.k} = {n} candidates, reward '{args.reward}' "
-          f"({trials} trials), {args.questions} questions/document, inner loop {args.epochs} epochs, LoRA rank "
-          f"{args.rank}, {generated} self-edit tokens generated")
-    print(f"rewards: mean {stats['mean']:.3f}, max {stats['max']:.3f}, positive share {stats['positive_share']:.2f}, "
-          f"kept {sum(c.kept for c in cands)}")
+    print(
+        f"bench_restem  {datetime.date.today()}  {platform.machine()}  model={args.model}  threads={args.threads}  "
+        f"torch {torch.__version__}"
+    )
+    print(
+        f"{args.agents} agent(s) × {args.docs} documents × k={args.k} = {n} candidates, reward '{args.reward}' "
+        f"({trials} trials), {args.questions} questions/document, inner loop {args.epochs} epochs, LoRA rank "
+        f"{args.rank}, {generated} self-edit tokens generated"
+    )
+    print(
+        f"rewards: mean {stats['mean']:.3f}, max {stats['max']:.3f}, positive share {stats['positive_share']:.2f}, "
+        f"kept {sum(c.kept for c in cands)}"
+    )
     print()
     print(f"{'phase (batched iteration)':<30} {'seconds':>8} {'share':>7}")
     for name, s in phases.items():
@@ -125,13 +156,19 @@ def main() -> int:
     per_b = (batched.seconds["train"] + batched.seconds["answer"]) / n
     per_s = (single.seconds["train"] + single.seconds["answer"]) / n
     print(f"{'candidate evaluation':<30} {'s/candidate':>11} {'train s':>8} {'answer s':>9} {'answer passes':>14}")
-    print(f"{'batched (trial_batch ' + str(args.trial_batch) + ')':<30} {per_b:>11.2f} {batched.seconds['train']:>8.1f} "
-          f"{batched.seconds['answer']:>9.1f} {-(-trials // args.trial_batch):>14}")
-    print(f"{'one by one (trial_batch 1)':<30} {per_s:>11.2f} {single.seconds['train']:>8.1f} "
-          f"{single.seconds['answer']:>9.1f} {trials:>14}")
-    print(f"answering speed-up from batching: {single.seconds['answer'] / batched.seconds['answer']:.1f}x; "
-          f"pre-update answers {batched.seconds['baseline']:.1f}s once instead of per candidate; "
-          f"same grades in both arms for {agree:.0%} of candidates")
+    print(
+        f"{'batched (trial_batch ' + str(args.trial_batch) + ')':<30} {per_b:>11.2f} {batched.seconds['train']:>8.1f} "
+        f"{batched.seconds['answer']:>9.1f} {-(-trials // args.trial_batch):>14}"
+    )
+    print(
+        f"{'one by one (trial_batch 1)':<30} {per_s:>11.2f} {single.seconds['train']:>8.1f} "
+        f"{single.seconds['answer']:>9.1f} {trials:>14}"
+    )
+    print(
+        f"answering speed-up from batching: {single.seconds['answer'] / batched.seconds['answer']:.1f}x; "
+        f"pre-update answers {batched.seconds['baseline']:.1f}s once instead of per candidate; "
+        f"same grades in both arms for {agree:.0%} of candidates"
+    )
     print(f"wall: batched scoring {batched_total:.1f}s, one-by-one scoring {single_total:.1f}s")
     return 0
 

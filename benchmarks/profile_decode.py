@@ -8,6 +8,7 @@ operator at all: the rest is Python (transformers' generate loop, peft's and mul
 
     .venv/bin/python benchmarks/profile_decode.py --model smollm2-135m --batch 16 --adapters 16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,13 +41,24 @@ def main() -> None:
     rows = [names[i % len(names)] if names else None for i in range(args.batch)]
     tok = model.tokenizer
     tok.padding_side = "left"
-    prompts = [model.prompt(f"Write a short story about the town of Place{i} and its river.") for i in range(args.batch)]
+    prompts = [
+        model.prompt(f"Write a short story about the town of Place{i} and its river.") for i in range(args.batch)
+    ]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
 
     def run():
         with model.serving(names) as serve:
-            serve.generate(enc, rows, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False,
-                           temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+            serve.generate(
+                enc,
+                rows,
+                max_new_tokens=args.tokens,
+                min_new_tokens=args.tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tok.pad_token_id,
+            )
 
     run()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -55,13 +67,17 @@ def main() -> None:
         wall = time.perf_counter() - t0
     events = prof.key_averages()
     ops = sum(e.self_cpu_time_total for e in events) / 1e6
-    print(f"\n## decode profile: {args.model}, batch {args.batch}, {args.adapters} adapter(s), kernel {args.kernel}, "
-          f"{args.tokens} tokens, {args.threads} thread(s)\n")
-    print(f"wall {wall:.2f} s ({wall / args.tokens * 1e3:.0f} ms per step incl. prefill); inside operators "
-          f"{ops:.2f} s ({ops / wall:.0%}); outside (Python) {wall - ops:.2f} s ({(wall - ops) / wall:.0%})\n")
+    print(
+        f"\n## decode profile: {args.model}, batch {args.batch}, {args.adapters} adapter(s), kernel {args.kernel}, "
+        f"{args.tokens} tokens, {args.threads} thread(s)\n"
+    )
+    print(
+        f"wall {wall:.2f} s ({wall / args.tokens * 1e3:.0f} ms per step incl. prefill); inside operators "
+        f"{ops:.2f} s ({ops / wall:.0%}); outside (Python) {wall - ops:.2f} s ({(wall - ops) / wall:.0%})\n"
+    )
     print("| operator | calls | self CPU s | share of wall |")
     print("| --- | ---: | ---: | ---: |")
-    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:args.top]:
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]:
         s = e.self_cpu_time_total / 1e6
         print(f"| {e.key} | {e.count} | {s:.3f} | {s / wall:.1%} |")
 

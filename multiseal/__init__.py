@@ -10,12 +10,23 @@ fast and imports neither torch nor Ray::
 ``load``, ``validate``, ``run_scenario``, ``open_run``, ``compare``, ``sweep``; the objects they return:
 ``Validation``, ``RunResult``, ``Comparison``, ``SweepRuns``.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-API = ("load", "validate", "Validation", "run_scenario", "open_run", "RunResult", "compare", "Comparison", "sweep",
-       "SweepRuns")
+API = (
+    "load",
+    "validate",
+    "Validation",
+    "run_scenario",
+    "open_run",
+    "RunResult",
+    "compare",
+    "Comparison",
+    "sweep",
+    "SweepRuns",
+)
 __all__ = list(API)
 
 

@@ -1,4 +1,5 @@
 """``python -m multiseal``: the same command line as ``multiseal`` (sweeps start their points this way)."""
+
 import sys
 
 from multiseal.cli import main

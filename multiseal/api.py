@@ -20,11 +20,13 @@ file when the file's path is given, and in the working folder when a dict or a :
 raises :class:`multiseal.errors.InputError` (``ScenarioError`` carries the problems) before any model
 loads, as on the command line. ``import multiseal`` loads none of this until a name is used.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 from multiseal.analysis.local import GROUP_KEY, LocalRuns
 from multiseal.analysis.paired import PAIRED_METRICS, PairedResult, format_paired, paired_comparisons
@@ -33,8 +35,18 @@ from multiseal.errors import InputError, Problem, ScenarioError
 from multiseal.run.result import RunResult
 from multiseal.run.sweep import SweepResult
 
-__all__ = ["load", "validate", "Validation", "run_scenario", "open_run", "RunResult", "compare", "Comparison", "sweep",
-           "SweepRuns"]
+__all__ = [
+    "load",
+    "validate",
+    "Validation",
+    "run_scenario",
+    "open_run",
+    "RunResult",
+    "compare",
+    "Comparison",
+    "sweep",
+    "SweepRuns",
+]
 
 ScenarioLike = str | Path | Mapping[str, Any] | Scenario
 
@@ -83,9 +95,15 @@ def validate(source: ScenarioLike, overrides: Mapping[str, Any] | None = None) -
     return Validation((), scenario, cost)
 
 
-def run_scenario(source: ScenarioLike | None, overrides: Mapping[str, Any] | None = None, *, progress: bool = False,
-        tags: Mapping[str, str] | None = None, resume: str | Path | None = None,
-        before_model: Callable[[], None] | None = None) -> RunResult:
+def run_scenario(
+    source: ScenarioLike | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    progress: bool = False,
+    tags: Mapping[str, str] | None = None,
+    resume: str | Path | None = None,
+    before_model: Callable[[], None] | None = None,
+) -> RunResult:
     """Run a scenario to the end (validated first; the tracking store checked before the model loads)
     and return its :class:`RunResult`. ``tags`` are added to the run; ``resume`` (a run directory,
     uid or MLflow run id) continues an interrupted simulation from its last intact checkpoint, with
@@ -148,10 +166,18 @@ class Comparison:
         return pd.DataFrame([dataclasses.asdict(r) for r in self.rows])
 
 
-def compare(groups: Mapping[str, Sequence[RunResult | str | Path]], reference: str,
-            metrics: Sequence[str] = PAIRED_METRICS, *, resamples: int | None = None, seed: int = 0,
-            confidence: float = 0.95, alpha: float = 0.05, power: float = 0.8,
-            root: str | Path | None = None) -> Comparison:
+def compare(
+    groups: Mapping[str, Sequence[RunResult | str | Path]],
+    reference: str,
+    metrics: Sequence[str] = PAIRED_METRICS,
+    *,
+    resamples: int | None = None,
+    seed: int = 0,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    root: str | Path | None = None,
+) -> Comparison:
     """Every group against ``reference``, paired by seed: the runs of two groups with the same seed are
     compared cell by cell (see :mod:`multiseal.analysis.paired`). Runs are given as
     :class:`RunResult` objects or anything :func:`open_run` takes. Metrics a run did not record are
@@ -163,8 +189,9 @@ def compare(groups: Mapping[str, Sequence[RunResult | str | Path]], reference: s
     opened = {name: [open_run(r, root) for r in runs] for name, runs in groups.items()}
     data = LocalRuns(opened)
     kwargs = {"resamples": resamples} if resamples is not None else {}
-    result = paired_comparisons(data, {GROUP_KEY: reference}, metrics, seed=seed, confidence=confidence,
-                                alpha=alpha, power=power, **kwargs)
+    result = paired_comparisons(
+        data, {GROUP_KEY: reference}, metrics, seed=seed, confidence=confidence, alpha=alpha, power=power, **kwargs
+    )
     return Comparison(result, reference)
 
 
@@ -213,18 +240,26 @@ class SweepRuns:
         return " ".join(f"{k}={tag_value(v)}" for k, v in point.overrides.items() if k != "seed") or "(base)"
 
 
-def sweep(path: str | Path | Any, *, tracking_uri: str | None = None, jobs: int | None = None,
-          executor: str | None = None, address: str | None = None, progress: bool = False,
-          out: TextIO | None = None) -> SweepRuns:
+def sweep(
+    path: str | Path | Any,
+    *,
+    tracking_uri: str | None = None,
+    jobs: int | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    progress: bool = False,
+    out: TextIO | None = None,
+) -> SweepRuns:
     """Run every point of a sweep file (or a loaded :class:`multiseal.run.sweep_file.Sweep`) that has
     not FINISHED (as ``multiseal sweep``; ``out``: where
     the per-point lines go, stdout by default). ``groups`` then gathers the points' finished run
     directories on this machine (a Ray sweep's runs on other nodes are in the tracking store, not here)."""
     from multiseal.run.executors import execute
-    from multiseal.run.sweep_file import load_sweep
+    from multiseal.run.sweep_file import Sweep, load_sweep
 
-    from multiseal.run.sweep_file import Sweep
-
-    plan = path if isinstance(path, Sweep) else load_sweep(path, tracking_uri=tracking_uri, jobs=jobs,
-                                                           executor=executor, address=address)
+    plan = (
+        path
+        if isinstance(path, Sweep)
+        else load_sweep(path, tracking_uri=tracking_uri, jobs=jobs, executor=executor, address=address)
+    )
     return SweepRuns(plan, execute(plan, progress=progress, out=out))

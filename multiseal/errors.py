@@ -3,6 +3,7 @@
 Every message names the file and the key path (or item index) so the user can fix it
 without reading a traceback.
 """
+
 from __future__ import annotations
 
 import errno
@@ -122,8 +123,17 @@ def read_bytes(path: str | Path, limit: int, what: str = "the file", *, follow_l
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = ("a folder" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                    else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+            kind = (
+                "a folder"
+                if stat.S_ISDIR(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a special file"
+            )
             raise FileReadError(path, f"{kind}, not a regular file: {what} must be a file")
         os.set_blocking(fd, True)
         chunks, left = [], limit + 1
@@ -152,8 +162,9 @@ def read_text(path: str | Path, limit: int, what: str = "the file", fmt: str = "
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise FileReadError(path, f"not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); "
-                                  "save the file as UTF-8") from None
+        raise FileReadError(
+            path, f"not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); save the file as UTF-8"
+        ) from None
 
 
 def read_json(path: str | Path, limit: int, what: str = "the file") -> object:
@@ -203,6 +214,7 @@ class FieldProblems(ValueError):
 
 # ---------------------------------------------------------------- pydantic errors as problems
 
+
 def join_path(base: str, sub: str) -> str:
     """``params`` + ``k`` → ``params.k``; ``params.edges`` + ``[1]`` → ``params.edges[1]``."""
     if not base or not sub:
@@ -226,8 +238,9 @@ def loc_path(loc: tuple) -> str:
 _OWN_MESSAGE = ("value_error", "assertion_error")
 
 
-def pydantic_problems(error: ValidationError, *, prefix: str = "", model: type[BaseModel] | None = None,
-                      owner: str | None = None) -> list[Problem]:
+def pydantic_problems(
+    error: ValidationError, *, prefix: str = "", model: type[BaseModel] | None = None, owner: str | None = None
+) -> list[Problem]:
     """Every error of a pydantic validation as a :class:`Problem` at its dotted key path under ``prefix``.
 
     Scenario sections pass no ``model``: an unknown key reads ``unknown key``. The parameters of a

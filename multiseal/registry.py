@@ -15,11 +15,12 @@ problem comes back as a ``(dotted key, message)`` pair (``params.bridge: Input s
 boolean, got 'yes'``). A rule that needs more than the parameters (the number of agents) reads it from
 the validation context (``info.context["n"]`` in a validator).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -37,12 +38,19 @@ class Registry(Generic[T]):
         self.what = what
         self._items: dict[str, T] = {}
 
+    @overload
+    def register(self, name: str, item: None = None) -> Callable[[T], T]: ...
+    @overload
+    def register(self, name: str, item: T) -> T: ...
+
     def register(self, name: str, item: T | None = None) -> Callable[[T], T] | T:
         """Register ``item`` under ``name``; usable as ``@REG.register("name")`` too."""
         if item is None:
+
             def deco(obj: T) -> T:
                 self.register(name, obj)
                 return obj
+
             return deco
         self._add(name, item)
         return item
@@ -77,6 +85,7 @@ class Registry(Generic[T]):
 
 # ---------------------------------------------------------------- kinds with typed parameters
 
+
 class Params(BaseModel):
     """Base of a kind's parameter model: unknown keys are errors, values are not coerced (an int
     stays an int: ``"3"``, ``2.0`` and ``true`` are not 3, 2 or 1), floats are finite, defaults go
@@ -90,9 +99,14 @@ class NoParams(Params):
     """The parameters of a kind that takes none."""
 
 
-def validate_params(model: type[BaseModel], params: Mapping[str, Any] | None, *,
-                    context: Mapping[str, Any] | None = None, prefix: str = "params",
-                    owner: str | None = None) -> tuple[BaseModel | None, Problems]:
+def validate_params(
+    model: type[BaseModel],
+    params: Mapping[str, Any] | None,
+    *,
+    context: Mapping[str, Any] | None = None,
+    prefix: str = "params",
+    owner: str | None = None,
+) -> tuple[BaseModel | None, Problems]:
     """``params`` validated against ``model``: ``(parsed, [])``, or ``(None, problems)``.
 
     Problems are ``(dotted key, message)`` pairs under ``prefix`` (``params.k``); ``context`` reaches
@@ -124,14 +138,15 @@ class Kind(Generic[F]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
-    def validate(self, params: Mapping[str, Any] | None, *, context: Mapping[str, Any] | None = None,
-                 prefix: str = "params") -> tuple[BaseModel | None, Problems]:
+    def validate(
+        self, params: Mapping[str, Any] | None, *, context: Mapping[str, Any] | None = None, prefix: str = "params"
+    ) -> tuple[BaseModel | None, Problems]:
         """``params`` checked against this kind's model (see :func:`validate_params`)."""
-        return validate_params(self.params, params, context=context, prefix=prefix,
-                               owner=f"{self.what} {self.name}")
+        return validate_params(self.params, params, context=context, prefix=prefix, owner=f"{self.what} {self.name}")
 
-    def parse(self, params: Mapping[str, Any] | None, *, context: Mapping[str, Any] | None = None,
-              prefix: str = "params") -> BaseModel:
+    def parse(
+        self, params: Mapping[str, Any] | None, *, context: Mapping[str, Any] | None = None, prefix: str = "params"
+    ) -> BaseModel:
         """The parsed parameters; raises :class:`multiseal.errors.ParamsError` listing every problem."""
         parsed, problems = self.validate(params, context=context, prefix=prefix)
         if problems:
@@ -148,33 +163,51 @@ class KindRegistry(Registry[Kind[F]]):
     unknown keys: subclass :class:`Params`.
     """
 
-    def register(self, name: str, fn: F | None = None, *,  # type: ignore[override]
-                 params: type[BaseModel] = NoParams) -> Callable[[F], F] | F:
+    @overload  # type: ignore[override]
+    def register(self, name: str, fn: None = None, *, params: type[BaseModel] = NoParams) -> Callable[[F], F]: ...
+    @overload
+    def register(self, name: str, fn: F, *, params: type[BaseModel] = NoParams) -> F: ...
+
+    def register(self, name: str, fn: F | None = None, *, params: type[BaseModel] = NoParams) -> Callable[[F], F] | F:
         """Register builder ``fn`` with its parameter model; usable as a decorator too (returns ``fn``)."""
         if fn is None:
+
             def deco(obj: F) -> F:
                 self.register(name, obj, params=params)
                 return obj
+
             return deco
         if not (isinstance(params, type) and issubclass(params, BaseModel)):
             raise TypeError(f"{self.what} '{name}': params must be a pydantic model class, got {params!r}")
         if params.model_config.get("extra") != "forbid":
-            raise TypeError(f"{self.what} '{name}': {params.__name__} must forbid unknown keys "
-                            "(subclass multiseal.registry.Params)")
+            raise TypeError(
+                f"{self.what} '{name}': {params.__name__} must forbid unknown keys (subclass multiseal.registry.Params)"
+            )
         self._add(name, Kind(name, fn, params, self.what))
         return fn
 
-    def validate(self, name: str, params: Mapping[str, Any] | None, *,
-                 context: Mapping[str, Any] | None = None,
-                 prefix: str = "params") -> tuple[BaseModel | None, Problems]:
+    def validate(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        prefix: str = "params",
+    ) -> tuple[BaseModel | None, Problems]:
         """``params`` of kind ``name``: ``(parsed, [])`` or ``(None, problems)``; an unknown name is a
         problem at ``kind``."""
         if name not in self:
             return None, [("kind", f"{shown(name)} is not one of {', '.join(self.names())}")]
         return self.get(name).validate(params, context=context, prefix=prefix)
 
-    def parse(self, name: str, params: Mapping[str, Any] | None, *,
-              context: Mapping[str, Any] | None = None, prefix: str = "params") -> BaseModel:
+    def parse(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        prefix: str = "params",
+    ) -> BaseModel:
         """The parsed parameters of kind ``name``; raises ``ParamsError`` listing every problem."""
         parsed, problems = self.validate(name, params, context=context, prefix=prefix)
         if problems:

@@ -1,10 +1,11 @@
 """Statistics shared by the run and analysis layers (scipy, numpy): intervals over seeds, the two-level
 cluster bootstrap of paired differences, Holm adjustment, power of a paired design (docs/sweeps.md)."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -89,8 +90,9 @@ class Bootstrap:
     resamples: int
 
 
-def cluster_bootstrap(diffs: Sequence[np.ndarray], resamples: int = RESAMPLES, seed: int = 0,
-                      confidence: float = 0.95) -> Bootstrap:
+def cluster_bootstrap(
+    diffs: Sequence[np.ndarray], resamples: int = RESAMPLES, seed: int = 0, confidence: float = 0.95
+) -> Bootstrap:
     """Two-level cluster bootstrap of the mean over all cells of ``diffs`` (one ``[clusters, cells]``
     array per seed, NaN = no cell): draw seeds with replacement, then within each drawn seed as many
     clusters as it has, with replacement, each with all its cells. Seeded (numpy), deterministic."""
@@ -121,8 +123,9 @@ def cluster_bootstrap(diffs: Sequence[np.ndarray], resamples: int = RESAMPLES, s
         cluster = (rng.random((b, n, width)) * k).astype(np.int64)  # clusters within each drawn seed
         valid = np.arange(width) < k
         rows = drawn[..., None]
-        stat[start:start + b] = (np.where(valid, S[rows, cluster], 0.0).sum(axis=(1, 2))
-                                 / np.where(valid, C[rows, cluster], 0.0).sum(axis=(1, 2)))
+        stat[start : start + b] = np.where(valid, S[rows, cluster], 0.0).sum(axis=(1, 2)) / np.where(
+            valid, C[rows, cluster], 0.0
+        ).sum(axis=(1, 2))
     lo, hi = np.quantile(stat, [(1 - confidence) / 2, (1 + confidence) / 2])
     if delta > 0:
         p = min(1.0, 2 * (int((stat <= 0).sum()) + 1) / (resamples + 1))

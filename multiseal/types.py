@@ -11,6 +11,7 @@ Concordia keeps its ``typing/`` package). Records only: no behaviour beyond smal
 * one agent and one round: ``AgentSpec``, ``AgentAction``, ``RoundRecord``;
 * scheduling: ``SchedulerView``, ``Plan``, ``Scheduler``; policies: ``Decision``, ``Policy``.
 """
+
 from __future__ import annotations
 
 import random
@@ -22,6 +23,7 @@ import numpy as np
 
 # ---------------------------------------------------------------- the world
 
+
 @dataclass(frozen=True)
 class Fact:
     """One atomic fact of a document: ``entity``'s ``relation`` is ``value`` (stated verbatim in the
@@ -32,6 +34,7 @@ class Fact:
     entity: str  # the document's title: the entity the fact is about
     relation: str  # e.g. "birthplace", "founded", "colour"
     value: str  # the gold value, as the passage states it
+
 
 @dataclass(frozen=True)
 class Question:
@@ -50,6 +53,7 @@ class Question:
     kind: str = "single"
     fact_ids: tuple[str, ...] = ()
 
+
 @dataclass(frozen=True)
 class Document:
     """A passage (SEAL's ``title`` + ``context``) with the questions about it, and the atomic facts
@@ -60,6 +64,7 @@ class Document:
     context: str
     questions: tuple[Question, ...]
     facts: tuple[Fact, ...] = ()
+
 
 @dataclass(frozen=True)
 class World:
@@ -82,6 +87,7 @@ class World:
     def facts(self) -> list[Fact]:
         """Every document's facts, in document order (empty for a world without facts)."""
         return [f for d in self.documents for f in d.facts]
+
 
 # ---------------------------------------------------------------- few-shot skills (SEAL's second domain)
 
@@ -107,6 +113,7 @@ class SkillTask:
     test: tuple[GridPair, ...]
     family: str = ""
 
+
 @dataclass(frozen=True)
 class SkillConfig:
     """A skills self-edit: how to train on a task's demonstrations (SEAL's few-shot configuration).
@@ -119,6 +126,7 @@ class SkillConfig:
     learning_rate: float
     epochs: int
     loss: str
+
 
 # ---------------------------------------------------------------- settings
 
@@ -151,6 +159,7 @@ class LoraSettings:
             task_type="CAUSAL_LM",
         )
 
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Inner-loop hyper-parameters (SEAL: 10 epochs, lr 1e-3, batch 1)."""
@@ -160,6 +169,7 @@ class TrainSettings:
     batch_size: int = 1
     max_length: int = 256
     weight_decay: float = 0.0
+
 
 @dataclass(frozen=True)
 class SelfEditSettings:
@@ -172,6 +182,7 @@ class SelfEditSettings:
     max_new_tokens: int = 128
     writer: str = "adapter"  # "adapter": the agent's own adapted model writes; "base": the shared base
 
+
 @dataclass(frozen=True)
 class EvalSettings:
     """How answers are produced and which grader is the headline metric."""
@@ -180,7 +191,9 @@ class EvalSettings:
     batch_size: int = 64
     headline: str = "strict"
 
+
 # ---------------------------------------------------------------- what travels in a round
+
 
 @dataclass(frozen=True)
 class Note:
@@ -200,6 +213,7 @@ class Note:
     sequences: tuple[str, ...]
     tokens: int
 
+
 @dataclass(frozen=True)
 class InboxItem:
     """A note as it sits in one agent's inbox: who sent it, when it arrived, how far it travelled."""
@@ -209,6 +223,7 @@ class InboxItem:
     received_round: int
     weight: float = 1.0  # trust weight of the edge it arrived on (1.0 for one's own notes)
     hops: int = 0  # 0 = own note, 1 = from a neighbour, 2+ = relayed
+
 
 @dataclass(frozen=True)
 class Graded:
@@ -221,7 +236,9 @@ class Graded:
     answer: str
     scores: dict[str, float]
 
+
 # ---------------------------------------------------------------- agents and rounds
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -232,6 +249,7 @@ class AgentSpec:
     lora: LoraSettings
     inner: TrainSettings
 
+
 @dataclass
 class AgentAction:
     """What an external policy decides for one agent this round (None = leave it to the defaults)."""
@@ -239,6 +257,7 @@ class AgentAction:
     style: str | None = None
     adapt_on: list[InboxItem] | None = None
     send_to: set[int] | None = None
+
 
 @dataclass
 class RoundRecord:
@@ -253,9 +272,11 @@ class RoundRecord:
     seconds: dict[str, float] = field(default_factory=dict)  # by stage
     work: dict[str, int] = field(default_factory=dict)  # generated_tokens, trained_tokens, answered
 
+
 # ---------------------------------------------------------------- scheduling and policies
 
 Plan = dict[int, list[InboxItem]]
+
 
 @dataclass
 class SchedulerView:
@@ -273,8 +294,10 @@ class SchedulerView:
         """Every agent: the graph's nodes plus any inbox key, sorted."""
         return sorted(set(self.graph.nodes) | set(self.inboxes))
 
+
 class Scheduler(Protocol):
     def __call__(self, view: SchedulerView) -> Plan: ...
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -283,6 +306,7 @@ class Decision:
 
     note_ids: frozenset[str] = frozenset()
     new_from: frozenset[int] = frozenset()
+
 
 class Policy(Protocol):
     def __call__(self, observations: dict[str, np.ndarray], infos: dict[str, dict]) -> dict[str, dict]: ...

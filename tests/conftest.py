@@ -4,11 +4,12 @@ Both models are loaded once; tests add adapters to them, so every test must dele
 ``make_adapter`` does that for you and hands out names no other test uses (peft keeps the last
 adapter resident after ``delete_adapter``, so a name can never be reused on the same model).
 """
+
 from __future__ import annotations
 
 import itertools
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -34,6 +35,7 @@ def _run_directories(tmp_path_factory) -> Iterator[None]:
         os.environ.pop("MULTISEAL_RUNS", None)
     else:
         os.environ["MULTISEAL_RUNS"] = old
+
 
 _names = itertools.count()
 
@@ -73,8 +75,9 @@ def make_adapter() -> Iterator[Callable[..., str]]:
     """``make_adapter(model, settings=LoraSettings(), init_from=None, seed=0) -> name``; deleted after the test."""
     made: list[tuple[SharedModel, str]] = []
 
-    def make(model: SharedModel, settings: LoraSettings | None = None, init_from: str | None = None,
-             seed: int = 0) -> str:
+    def make(
+        model: SharedModel, settings: LoraSettings | None = None, init_from: str | None = None, seed: int = 0
+    ) -> str:
         name = unique_adapter_name()
         model.add_adapter(name, settings or LoraSettings(), init_from=init_from, seed=seed)
         made.append((model, name))

@@ -1,5 +1,6 @@
 """The inner loop: length buckets cover every sequence once with little padding; training lowers the
 loss, is deterministic for a seed, and does nothing with zero epochs."""
+
 from __future__ import annotations
 
 import math

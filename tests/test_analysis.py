@@ -1,5 +1,6 @@
 """The analysis package on a synthetic MLflow store: runs logged here with multiseal's Tracker, with
 known metric values, a fake accuracy tensor and graph, so every number can be checked by hand."""
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,12 @@ def fill_store(root: Path, experiment: str = EXPERIMENT) -> str:
     MlflowClient(uri).create_experiment(experiment, artifact_location=(root / "artifacts").as_uri())
     for topology in TOPOLOGIES:
         for seed in SEEDS:
-            tags = {"multiseal.sweep": SWEEP, "multiseal.point": f"{topology}{seed}",
-                    "multiseal.point.topology.kind": topology, "multiseal.point.seed": str(seed)}
+            tags = {
+                "multiseal.sweep": SWEEP,
+                "multiseal.point": f"{topology}{seed}",
+                "multiseal.point.topology.kind": topology,
+                "multiseal.point.seed": str(seed),
+            }
             with Tracker(uri, experiment, f"{SWEEP}: {topology} {seed}", params={"seed": seed}, tags=tags) as t:
                 _log_fake_run(t, final_accuracy(topology, seed), seed)
     Tracker(uri, experiment, "crashed", tags={"multiseal.sweep": SWEEP, "multiseal.point": "x"}).end("FAILED")
@@ -58,16 +63,29 @@ def _log_fake_run(t: Tracker, final: float, seed: int) -> None:
         scale = step / ROUNDS
         metrics = {f"agent.{a}.acc_all": final * scale + 0.01 * a for a in range(AGENTS)}
         metrics.update({f"agent.{a}.forgetting": 0.1 * (step - 1) * a for a in range(AGENTS)})
-        metrics.update({"pop.acc_all.mean": final * scale + 0.01, "pop.forgetting.mean": 0.1 * (step - 1),
-                        "pop.diffusion": 0.4 * scale, "pop.diffusion.d0": 0.8 * scale, "pop.diffusion.d1": 0.3 * scale})
+        metrics.update(
+            {
+                "pop.acc_all.mean": final * scale + 0.01,
+                "pop.forgetting.mean": 0.1 * (step - 1),
+                "pop.diffusion": 0.4 * scale,
+                "pop.diffusion.d0": 0.8 * scale,
+                "pop.diffusion.d1": 0.3 * scale,
+            }
+        )
         t.metrics(metrics, step=step)
     folder = t.artifact_dir()
     acc = rng.uniform(0, 1, size=(ROUNDS + 1, AGENTS, DOCS))
     acc[0, :, 3] = np.nan
     learnt = np.array([[1, 1, 2, -1], [1, 2, 2, -1], [2, 1, 1, 2]])
     introduced = np.array([[False] * DOCS, [True, True, False, False], [True] * DOCS])
-    np.savez_compressed(folder / "accuracy.npz", acc=acc, introduced=introduced, own=learnt == 1,
-                        learnt_round=learnt, doc_ids=np.array([f"d{j:03d}" for j in range(DOCS)]))
+    np.savez_compressed(
+        folder / "accuracy.npz",
+        acc=acc,
+        introduced=introduced,
+        own=learnt == 1,
+        learnt_round=learnt,
+        doc_ids=np.array([f"d{j:03d}" for j in range(DOCS)]),
+    )
     t.artifact_file(folder / "accuracy.npz")
     g = nx.DiGraph(nx.cycle_graph(AGENTS))
     for a in g.nodes:
@@ -188,8 +206,12 @@ def test_retention_curve_follows_documents_from_the_round_they_were_learnt():
 
 def test_a_point_that_ran_twice_counts_once_and_the_duplicate_is_named(tmp_path):
     uri = fill_store(tmp_path)
-    tags = {"multiseal.sweep": SWEEP, "multiseal.point": "ring1", "multiseal.point.topology.kind": "ring",
-            "multiseal.point.seed": "1"}
+    tags = {
+        "multiseal.sweep": SWEEP,
+        "multiseal.point": "ring1",
+        "multiseal.point.topology.kind": "ring",
+        "multiseal.point.seed": "1",
+    }
     with Tracker(uri, EXPERIMENT, f"{SWEEP}: ring 1 again", params={"seed": 1}, tags=tags) as t:
         _log_fake_run(t, 0.99, 1)
     with load_experiment(EXPERIMENT, uri) as data:

@@ -1,5 +1,6 @@
 """The public Python API (``import multiseal``) on tiny-random: load, validate, run, open_run, compare,
 sweep — each returning data, each checked against what the run directory and MLflow hold."""
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,12 @@ import multiseal as ms
 from multiseal.errors import InputError, Problem, ScenarioError
 
 SMALL = {
-    "rounds": 2, "seed": 0,
+    "rounds": 2,
+    "seed": 0,
     "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
     "world": {"documents": 6, "questions_per_doc": [2, 2]},
-    "agents": 3, "arrivals": {"kind": "overlapping", "copies": 1},
+    "agents": 3,
+    "arrivals": {"kind": "overlapping", "copies": 1},
     "topology": {"kind": "ring"},
     "self_edit": {"max_new_tokens": 8},
     "inner_loop": {"epochs": 1, "max_length": 32},
@@ -39,8 +42,10 @@ def _tracked(tmp_path, **changes):
 
 
 def test_import_multiseal_is_light_and_lists_the_api():
-    code = ("import sys, multiseal; print(sorted(m for m in ('torch', 'ray', 'mlflow', 'transformers', 'pandas') "
-            "if m in sys.modules)); print(sorted(multiseal.__all__))")
+    code = (
+        "import sys, multiseal; print(sorted(m for m in ('torch', 'ray', 'mlflow', 'transformers', 'pandas') "
+        "if m in sys.modules)); print(sorted(multiseal.__all__))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     loaded, names = out.splitlines()
     assert loaded == "[]"
@@ -70,8 +75,12 @@ def test_validate_returns_the_problems_and_the_cost_as_data(tmp_path):
     missing = ms.validate(tmp_path / "nope.yaml")
     assert not missing.ok and missing.problems[0].path == "" and "nope.yaml" in missing.message
     # the command line prints the same problems
-    out = subprocess.run([sys.executable, "-m", "multiseal", "validate", str(tmp_path / "nope.yaml")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "multiseal", "validate", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and missing.message in out.stderr
     assert isinstance(bad.problems[0], Problem)
 
@@ -112,18 +121,29 @@ def test_the_command_line_run_prints_what_the_result_holds(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(_tracked(tmp_path, rounds=1)))
     env = {**os.environ, "MULTISEAL_RUNS": str(tmp_path / "runs"), "MULTISEAL_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "multiseal", "run", str(path), "--no-progress"], capture_output=True,
-                         text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "multiseal", "run", str(path), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     (folder,) = (tmp_path / "runs" / "api").iterdir()
     assert ms.open_run(folder).summary in out.stdout
 
 
 def test_compare_pairs_groups_of_runs_by_seed(tmp_path):
-    runs = {kind: [ms.run_scenario(_tracked(tmp_path, seed=s, topology={"kind": kind})) for s in (0, 1)]
-            for kind in ("none", "complete")}
-    cmp = ms.compare({"isolated": runs["none"], "complete": [r.path for r in runs["complete"]]}, reference="isolated",
-                     metrics=["acc_all", "acc_own"], resamples=200)
+    runs = {
+        kind: [ms.run_scenario(_tracked(tmp_path, seed=s, topology={"kind": kind})) for s in (0, 1)]
+        for kind in ("none", "complete")
+    }
+    cmp = ms.compare(
+        {"isolated": runs["none"], "complete": [r.path for r in runs["complete"]]},
+        reference="isolated",
+        metrics=["acc_all", "acc_own"],
+        resamples=200,
+    )
     rows = {r.metric: r for r in cmp.rows}
     assert set(rows) == {"acc_all", "acc_own"}
     for r in rows.values():
@@ -147,11 +167,17 @@ def test_sweep_runs_the_points_and_groups_their_runs(tmp_path):
     import yaml
 
     (tmp_path / "base.yaml").write_text(yaml.safe_dump({**SMALL, "rounds": 1}))
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({
-        "name": "api-sweep", "base": "base.yaml", "experiment": "api-sweep",
-        "grid": {"topology.kind": ["none", "complete"], "seed": [0, 1]},
-        "reference": {"topology.kind": "none"},
-    }))
+    (tmp_path / "sweep.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "api-sweep",
+                "base": "base.yaml",
+                "experiment": "api-sweep",
+                "grid": {"topology.kind": ["none", "complete"], "seed": [0, 1]},
+                "reference": {"topology.kind": "none"},
+            }
+        )
+    )
     with open(os.devnull, "w") as quiet:
         done = ms.sweep(tmp_path / "sweep.yaml", tracking_uri=f"sqlite:///{tmp_path}/m.db", out=quiet)
     assert not done.failed
@@ -163,12 +189,21 @@ def test_sweep_runs_the_points_and_groups_their_runs(tmp_path):
 
 
 def test_a_skills_run_reads_back_its_table_and_attempts(tmp_path):
-    result = ms.run_scenario({"kind": "skills", "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
-                     "tasks": {"families": ["shift"], "per_family": 2, "width": [3, 3], "height": [2, 2],
-                               "demonstrations": 2},
-                     "skills": {"arms": ["in-context", "oracle"], "reference": "in-context", "iterations": 0,
-                                "oracle": [{"epochs": 1}], "max_length": 128},
-                     "tracking": {"uri": f"sqlite:///{tmp_path}/m.db", "experiment": "api-skills"}})
+    result = ms.run_scenario(
+        {
+            "kind": "skills",
+            "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
+            "tasks": {"families": ["shift"], "per_family": 2, "width": [3, 3], "height": [2, 2], "demonstrations": 2},
+            "skills": {
+                "arms": ["in-context", "oracle"],
+                "reference": "in-context",
+                "iterations": 0,
+                "oracle": [{"epochs": 1}],
+                "max_length": 128,
+            },
+            "tracking": {"uri": f"sqlite:///{tmp_path}/m.db", "experiment": "api-skills"},
+        }
+    )
     assert result.kind == "skills" and "| in-context |" in result.summary
     assert {a["arm"] for a in result.answers} == {"in-context", "oracle"}
     assert "skills.oracle.success" in result.metrics.columns and result.acc is None

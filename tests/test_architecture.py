@@ -4,6 +4,7 @@ Both count imports inside functions too (grimp parses every import statement). A
 upward — say ``multiseal.world`` importing ``multiseal.run`` — fails here with the offending import
 named, before it can reach main.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -15,7 +16,11 @@ import grimp
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
-LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"]
+LINT = [
+    sys.executable,
+    "-c",
+    "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+]
 
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess:
@@ -51,7 +56,9 @@ def test_no_module_is_part_of_an_import_cycle():
 
 
 def test_no_module_needs_type_checking_imports():
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "multiseal").rglob("*.py") if "TYPE_CHECKING" in p.read_text()]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "multiseal").rglob("*.py") if "TYPE_CHECKING" in p.read_text()
+    ]
     assert offenders == []
 
 

@@ -1,4 +1,5 @@
 """Arrival schedules: who receives which document in which round."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -81,7 +82,7 @@ def test_broadcast_feeds_only_the_source() -> None:
     arrivals = _build("broadcast", source=2, docs_per_round=3)
     for r, per_agent in arrivals.items():
         assert per_agent[0] == [] and per_agent[1] == []
-        assert per_agent[2] == DOCS[3 * r:3 * r + 3]
+        assert per_agent[2] == DOCS[3 * r : 3 * r + 3]
     with pytest.raises(ValueError, match="source 3"):
         _build("broadcast", source=3)
 
@@ -94,16 +95,19 @@ def test_table_is_taken_literally() -> None:
     assert documents_needed("table", 3, 4, table=TABLE) == 3
 
 
-@pytest.mark.parametrize("entry, pattern", [
-    ({"round": 0, "agent": 0, "docs": ["d999"]}, r"table entry 1: unknown document 'd999'"),
-    ({"round": 0, "agent": 3, "docs": ["d001"]}, r"table entry 1: agent 3 is out of range 0\.\.2"),
-    ({"round": 4, "agent": 0, "docs": ["d001"]}, r"table entry 1: round 4 is out of range 0\.\.3"),
-    ({"round": 0, "agent": 0}, r"table entry 1: missing key\(s\) docs"),
-    ({"round": 0, "agent": 0, "docs": [], "who": 1}, r"table entry 1: unknown key\(s\) who"),
-    ({"round": "0", "agent": 0, "docs": []}, r"table entry 1: round must be an integer"),
-    ({"round": 0, "agent": 0, "docs": "d001"}, r"table entry 1: docs must be a list"),
-    ({"round": 0, "agent": 0, "docs": ["d001", "d001"]}, r"table entry 1: document 'd001' .* twice"),
-])
+@pytest.mark.parametrize(
+    "entry, pattern",
+    [
+        ({"round": 0, "agent": 0, "docs": ["d999"]}, r"table entry 1: unknown document 'd999'"),
+        ({"round": 0, "agent": 3, "docs": ["d001"]}, r"table entry 1: agent 3 is out of range 0\.\.2"),
+        ({"round": 4, "agent": 0, "docs": ["d001"]}, r"table entry 1: round 4 is out of range 0\.\.3"),
+        ({"round": 0, "agent": 0}, r"table entry 1: missing key\(s\) docs"),
+        ({"round": 0, "agent": 0, "docs": [], "who": 1}, r"table entry 1: unknown key\(s\) who"),
+        ({"round": "0", "agent": 0, "docs": []}, r"table entry 1: round must be an integer"),
+        ({"round": 0, "agent": 0, "docs": "d001"}, r"table entry 1: docs must be a list"),
+        ({"round": 0, "agent": 0, "docs": ["d001", "d001"]}, r"table entry 1: document 'd001' .* twice"),
+    ],
+)
 def test_bad_table_entries_name_the_entry(entry: dict, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         _build("table", table=[TABLE[0], entry])
@@ -114,11 +118,14 @@ def test_empty_table_is_rejected() -> None:
         _build("table", table=[])
 
 
-@pytest.mark.parametrize("kind, kw, needed", [
-    ("disjoint", {"docs_per_round": 2}, 3 * 10 * 2),
-    ("overlapping", {"copies": 2, "docs_per_round": 3}, 10 * 5),  # ceil(3 agents * 3 / 2) a round
-    ("broadcast", {"docs_per_round": 5}, 10 * 5),
-])
+@pytest.mark.parametrize(
+    "kind, kw, needed",
+    [
+        ("disjoint", {"docs_per_round": 2}, 3 * 10 * 2),
+        ("overlapping", {"copies": 2, "docs_per_round": 3}, 10 * 5),  # ceil(3 agents * 3 / 2) a round
+        ("broadcast", {"docs_per_round": 5}, 10 * 5),
+    ],
+)
 def test_too_few_documents_is_a_clear_error(kind: str, kw: dict, needed: int) -> None:
     assert documents_needed(kind, n_agents=3, rounds=10, **kw) == needed
     with pytest.raises(ValueError, match=f"arrival schedule needs {needed} documents but the world has 40"):

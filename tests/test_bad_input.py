@@ -5,6 +5,7 @@ a file that is not YAML at all) and no traceback, and ``run`` must fail before a
 seconds, with no model-loading line, and without creating an MLflow store or a run directory.
 ``validate`` and ``run`` of a case start together (two processes; the suite runs on two cores).
 """
+
 from __future__ import annotations
 
 import json
@@ -58,21 +59,39 @@ def _no_gpu() -> bool:
 
 TINY = "model: {base: tiny-random}\n"
 CASES = [
-    Case("lora-target", "model: {base: tiny-random, lora: {target_modules: [q_proj, nope]}}\n",
-         ("model.lora.target_modules[1]: 'nope' is not a linear module of tiny-random", "q_proj, up_proj, v_proj")),
+    Case(
+        "lora-target",
+        "model: {base: tiny-random, lora: {target_modules: [q_proj, nope]}}\n",
+        ("model.lora.target_modules[1]: 'nope' is not a linear module of tiny-random", "q_proj, up_proj, v_proj"),
+    ),
     Case("tracking-uri", TINY + "tracking: {uri: 'bogus://x'}\n", ("tracking.uri:", "'bogus'"), run_uri=None),
-    Case("tracking-uri-flag", TINY, ("tracking.uri:", "'bogus'"), run_uri="bogus://x",
-         validate_set=("--set", "tracking.uri=bogus://x")),
+    Case(
+        "tracking-uri-flag",
+        TINY,
+        ("tracking.uri:", "'bogus'"),
+        run_uri="bogus://x",
+        validate_set=("--set", "tracking.uri=bogus://x"),
+    ),
     Case("seed-2**70", TINY + "seed: 1180591620717411303424\n", ("seed:", "less than or equal to 2147483647")),
     Case("lr-inf", TINY + "inner_loop: {lr: .inf}\n", ("inner_loop.lr:", "finite")),
-    Case("model-missing", "model: {base: no/such-model}\n",
-         ("model.base: 'no/such-model' is not an alias", "local Hugging Face cache", "model.allow_download: true")),
+    Case(
+        "model-missing",
+        "model: {base: no/such-model}\n",
+        ("model.base: 'no/such-model' is not an alias", "local Hugging Face cache", "model.allow_download: true"),
+    ),
     Case("max-new-tokens-1e9", TINY + "self_edit: {max_new_tokens: 1000000000}\n", ("self_edit.max_new_tokens:",)),
     Case("epochs-1e9", TINY + "inner_loop: {epochs: 1000000000}\n", ("inner_loop.epochs:",)),
     Case("documents-1e9", TINY + "world: {documents: 1000000000}\n", ("world.documents:",)),
-    Case("duplicate-section", "model: {base: tiny-random}\nmodel: {base: smollm2-135m}\n",
-         ("key 'model' appears twice", "lines 1 and 2")),
-    Case("duplicate-key", "model:\n  base: tiny-random\n  base: smollm2-135m\n", ("key 'base' appears twice", "lines 2 and 3")),
+    Case(
+        "duplicate-section",
+        "model: {base: tiny-random}\nmodel: {base: smollm2-135m}\n",
+        ("key 'model' appears twice", "lines 1 and 2"),
+    ),
+    Case(
+        "duplicate-key",
+        "model:\n  base: tiny-random\n  base: smollm2-135m\n",
+        ("key 'base' appears twice", "lines 2 and 3"),
+    ),
     Case("rounds-true", TINY + "rounds: true\n", ("rounds:", "valid integer")),
     Case("not-utf8", b"name: caf\xe9\n", ("not UTF-8", "line 1")),
     Case("binary", bytes(range(256)) * 4, ("binary file",)),
@@ -81,72 +100,157 @@ CASES = [
     Case("unknown-top", "modle: {base: tiny-random}\n", ("modle: unknown key",)),
     Case("unknown-model", "model: {bse: tiny-random}\n", ("model.bse: unknown key",)),
     Case("unknown-lora", TINY.replace("}", ", lora: {rnk: 8}}"), ("model.lora.rnk: unknown key",)),
-    Case("topology-k", TINY + "agents: 4\ntopology: {kind: small-world, params: {k: 5}}\n",
-         ("topology.params.k: must be an even int >= 2, got 5",)),
-    Case("squad-file", TINY + "kind: knowledge\nworld: {kind: squad, path: bad.json}\n",
-         ("world.path:", "bad.json: item 0: key 'context': missing key")),
-    Case("python-tag", 'name: !!python/object/apply:os.system ["echo hi"]\n', ("not valid YAML", "python/object/apply")),
+    Case(
+        "topology-k",
+        TINY + "agents: 4\ntopology: {kind: small-world, params: {k: 5}}\n",
+        ("topology.params.k: must be an even int >= 2, got 5",),
+    ),
+    Case(
+        "squad-file",
+        TINY + "kind: knowledge\nworld: {kind: squad, path: bad.json}\n",
+        ("world.path:", "bad.json: item 0: key 'context': missing key"),
+    ),
+    Case(
+        "python-tag", 'name: !!python/object/apply:os.system ["echo hi"]\n', ("not valid YAML", "python/object/apply")
+    ),
     # within the schema's bounds, but a run that would not end: the estimate stops it
-    Case("over-time", TINY + "rounds: 100000\nworld: {documents: 100000}\n",
-         ("limits.max_hours: the estimated run time is", "> 72 h; lower rounds (100000)")),
-    Case("over-time-epochs", "rounds: 8\nagents: 8\nworld: {documents: 64}\ninner_loop: {epochs: 10000}\n",
-         ("limits.max_hours:", "lower inner_loop.epochs (10000) or raise limits.max_hours")),
+    Case(
+        "over-time",
+        TINY + "rounds: 100000\nworld: {documents: 100000}\n",
+        ("limits.max_hours: the estimated run time is", "> 72 h; lower rounds (100000)"),
+    ),
+    Case(
+        "over-time-epochs",
+        "rounds: 8\nagents: 8\nworld: {documents: 64}\ninner_loop: {epochs: 10000}\n",
+        ("limits.max_hours:", "lower inner_loop.epochs (10000) or raise limits.max_hours"),
+    ),
     # k notes per document written greedily would be k copies of one note
-    Case("greedy-candidates", TINY + "self_edit: {candidates: 3, temperature: 0}\n",
-         ("self_edit:", "candidates: 3 notes written greedily (temperature 0) are identical")),
-    Case("greedy-restem", TINY + "kind: restem\nself_edit: {temperature: 0}\n",
-         ("self_edit.temperature:", "ReST-EM samples several notes per document")),
-    Case("writer-restem", TINY + "kind: restem\nself_edit: {writer: base}\n",
-         ("self_edit.writer:", "ReST-EM trains each agent's writer")),
-    Case("over-memory", TINY + "limits: {max_memory_gb: 0.01}\n",
-         ("limits.max_memory_gb: the estimated memory is", "lower")),
+    Case(
+        "greedy-candidates",
+        TINY + "self_edit: {candidates: 3, temperature: 0}\n",
+        ("self_edit:", "candidates: 3 notes written greedily (temperature 0) are identical"),
+    ),
+    Case(
+        "greedy-restem",
+        TINY + "kind: restem\nself_edit: {temperature: 0}\n",
+        ("self_edit.temperature:", "ReST-EM samples several notes per document"),
+    ),
+    Case(
+        "writer-restem",
+        TINY + "kind: restem\nself_edit: {writer: base}\n",
+        ("self_edit.writer:", "ReST-EM trains each agent's writer"),
+    ),
+    Case(
+        "over-memory",
+        TINY + "limits: {max_memory_gb: 0.01}\n",
+        ("limits.max_memory_gb: the estimated memory is", "lower"),
+    ),
     # files that never end, or that are not what they claim: refused before a byte is read, or within a limit
     Case("scenario-dev-zero", "", ("/dev/zero", "a device, not a regular file"), scenario="/dev/zero"),
-    Case("squad-dev-zero", TINY + "kind: knowledge\nworld: {kind: squad, path: /dev/zero}\n",
-         ("world.path:", "/dev/zero: a device, not a regular file")),
-    Case("adjacency-dev-zero", TINY + "agents: 3\ntopology: {kind: adjacency, params: {file: /dev/zero}}\n",
-         ("topology.params.file:", "/dev/zero: a device, not a regular file")),
-    Case("adjacency-binary", TINY + "agents: 3\ntopology: {kind: adjacency, params: {file: '{in}/adj.bin'}}\n",
-         ("topology.params.file:", "adj.bin: a binary file"), files=(("adj.bin", bytes(range(256)) * 8),)),
-    Case("squad-nested-200000", TINY + "kind: knowledge\nworld: {kind: squad, path: '{in}/deep.json'}\n",
-         ("world.path:", "deep.json: nested too deeply"), files=(("deep.json", "[" * 200_000 + "]" * 200_000),)),
-    Case("alias-bomb-params", TINY + "agents: 4\ntopology:\n  kind: ring\n  params:\n" + _bomb(indent="    "),
-         ("topology.params.a5:", "more than 200,000 values once its aliases", "alias bomb")),
-    Case("alias-bomb-set", TINY, ("rounds[5]:", "more than 200,000 values once its aliases"),
-         set=("--set", f"rounds={_inline_bomb()}"), names_file=False),
+    Case(
+        "squad-dev-zero",
+        TINY + "kind: knowledge\nworld: {kind: squad, path: /dev/zero}\n",
+        ("world.path:", "/dev/zero: a device, not a regular file"),
+    ),
+    Case(
+        "adjacency-dev-zero",
+        TINY + "agents: 3\ntopology: {kind: adjacency, params: {file: /dev/zero}}\n",
+        ("topology.params.file:", "/dev/zero: a device, not a regular file"),
+    ),
+    Case(
+        "adjacency-binary",
+        TINY + "agents: 3\ntopology: {kind: adjacency, params: {file: '{in}/adj.bin'}}\n",
+        ("topology.params.file:", "adj.bin: a binary file"),
+        files=(("adj.bin", bytes(range(256)) * 8),),
+    ),
+    Case(
+        "squad-nested-200000",
+        TINY + "kind: knowledge\nworld: {kind: squad, path: '{in}/deep.json'}\n",
+        ("world.path:", "deep.json: nested too deeply"),
+        files=(("deep.json", "[" * 200_000 + "]" * 200_000),),
+    ),
+    Case(
+        "alias-bomb-params",
+        TINY + "agents: 4\ntopology:\n  kind: ring\n  params:\n" + _bomb(indent="    "),
+        ("topology.params.a5:", "more than 200,000 values once its aliases", "alias bomb"),
+    ),
+    Case(
+        "alias-bomb-set",
+        TINY,
+        ("rounds[5]:", "more than 200,000 values once its aliases"),
+        set=("--set", f"rounds={_inline_bomb()}"),
+        names_file=False,
+    ),
     # settings that validate once failed only after the model loaded
-    *([Case("device-cuda", TINY.replace("}", ", device: cuda}"), ("model.device: 'cuda': torch sees no CUDA GPU",))]
-      if _no_gpu() else []),
+    *(
+        [Case("device-cuda", TINY.replace("}", ", device: cuda}"), ("model.device: 'cuda': torch sees no CUDA GPU",))]
+        if _no_gpu()
+        else []
+    ),
     Case("device-mps", TINY.replace("}", ", device: mps}"), ("model.device: 'mps': torch sees no Apple GPU",)),
-    Case("run-dir-a-file", TINY + "tracking: {run_dir: '{in}/afile'}\n", ("tracking.run_dir:", "afile: a file, not a folder"),
-         files=(("afile", "not a folder\n"),)),
-    Case("run-dir-uncreatable", TINY + "tracking: {run_dir: /proc/multiseal-runs}\n",
-         ("tracking.run_dir: /proc/multiseal-runs: cannot create the folder",)),
-    Case("store-unwritable", TINY + "tracking: {uri: 'sqlite:////proc/multiseal/m.db'}\n",
-         ("tracking.uri: sqlite:////proc/multiseal/m.db:", "cannot"), run_uri=None),
+    Case(
+        "run-dir-a-file",
+        TINY + "tracking: {run_dir: '{in}/afile'}\n",
+        ("tracking.run_dir:", "afile: a file, not a folder"),
+        files=(("afile", "not a folder\n"),),
+    ),
+    Case(
+        "run-dir-uncreatable",
+        TINY + "tracking: {run_dir: /proc/multiseal-runs}\n",
+        ("tracking.run_dir: /proc/multiseal-runs: cannot create the folder",),
+    ),
+    Case(
+        "store-unwritable",
+        TINY + "tracking: {uri: 'sqlite:////proc/multiseal/m.db'}\n",
+        ("tracking.uri: sqlite:////proc/multiseal/m.db:", "cannot"),
+        run_uri=None,
+    ),
     Case("experiment-empty", TINY + "tracking: {experiment: ''}\n", ("tracking.experiment: must not be empty",)),
-    Case("experiment-dotdot", TINY + "tracking: {experiment: '..'}\n", ("tracking.experiment: '..' must name one folder",)),
-    Case("experiment-slash", TINY + "tracking: {experiment: a/b}\n", ("tracking.experiment: 'a/b' must name one folder",)),
-    Case("weights-ranks", "model: {base: tiny-random, lora: {rank: 4}}\nagents: {count: 3, overrides: {1: {rank: 8}}}\n"
-         "sharing: {mode: weights}\n", ("agents.overrides.1.rank: 8 differs from model.lora.rank (4)",)),
-    Case("weights-relay-delay", TINY + "sharing: {mode: weights, relay: true, delay: 3}\n",
-         ("sharing.delay: 3 applies to notes on the move", "sharing.relay: true applies to notes")),
+    Case(
+        "experiment-dotdot",
+        TINY + "tracking: {experiment: '..'}\n",
+        ("tracking.experiment: '..' must name one folder",),
+    ),
+    Case(
+        "experiment-slash", TINY + "tracking: {experiment: a/b}\n", ("tracking.experiment: 'a/b' must name one folder",)
+    ),
+    Case(
+        "weights-ranks",
+        "model: {base: tiny-random, lora: {rank: 4}}\nagents: {count: 3, overrides: {1: {rank: 8}}}\n"
+        "sharing: {mode: weights}\n",
+        ("agents.overrides.1.rank: 8 differs from model.lora.rank (4)",),
+    ),
+    Case(
+        "weights-relay-delay",
+        TINY + "sharing: {mode: weights, relay: true, delay: 3}\n",
+        ("sharing.delay: 3 applies to notes on the move", "sharing.relay: true applies to notes"),
+    ),
     Case("weights-loss", TINY + "sharing: {mode: weights, loss: 0.5}\n", ("sharing.loss: 0.5 applies to notes",)),
 ]
 STDERR_LIMIT = 4000  # bytes: a message never echoes unbounded input (an alias bomb once printed 225 MB)
 
 
 def _env(folder: Path) -> dict[str, str]:
-    env = dict(os.environ, MULTISEAL_RUNS=str(folder / "runs"), HF_HUB_CACHE=str(folder.parent / "hf-empty"),
-               PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        MULTISEAL_RUNS=str(folder / "runs"),
+        HF_HUB_CACHE=str(folder.parent / "hf-empty"),
+        PYTHONPATH=str(ROOT),
+    )
     env.pop("MLFLOW_TRACKING_URI", None)  # the default store would be ./mlflow.db in the case's folder
     return env
 
 
 def _start(args: list[str], folder: Path) -> tuple[subprocess.Popen, float]:
     folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "multiseal", *args], cwd=folder, env=_env(folder),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "multiseal", *args],
+        cwd=folder,
+        env=_env(folder),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return proc, time.monotonic()
 
 
@@ -183,8 +287,10 @@ def test_bad_input_exits_2_with_a_named_problem_and_creates_nothing(case, tmp_pa
         run_args += ["--tracking-uri", f"sqlite:///{work}/m.db"]
     elif case.run_uri:
         run_args += ["--tracking-uri", case.run_uri]
-    started = {"validate": _start(["validate", str(path), *case.set, *case.validate_set], tmp_path / "validate"),
-               "run": _start(run_args, work)}
+    started = {
+        "validate": _start(["validate", str(path), *case.set, *case.validate_set], tmp_path / "validate"),
+        "run": _start(run_args, work),
+    }
     results = {cmd: _finish(p) for cmd, p in started.items()}
     for cmd, (rc, out, err, seconds) in results.items():
         where = f"{cmd} {case.id}: rc {rc}, {seconds:.1f} s\nstdout: {out}\nstderr: {err}"
@@ -219,12 +325,21 @@ def test_validate_checks_every_file_and_reports_only_the_bad_one(tmp_path):
 
 GRID_1E6 = "name: huge\nbase: base.yaml\ngrid:\n" + "".join(
     f"  {key}: [{', '.join(str(i + 1) for i in range(10))}]\n"
-    for key in ("seed", "rounds", "inner_loop.epochs", "inner_loop.batch_size", "world.documents", "agents"))
+    for key in ("seed", "rounds", "inner_loop.epochs", "inner_loop.batch_size", "world.documents", "agents")
+)
 
 
-@pytest.mark.parametrize("args", [("sweep", "huge.yaml", "--dry-run"), ("sweep", "huge.yaml"),
-                                  ("report", "--experiment", "nope"), ("sync", "broken"), ("sync", "linked")],
-                         ids=lambda a: "-".join(a).replace(".yaml", ""))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sweep", "huge.yaml", "--dry-run"),
+        ("sweep", "huge.yaml"),
+        ("report", "--experiment", "nope"),
+        ("sync", "broken"),
+        ("sync", "linked"),
+    ],
+    ids=lambda a: "-".join(a).replace(".yaml", ""),
+)
 def test_other_commands_refuse_bad_input_before_creating_anything(args, tmp_path):
     """A sweep of 10⁶ points is refused from the sizes of its lists, before one point is made; a report on
     a store that does not exist and a sync of a broken run directory create no store (mlflow.db)."""
@@ -242,9 +357,11 @@ def test_other_commands_refuse_bad_input_before_creating_anything(args, tmp_path
     assert rc == 2, where
     assert "Traceback" not in err and err.startswith("multiseal: error: ") and len(err) < STDERR_LIMIT, where
     assert seconds < RUN_LIMIT_S, where
-    expect = {"sweep": ("huge.yaml", "grid: 1,000,000 points", "more than 1,000"),
-              "report": ("mlflow.db does not exist",),
-              "sync": (f"{args[-1]}/run.json: corrupt",)}[args[0]]
+    expect = {
+        "sweep": ("huge.yaml", "grid: 1,000,000 points", "more than 1,000"),
+        "report": ("mlflow.db does not exist",),
+        "sync": (f"{args[-1]}/run.json: corrupt",),
+    }[args[0]]
     for text in expect:
         assert text in err, where
     assert sorted(p.name for p in work.iterdir()) == before, where  # no mlflow.db, no runs/

@@ -4,6 +4,7 @@ Each row of a shared batch goes through its own agent's adapter, each agent keep
 AdamW, and agents with fewer sequences drop out of later steps, so the adapters after training
 together must equal those after training one after another, to floating-point rounding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,10 @@ REL_TOL = 1e-6
 
 
 def _texts(agent: int, n: int) -> list[str]:
-    return [f"agent {agent} fact {k}: the tower of Ulm{k} was built in {1500 + 7 * k + agent}" + " again" * (k % 3)
-            for k in range(n)]
+    return [
+        f"agent {agent} fact {k}: the tower of Ulm{k} was built in {1500 + 7 * k + agent}" + " again" * (k % 3)
+        for k in range(n)
+    ]
 
 
 def _jobs(model, names, batches=(1, 2, 1)):
@@ -33,9 +36,17 @@ def _jobs(model, names, batches=(1, 2, 1)):
     # steps. With batch sizes (1, 1, 1) every shared step has one row per agent: the stacked product
     # (SharedModel.stacked); with (1, 2, 1) the steps with unequal rows take peft's mixed-adapter forward.
     sizes, epochs, lrs = [4, 5, 1], [1, 3, 1], [1e-3, 5e-3, 2e-3]
-    return [Job(n, [Example(x) for x in tokenize_sequences(model.tokenizer, _texts(i, sizes[i]), 64)],
-                epochs=epochs[i], lr=lrs[i], batch_size=batches[i], seed=11 + i)
-            for i, n in enumerate(names)]
+    return [
+        Job(
+            n,
+            [Example(x) for x in tokenize_sequences(model.tokenizer, _texts(i, sizes[i]), 64)],
+            epochs=epochs[i],
+            lr=lrs[i],
+            batch_size=batches[i],
+            seed=11 + i,
+        )
+        for i, n in enumerate(names)
+    ]
 
 
 def _state(model, names):
@@ -48,13 +59,16 @@ def _relative_gap(a, b, start):
     return gap / moved
 
 
-@pytest.mark.parametrize(("max_rows", "batches", "ranks"), [
-    (64, (1, 2, 1), (4, 4, 4)),  # mixed-adapter forward where rows differ, stacked where they agree
-    (64, (1, 1, 1), (4, 4, 4)),  # the stacked product at every step
-    (2, (1, 2, 1), (4, 4, 4)),  # several passes per step
-    (1, (1, 1, 1), (4, 4, 4)),
-    (64, (1, 1, 1), (4, 8, 4)),  # adapters of different ranks cannot be stacked: peft's forward throughout
-])
+@pytest.mark.parametrize(
+    ("max_rows", "batches", "ranks"),
+    [
+        (64, (1, 2, 1), (4, 4, 4)),  # mixed-adapter forward where rows differ, stacked where they agree
+        (64, (1, 1, 1), (4, 4, 4)),  # the stacked product at every step
+        (2, (1, 2, 1), (4, 4, 4)),  # several passes per step
+        (1, (1, 1, 1), (4, 4, 4)),
+        (64, (1, 1, 1), (4, 8, 4)),  # adapters of different ranks cannot be stacked: peft's forward throughout
+    ],
+)
 def test_training_together_equals_one_after_another(tiny_model64, make_adapter, max_rows, batches, ranks):
     names = [make_adapter(tiny_model64, LoraSettings(rank=r, alpha=2 * r), seed=i) for i, r in enumerate(ranks)]
     assert tiny_model64.stackable(names) == (len(set(ranks)) == 1)
@@ -83,7 +97,9 @@ def test_a_shared_adam_state_would_be_caught(tiny_model64, make_adapter):
     good = _state(tiny_model64, names)
     for n in names:
         tiny_model64.set_adapter_state(n, start[n])
-    jobs[1] = Job(jobs[1].adapter, jobs[1].data, jobs[1].epochs, jobs[1].lr * 1.5, jobs[1].batch_size, seed=jobs[1].seed)
+    jobs[1] = Job(
+        jobs[1].adapter, jobs[1].data, jobs[1].epochs, jobs[1].lr * 1.5, jobs[1].batch_size, seed=jobs[1].seed
+    )
     train_jobs(tiny_model64, jobs, together=True)
     assert _relative_gap(good[names[1]], _state(tiny_model64, names)[names[1]], start[names[1]]) > 1e4 * REL_TOL
 
@@ -127,8 +143,11 @@ def test_a_simulation_trained_together_replays_the_sequential_one(tiny_model64):
     """Same seed, same notes, same answers and metrics; adapters equal to rounding."""
     runs = {}
     for batching in ("sequential", "together"):
-        sim = build_simulation(validate_scenario({**SIM, "inner_loop": {**SIM["inner_loop"], "batching": batching}}),
-                               tiny_model64, progress=False)
+        sim = build_simulation(
+            validate_scenario({**SIM, "inner_loop": {**SIM["inner_loop"], "batching": batching}}),
+            tiny_model64,
+            progress=False,
+        )
         sim.run()
         runs[batching] = (sim, {a: tiny_model64.adapter_state(s.adapter) for a, s in enumerate(sim.setup.agents)})
     (seq, seq_w), (tog, tog_w) = runs["sequential"], runs["together"]

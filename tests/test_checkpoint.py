@@ -1,4 +1,5 @@
 """A checkpoint holds the whole state between rounds: resuming gives exactly the uninterrupted run."""
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,16 @@ def _outcome(sim):
     return sim.state.acc.copy(), json.dumps([records, notes, sim.state.outcomes], sort_keys=True, default=str)
 
 
-@pytest.mark.parametrize("changes", [
-    {},
-    {"sharing": {"mode": "notes", "delay": 1, "loss": 0.3, "relay": True}},
-    {"scheduler": {"kind": "random-gossip"}},
-    {"sharing": {"mode": "weights"}},
-], ids=["synchronous", "delay-loss-relay", "random-gossip", "weights"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"sharing": {"mode": "notes", "delay": 1, "loss": 0.3, "relay": True}},
+        {"scheduler": {"kind": "random-gossip"}},
+        {"sharing": {"mode": "weights"}},
+    ],
+    ids=["synchronous", "delay-loss-relay", "random-gossip", "weights"],
+)
 def test_resuming_from_a_checkpoint_replays_the_uninterrupted_run(tiny_model, changes):
     scenario = validate_scenario({**TINY, **changes})
     whole = build_simulation(scenario, tiny_model, progress=False)
@@ -98,10 +103,25 @@ def test_a_checkpoint_from_before_the_state_record_still_resumes(tiny_model):
     first.step()
     state, tensors = capture(first)
     first.close()
-    private = {"items", "passages", "known", "trained", "trained_notes", "answers", "travelling", "dirty", "started",
-               "held_prev", "round_authors", "deltas", "written"}
-    flat = {("_" + f.name if f.name in private else f.name): getattr(state["state"], f.name)
-            for f in dataclasses.fields(state["state"])}
+    private = {
+        "items",
+        "passages",
+        "known",
+        "trained",
+        "trained_notes",
+        "answers",
+        "travelling",
+        "dirty",
+        "started",
+        "held_prev",
+        "round_authors",
+        "deltas",
+        "written",
+    }
+    flat = {
+        ("_" + f.name if f.name in private else f.name): getattr(state["state"], f.name)
+        for f in dataclasses.fields(state["state"])
+    }
     flat.update(content="notes", distractors=None, scheduler_state=state["scheduler_state"], rng=state["rng"])
     resumed = build_simulation(scenario, tiny_model, progress=False)
     restore(resumed, load_files(dump_files(flat, STATE_CLASSES), STATE_CLASSES), tensors)

@@ -6,6 +6,7 @@ round, seed, scenario hash); ``--resume`` passes over a damaged checkpoint, says
 the newest intact one with the uninterrupted run's result; a torn journal line is cut off; a pickled
 checkpoint from an older multiseal is refused without being loaded. Real CLI processes on tiny-random.
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,8 +32,16 @@ from multiseal.types import Fact, InboxItem, Note
 
 
 def _note(i: int) -> Note:
-    return Note(note_id=f"n{i}", author=i % 3, doc_id=f"d{i}", round=1, style="rewrite", text=f"note {i}",
-                sequences=(f"seq {i}",), tokens=3)
+    return Note(
+        note_id=f"n{i}",
+        author=i % 3,
+        doc_id=f"d{i}",
+        round=1,
+        style="rewrite",
+        text=f"note {i}",
+        sequences=(f"seq {i}",),
+        tokens=3,
+    )
 
 
 def test_the_state_format_round_trips_what_a_simulation_holds():
@@ -40,12 +49,19 @@ def test_the_state_format_round_trips_what_a_simulation_holds():
     note = _note(1)
     arrived = collections.defaultdict(list, {3: [InboxItem(note, 0, 1, 0.5, 1)]})
     state = {
-        "ints": {1: "a", (2, "x"): {3, 4}}, "frozen": frozenset({"p"}), "note_key": {note: [note, note]},
-        "floats": [0.1, math.nan, math.inf, -math.inf, 2 ** 80, True, None],
+        "ints": {1: "a", (2, "x"): {3, 4}},
+        "frozen": frozenset({"p"}),
+        "note_key": {note: [note, note]},
+        "floats": [0.1, math.nan, math.inf, -math.inf, 2**80, True, None],
         "np": [np.float64(0.25), np.int64(7), np.arange(6, dtype=np.uint32).reshape(2, 3), np.zeros(0)],
-        "torch": torch.arange(5, dtype=torch.uint8), "bf16": torch.ones(2, dtype=torch.bfloat16),
-        "same": shared, "again": shared, "arrived": arrived, "fact": Fact("f1", "d1", "e", "born", "1900"),
-        "$odd": "a key starting with $", "bytes": b"\x00\xff",
+        "torch": torch.arange(5, dtype=torch.uint8),
+        "bf16": torch.ones(2, dtype=torch.bfloat16),
+        "same": shared,
+        "again": shared,
+        "arrived": arrived,
+        "fact": Fact("f1", "d1", "e", "born", "1900"),
+        "$odd": "a key starting with $",
+        "bytes": b"\x00\xff",
     }
     back = load_files(dump_files(state, STATE_CLASSES), STATE_CLASSES)
     assert back["ints"] == state["ints"] and back["frozen"] == state["frozen"]
@@ -140,8 +156,9 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "multiseal", *args], cwd=tmp, env=_env(tmp), capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "multiseal", *args], cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=600
+    )
 
 
 def _results(run: RunDir) -> list[tuple[int, dict]]:
@@ -218,28 +235,52 @@ def _only_state_from_round_1(run: RunDir) -> None:
 
 
 DAMAGE = {
-    "bit-flip-in-adapters": (lambda run: _flip_a_bit(run.path / "checkpoints/round-0002/adapters.safetensors"),
-                             "round-0002/adapters.safetensors: sha256 mismatch", 1),
-    "zeroed-adapters": (lambda run: _zero_adapters(run.path / "checkpoints/round-0002/adapters.safetensors"),
-                        "round-0002/adapters.safetensors: sha256 mismatch", 1),
+    "bit-flip-in-adapters": (
+        lambda run: _flip_a_bit(run.path / "checkpoints/round-0002/adapters.safetensors"),
+        "round-0002/adapters.safetensors: sha256 mismatch",
+        1,
+    ),
+    "zeroed-adapters": (
+        lambda run: _zero_adapters(run.path / "checkpoints/round-0002/adapters.safetensors"),
+        "round-0002/adapters.safetensors: sha256 mismatch",
+        1,
+    ),
     "round-1-folder-as-round-2": (_round_1_in_round_2, "written for round 1, found in the folder of round 2", 1),
     "round-1-state-with-its-hash": (_only_state_from_round_1, "the state of round 1, not of round 2", 1),
-    "truncated-state": (lambda run: (run.path / "checkpoints/round-0002/state.json").write_text('{"format": "mul'),
-                        "round-0002/state.json: sha256 mismatch", 1),
-    "missing-state": (lambda run: (run.path / "checkpoints/round-0002/state.json").unlink(),
-                      "round-0002/state.json: unreadable", 1),
-    "missing-manifest": (lambda run: (run.path / "checkpoints/round-0002/manifest.json").unlink(),
-                         "round-0002/manifest.json: unreadable", 1),
-    "every-checkpoint": (lambda run: [_flip_a_bit(f / "state.safetensors") for f in run.checkpoints()],
-                         "round-0001/state.safetensors: sha256 mismatch", 0),
-    "another-scenario": (lambda run: (run.path / "scenario.json").write_text(
-        (run.path / "scenario.json").read_text().replace('"seed": 5', '"seed": 6')), "seed 5 belongs to another run", 0),
+    "truncated-state": (
+        lambda run: (run.path / "checkpoints/round-0002/state.json").write_text('{"format": "mul'),
+        "round-0002/state.json: sha256 mismatch",
+        1,
+    ),
+    "missing-state": (
+        lambda run: (run.path / "checkpoints/round-0002/state.json").unlink(),
+        "round-0002/state.json: unreadable",
+        1,
+    ),
+    "missing-manifest": (
+        lambda run: (run.path / "checkpoints/round-0002/manifest.json").unlink(),
+        "round-0002/manifest.json: unreadable",
+        1,
+    ),
+    "every-checkpoint": (
+        lambda run: [_flip_a_bit(f / "state.safetensors") for f in run.checkpoints()],
+        "round-0001/state.safetensors: sha256 mismatch",
+        0,
+    ),
+    "another-scenario": (
+        lambda run: (run.path / "scenario.json").write_text(
+            (run.path / "scenario.json").read_text().replace('"seed": 5', '"seed": 6')
+        ),
+        "seed 5 belongs to another run",
+        0,
+    ),
 }
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_a_damaged_checkpoint_is_passed_over_and_named_and_the_result_is_the_uninterrupted_one(
-        finished, tmp_path, damage):
+    finished, tmp_path, damage
+):
     spoil, named, resumed_from = DAMAGE[damage]
     run = _interrupted_copy(finished, tmp_path, after=2)
     spoil(run)

@@ -3,6 +3,7 @@
 ``sharing.content``: passage forwarding, oracle notes, shuffled (distractor) notes; the ``isolated``
 scheduler's ``match``: compute-matched isolation. See docs/controls.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ from multiseal.config.builders import build_simulation
 from multiseal.config.load import validate_scenario
 from multiseal.errors import ScenarioError
 from multiseal.learning.self_edit import passage_sequence
-from multiseal.sim.stages import write
 from multiseal.sim.checkpoint import capture, restore
 from multiseal.sim.controls import distractor_note, pad_to
 from multiseal.sim.facts import FactIndex, tokens
@@ -26,6 +26,7 @@ from multiseal.sim.schedulers import (
     example_view,
     validate_scheduler_params,
 )
+from multiseal.sim.stages import write
 from multiseal.types import Note
 from multiseal.world.synthetic import generate_world
 from multiseal.world.vocabulary import RELATIONS
@@ -51,6 +52,7 @@ def _first_doc(sim, agent: int):
 
 
 # --- passage forwarding and oracle notes --------------------------------------------------------
+
 
 def test_passage_forwarding_trains_neighbours_on_the_senders_passage(run_sim, monkeypatch):
     def no_generation(*args, **kwargs):
@@ -84,13 +86,16 @@ def test_oracle_notes_hold_one_sentence_per_gold_fact(run_sim, monkeypatch):
     (note0,) = [n for n in sim.state.notes_log if n.author == 0]
     assert set(note0.sequences) <= set(sim.state.trained[1])
     # own: its oracle sentences and its passage; from each neighbour: their oracle sentences
-    expected = {a: len(_first_doc(sim, a).facts) + 1 + sum(len(_first_doc(sim, b).facts) for b in range(3) if b != a)
-                for a in range(3)}
+    expected = {
+        a: len(_first_doc(sim, a).facts) + 1 + sum(len(_first_doc(sim, b).facts) for b in range(3) if b != a)
+        for a in range(3)
+    }
     assert sim.records[0].trained_sequences == expected
     assert doc0.facts
 
 
 # --- shuffled notes -----------------------------------------------------------------------------
+
 
 def test_shuffled_notes_match_count_and_tokens_and_hold_no_real_fact(run_sim):
     sim = run_sim(scenario(sharing={"content": "shuffled"}))
@@ -110,8 +115,16 @@ def test_shuffled_notes_match_count_and_tokens_and_hold_no_real_fact(run_sim):
     index = FactIndex(sim.setup.world)
     for x in copies:
         for doc in sim.setup.world.documents:
-            moved = Note(x.note_id, x.author, doc.doc_id, x.round, x.style, x.text,
-                         tuple(s.replace(x.sequences[0].split("\n")[0], doc.title, 1) for s in x.sequences), x.tokens)
+            moved = Note(
+                x.note_id,
+                x.author,
+                doc.doc_id,
+                x.round,
+                x.style,
+                x.text,
+                tuple(s.replace(x.sequences[0].split("\n")[0], doc.title, 1) for s in x.sequences),
+                x.tokens,
+            )
             assert not index.score(moved).correct
     # authors train on their own note and passage; neighbours on the copies, never the real notes
     for n in real:
@@ -136,6 +149,7 @@ def test_a_distractor_note_matches_sequences_and_tokens():
 
 
 # --- compute-matched isolation ------------------------------------------------------------------
+
 
 def test_compute_matched_isolation_trains_as_many_sequences_as_the_complete_graph(run_sim):
     sharing = run_sim(scenario())
@@ -175,17 +189,25 @@ def test_the_isolated_scheduler_takes_a_typed_match_parameter():
 
 # --- resuming -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changes", [
-    {"sharing": {"content": "shuffled", "relay": True}, "topology": {"kind": "ring"}},
-    {"scheduler": {"kind": "isolated", "params": {"match": "complete"}}},
-], ids=["shuffled-relay", "compute-matched"])
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sharing": {"content": "shuffled", "relay": True}, "topology": {"kind": "ring"}},
+        {"scheduler": {"kind": "isolated", "params": {"match": "complete"}}},
+    ],
+    ids=["shuffled-relay", "compute-matched"],
+)
 def test_a_control_resumes_from_a_checkpoint_exactly(tiny_model, changes):
     sc = scenario(rounds=2, **changes)
 
     def outcome(sim):
         records = [(r.agents, r.population, r.communication, r.trained_sequences) for r in sim.records]
-        return sim.state.acc.copy(), json.dumps([records, [(n.note_id, n.text) for n in sim.state.notes_log], sim.state.outcomes],
-                                          sort_keys=True, default=str)
+        return sim.state.acc.copy(), json.dumps(
+            [records, [(n.note_id, n.text) for n in sim.state.notes_log], sim.state.outcomes],
+            sort_keys=True,
+            default=str,
+        )
 
     whole = build_simulation(sc, tiny_model, progress=False)
     whole.run()
@@ -206,6 +228,7 @@ def test_a_control_resumes_from_a_checkpoint_exactly(tiny_model, changes):
 
 
 # --- validation ---------------------------------------------------------------------------------
+
 
 def test_oracle_notes_on_a_squad_world_are_a_validation_error(tmp_path):
     raw = {**TINY, "world": {"kind": "squad", "path": str(DATA / "squad_small.json")}, "sharing": {"content": "oracle"}}

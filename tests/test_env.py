@@ -1,5 +1,6 @@
 """The PettingZoo interface: PettingZoo's own conformance tests, then masks, invalid actions,
 determinism, reward bookkeeping and adapter clean-up, all on the tiny random model."""
+
 from __future__ import annotations
 
 import math
@@ -20,10 +21,12 @@ from multiseal.rl.interface import (
 from multiseal.run.pettingzoo import env, parallel_env
 
 SMALL = {
-    "rounds": 2, "seed": 3,
+    "rounds": 2,
+    "seed": 3,
     "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
     "world": {"documents": 4, "questions_per_doc": [2, 2]},
-    "agents": 3, "arrivals": {"kind": "overlapping", "copies": 2},
+    "agents": 3,
+    "arrivals": {"kind": "overlapping", "copies": 2},
     "topology": {"kind": "ring"},
     "self_edit": {"max_new_tokens": 8},
     "inner_loop": {"epochs": 1, "max_length": 32},
@@ -59,6 +62,7 @@ def _quiet():
 
 
 # ---------------------------------------------------------------- PettingZoo conformance
+
 
 def test_parallel_api_conformance(tiny_model):
     e = make(tiny_model)
@@ -97,6 +101,7 @@ def test_aec_seed_conformance(tiny_model):
 
 
 # ---------------------------------------------------------------- spaces and observations
+
 
 def test_spaces_have_fixed_shapes_and_observations_match_them(tiny_model):
     e = make(tiny_model, inbox_slots=5, history=3)
@@ -156,6 +161,7 @@ def test_observation_sees_pending_notes_and_neighbour_metrics(tiny_model):
 
 # ---------------------------------------------------------------- masks and invalid actions
 
+
 def test_action_masks_follow_the_graph_and_the_inbox(tiny_model):
     # a directed line 0 -> 1 -> 2: agent 1 may send only to 2 and take new notes only from 0 and itself
     e = make(tiny_model, scenario(topology={"kind": "line", "directed": True}))
@@ -176,8 +182,12 @@ def test_action_masks_follow_the_graph_and_the_inbox(tiny_model):
 def test_invalid_bits_are_ignored_and_counted_never_fatal(tiny_model):
     e = make(tiny_model, scenario(topology={"kind": "line", "directed": True}))
     _, infos = e.reset(seed=0)
-    everything = {"style": 99, "adapt": np.ones(8, np.int8), "adapt_new": np.ones(3, np.int8),
-                  "send": np.ones(3, np.int8)}
+    everything = {
+        "style": 99,
+        "adapt": np.ones(8, np.int8),
+        "adapt_new": np.ones(3, np.int8),
+        "send": np.ones(3, np.int8),
+    }
     obs, rewards, term, trunc, infos = e.step({a: dict(everything) for a in e.agents})
     # agent 1: 8 empty slots, new notes from 2 (not an in-neighbour), sending to 0 and to itself, style
     assert infos["agent_1"]["invalid"] == {"style": 1, "adapt": 8, "adapt_new": 1, "send": 2}
@@ -206,6 +216,7 @@ def test_malformed_actions_raise_a_clear_error(tiny_model):
 
 
 # ---------------------------------------------------------------- what actions do
+
 
 def test_adapt_choices_reach_the_scheduler(tiny_model):
     e = make(tiny_model)
@@ -242,6 +253,7 @@ def test_an_agent_left_out_of_the_actions_keeps_the_scenario_defaults(tiny_model
 
 
 # ---------------------------------------------------------------- determinism and episodes
+
 
 def _episode(e, seed, actions_seed=0):
     obs, infos = e.reset(seed=seed)
@@ -300,6 +312,7 @@ def test_adapters_are_cleaned_up_between_episodes(tiny_model):
 
 
 # ---------------------------------------------------------------- rewards
+
 
 def test_rewards_sum_to_final_accuracy_plus_population_term_minus_communication(tiny_model):
     e = make(tiny_model, population_weight=0.5, comm_cost=0.01)

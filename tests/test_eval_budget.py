@@ -1,5 +1,6 @@
 """The evaluation budget (issue 13): a stratified sample of the documents an agent does not hold,
 estimates for the rest, and their sampling intervals."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,11 @@ from multiseal.sim.sampling import Sample, allocate, draw, halfwidth, impute, va
 
 def test_allocation_is_proportional_with_one_per_stratum():
     rng = random.Random(0)
-    assert allocate({(True, 1): 2, (True, 2): 10, (False, -1): 8}, 5, rng) == {(False, -1): 2, (True, 1): 1, (True, 2): 2}
+    assert allocate({(True, 1): 2, (True, 2): 10, (False, -1): 8}, 5, rng) == {
+        (False, -1): 2,
+        (True, 1): 1,
+        (True, 2): 2,
+    }
     assert allocate({(True, 1): 2, (True, 2): 3}, 9, rng) == {(True, 1): 2, (True, 2): 3}  # all of them
     few = allocate({(True, 1): 2, (True, 2): 3, (False, -1): 4}, 2, rng)
     assert sum(few.values()) == 2 and set(few.values()) == {1}
@@ -40,8 +45,11 @@ def test_draw_is_seeded_and_stays_in_its_strata():
 def test_imputed_cells_and_variance_by_hand():
     # stratum A = docs 0-3 (asked 0, 1: accuracies 1.0 and 0.5), stratum B = docs 4-5 (asked 4: 0.0),
     # stratum C = doc 6 (not introduced, none asked); doc 7 held (0.75)
-    sample = Sample(held=(7,), strata={(True, 1): (0, 1, 2, 3), (True, 2): (4, 5), (False, -1): (6,)},
-                    asked={(True, 1): (0, 1), (True, 2): (4,), (False, -1): ()})
+    sample = Sample(
+        held=(7,),
+        strata={(True, 1): (0, 1, 2, 3), (True, 2): (4, 5), (False, -1): (6,)},
+        asked={(True, 1): (0, 1), (True, 2): (4,), (False, -1): ()},
+    )
     row = np.array([1.0, 0.5, np.nan, np.nan, 0.0, np.nan, np.nan, 0.75])
     filled = impute(row, sample)
     assert filled[2] == filled[3] == 0.75 and filled[5] == 0.0
@@ -95,11 +103,15 @@ def test_a_budgeted_run_answers_what_it_holds_plus_its_sample(tiny_model):
                 if not sim.state.asked[row, a, j]:
                     k = next(k for k, js in sample.strata.items() if j in js)
                     if sample.asked[k]:
-                        assert sim.state.acc[row, a, j] == pytest.approx(np.mean([sim.state.acc[row, a, i] for i in sample.asked[k]]))
+                        assert sim.state.acc[row, a, j] == pytest.approx(
+                            np.mean([sim.state.acc[row, a, i] for i in sample.asked[k]])
+                        )
             rec = sim.records[row - 1]
             assert rec.agents[a]["acc_all_ci95"] >= 0
-        assert sim.state.answered[row] == 4 * (questions_per_doc * sum(len(sim.state.samples[(row, a)].documents)
-                                                                  for a in range(4)) // 4 + len(sim.state.probe))
+        assert sim.state.answered[row] == 4 * (
+            questions_per_doc * sum(len(sim.state.samples[(row, a)].documents) for a in range(4)) // 4
+            + len(sim.state.probe)
+        )
     assert sim.state.answered[1] < full.state.answered[1]
     # the final round is answered in full: exact, with a zero interval, and equal to the exhaustive run
     assert sim.state.asked[3].all() and (3, 0) not in sim.state.samples
@@ -142,12 +154,23 @@ def test_a_run_ends_with_its_cost_line(tiny_model):
 def test_an_agent_that_does_not_change_keeps_its_row_while_documents_arrive(tiny_model):
     """Agent 1 gets nothing in round 2 while agent 0 gets a new document: agent 1's row and draw carry
     over, and its interval is computed over the documents introduced by then."""
-    table = [{"round": 0, "agent": 0, "docs": ["d000"]}, {"round": 0, "agent": 1, "docs": ["d001"]},
-             {"round": 1, "agent": 0, "docs": ["d002"]}, {"round": 2, "agent": 1, "docs": ["d003"]}]
-    sc = validate_scenario({**TINY, "agents": 2, "world": {"documents": 8, "questions_per_doc": [2, 2]},
-                            "arrivals": {"kind": "table", "table": table}, "topology": {"kind": "none"},
-                            "scheduler": {"kind": "isolated"},
-                            "evaluation": {**TINY["evaluation"], "sample_documents": 2}})
+    table = [
+        {"round": 0, "agent": 0, "docs": ["d000"]},
+        {"round": 0, "agent": 1, "docs": ["d001"]},
+        {"round": 1, "agent": 0, "docs": ["d002"]},
+        {"round": 2, "agent": 1, "docs": ["d003"]},
+    ]
+    sc = validate_scenario(
+        {
+            **TINY,
+            "agents": 2,
+            "world": {"documents": 8, "questions_per_doc": [2, 2]},
+            "arrivals": {"kind": "table", "table": table},
+            "topology": {"kind": "none"},
+            "scheduler": {"kind": "isolated"},
+            "evaluation": {**TINY["evaluation"], "sample_documents": 2},
+        }
+    )
     sim = build_simulation(sc, tiny_model, progress=False)
     sim.run()
     sim.close()

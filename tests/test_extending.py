@@ -1,5 +1,6 @@
 """docs/extending.md's worked example runs: a user's module named under `plugins:` registers a
 topology, a scheduler, a prompt style and a grader that a scenario then uses, through the CLI."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,9 @@ EXAMPLES = ROOT / "docs" / "examples"
 
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(EXAMPLES), "MULTISEAL_RUNS": str(tmp / "runs"), "MULTISEAL_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "multiseal", *args], cwd=tmp, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "multiseal", *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_the_page_shows_the_example_files_as_they_are():
@@ -33,9 +35,22 @@ def test_a_scenario_uses_the_plugins_kinds_end_to_end(tmp_path):
     bad = _cli(tmp_path, "validate", scenario, "--set", "topology.params.size=3")
     assert bad.returncode == 2 and "topology.params.size: must divide the number of agents (4)" in bad.stderr
     uri = f"sqlite:///{tmp_path}/m.db"
-    done = _cli(tmp_path, "run", scenario, "--no-progress", "--tracking-uri", uri, "--set", "model.base=tiny-random",
-                "--set", "self_edit.max_new_tokens=8", "--set", "inner_loop.epochs=1",
-                "--set", "evaluation.max_new_tokens=4")
+    done = _cli(
+        tmp_path,
+        "run",
+        scenario,
+        "--no-progress",
+        "--tracking-uri",
+        uri,
+        "--set",
+        "model.base=tiny-random",
+        "--set",
+        "self_edit.max_new_tokens=8",
+        "--set",
+        "inner_loop.epochs=1",
+        "--set",
+        "evaluation.max_new_tokens=4",
+    )
     assert done.returncode == 0, done.stderr
     client = mlflow.MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("plugin-demo").experiment_id])

@@ -1,6 +1,7 @@
 """Facts as first-class objects: every synthetic document's facts, note fidelity on hand-written
 notes, and the fact metrics (transfer efficiency, writer/learner split, diffusion, misinformation)
 on a hand-built round. No model."""
+
 from __future__ import annotations
 
 import math
@@ -37,6 +38,7 @@ def _note(doc: Document, text: str, *, author: int = 0, note_id: str = "n", styl
 
 # --- the facts of the synthetic world ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", range(4))
 def test_facts_of_every_document_cover_every_question(seed):
     world = generate_world(40, seed=seed, questions_per_doc=(1, 6), composition=20)
@@ -72,9 +74,11 @@ def test_fidelity_correct_wrong_and_omitted_facts():
     born, year, colour = (_fact(person, r) for r in ("birthplace", "birth_year", "colour"))
     wrong_year = str(int(year.value) + 1)
     other_colour = next(c for c in COLOURS if c != colour.value)
-    text = (f"{person.title} was born in {born.value} in {wrong_year}.\n"
-            f"- People said {person.title.split()[-1]} always wore {other_colour} clothes.\n"
-            "A quiet childhood near the harbour.")
+    text = (
+        f"{person.title} was born in {born.value} in {wrong_year}.\n"
+        f"- People said {person.title.split()[-1]} always wore {other_colour} clothes.\n"
+        "A quiet childhood near the harbour."
+    )
     s = INDEX.score(_note(person, text))
     assert s.correct == (born.fact_id,)
     assert set(s.wrong) == {year.fact_id, colour.fact_id}
@@ -105,8 +109,10 @@ def test_fidelity_reads_question_answer_pairs_as_one_unit():
     org = _doc_with(WORLD, "members")
     members, founded = _fact(org, "members"), _fact(org, "founded")
     wrong = str(int(founded.value) - 3)
-    text = (f"Question: When was {org.title} founded?\nAnswer: {wrong}\n"
-            f"Question: How many members does it have?\nAnswer: {members.value}")
+    text = (
+        f"Question: When was {org.title} founded?\nAnswer: {wrong}\n"
+        f"Question: How many members does it have?\nAnswer: {members.value}"
+    )
     note = _note(org, text, style="self-qa")
     assert len(note_units(note.sequences, org.title)) == 2
     s = INDEX.score(note)
@@ -127,6 +133,7 @@ def test_tokens_are_lowercase_alphanumeric_runs():
 
 
 # --- the fact metrics -----------------------------------------------------------------------------
+
 
 def test_fact_metrics_on_a_hand_built_round():
     """Agent 0 holds document d0 and wrote a note stating fact A and D, a wrong value for B, nothing
@@ -154,9 +161,17 @@ def test_fact_metrics_on_a_hand_built_round():
     distance = np.full((2, n_docs), -1)
     distance[:, 0] = [0, 1]
     per_agent, pop = fact_metrics(
-        INDEX, notes=[note], trained=[[note.note_id], [note.note_id]], notes_by_id={note.note_id: note}, own=own,
-        introduced=introduced, doc_index={d.doc_id: j for j, d in enumerate(WORLD.documents)},
-        grades=grades, answers=answers, distance=distance)
+        INDEX,
+        notes=[note],
+        trained=[[note.note_id], [note.note_id]],
+        notes_by_id={note.note_id: note},
+        own=own,
+        introduced=introduced,
+        doc_index={d.doc_id: j for j, d in enumerate(WORLD.documents)},
+        grades=grades,
+        answers=answers,
+        distance=distance,
+    )
     assert per_agent[0]["note_fidelity"] == pytest.approx(2 / n)
     assert per_agent[0]["note_hallucination"] == pytest.approx(1 / n)
     assert math.isnan(per_agent[0]["transfer_efficiency"])  # d0 is its own: nothing received only
@@ -176,8 +191,12 @@ def test_fact_metrics_on_a_hand_built_round():
 def test_a_value_an_agent_planted_itself_is_not_misinformation():
     doc = WORLD.documents[0]
     B = doc.facts[1]
-    planted = next(f.value for d in WORLD.documents[1:] for f in d.facts
-                   if RELATIONS[f.relation].type == RELATIONS[B.relation].type and f.value != B.value)
+    planted = next(
+        f.value
+        for d in WORLD.documents[1:]
+        for f in d.facts
+        if RELATIONS[f.relation].type == RELATIONS[B.relation].type and f.value != B.value
+    )
     text = f"{RELATIONS[B.relation].cues[0]} {planted}."
     note = Note("own", 0, doc.doc_id, 0, "implications", text, tuple(split_lines(text, doc.title)), 4)
     n_docs = len(WORLD.documents)
@@ -185,8 +204,15 @@ def test_a_value_an_agent_planted_itself_is_not_misinformation():
     introduced[0] = True
     q = INDEX.question[B.fact_id]
     _, pop = fact_metrics(
-        INDEX, notes=[note], trained=[[note.note_id]], notes_by_id={note.note_id: note},
-        own=np.zeros((1, n_docs), dtype=bool), introduced=introduced,
-        doc_index={d.doc_id: j for j, d in enumerate(WORLD.documents)}, grades=[{q: 0.0}],
-        answers=[{q: planted}], distance=np.zeros((1, n_docs), dtype=int))
+        INDEX,
+        notes=[note],
+        trained=[[note.note_id]],
+        notes_by_id={note.note_id: note},
+        own=np.zeros((1, n_docs), dtype=bool),
+        introduced=introduced,
+        doc_index={d.doc_id: j for j, d in enumerate(WORLD.documents)},
+        grades=[{q: 0.0}],
+        answers=[{q: planted}],
+        distance=np.zeros((1, n_docs), dtype=int),
+    )
     assert pop["pop.misinformation.count"] == 0.0

@@ -2,6 +2,7 @@
 incomplete run.json, a pid reused by another process, a symbolic link among the artifacts, a server
 whose /health answers while its API hangs. Each must end with one clear line, never a traceback, and
 never leave a run RUNNING where its end could be written. Real MLflow stores, tiny-random."""
+
 from __future__ import annotations
 
 import errno
@@ -9,8 +10,6 @@ import http.server
 import io
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -47,10 +46,10 @@ def _scenario_file(tmp: Path, rounds: int = 1) -> Path:
 
 
 def _cli(tmp: Path, *args: str, runs: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MULTISEAL_RUNS": str(runs or tmp / "runs"), "MULTISEAL_THREADS": "1",
-           "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "multiseal", *args], cwd=tmp, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env = {**os.environ, "MULTISEAL_RUNS": str(runs or tmp / "runs"), "MULTISEAL_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "multiseal", *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _make_run(root: Path, tmp: Path, **changes) -> RunDir:
@@ -80,6 +79,7 @@ def _status(line: str) -> str:
 
 
 # ---------------------------------------------------------------- 1. a full disk
+
 
 @pytest.mark.faults
 def test_a_full_disk_fails_the_run_with_one_line_and_marks_it_failed(tmp_path):
@@ -120,6 +120,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_marks_it_failed(tmp_path):
 
 # ---------------------------------------------------------------- 2. and 3. a corrupt or incomplete run.json
 
+
 def test_a_corrupt_run_json_is_listed_and_skipped(tmp_path, capsys):
     root = tmp_path / "runs"
     good = _make_run(root, tmp_path, host="elsewhere", heartbeat=0)  # RUNNING on another host, long silent
@@ -138,8 +139,12 @@ def test_a_corrupt_run_json_is_listed_and_skipped(tmp_path, capsys):
     rc, listed = _listing(root)
     assert rc == 0
     assert _status(listed[good.path.name]) == "gone"
-    reasons = {"notjson": "not JSON", "alist": "a JSON list, not an object", "nostatus": "'status' missing",
-               "badexperiment": "'experiment' is not a string"}
+    reasons = {
+        "notjson": "not JSON",
+        "alist": "a JSON list, not an object",
+        "nostatus": "'status' missing",
+        "badexperiment": "'experiment' is not a string",
+    }
     for name, run in broken.items():
         line = listed[run.path.name]
         assert _status(line) == "corrupt" and reasons[name] in line and len(line) < 400, line
@@ -159,8 +164,13 @@ def test_a_corrupt_run_json_is_listed_and_skipped(tmp_path, capsys):
 
 def test_a_running_run_json_with_missing_or_ill_typed_fields_is_gone_and_can_be_marked(tmp_path):
     root = tmp_path / "runs"
-    variants = {"nopid": {"pid": None}, "strpid": {"pid": "123"}, "badhost": {"host": 5},
-                "badbeat": {"host": "elsewhere", "heartbeat": "soon"}, "badstart": {"pid": 1, "started": "x"}}
+    variants = {
+        "nopid": {"pid": None},
+        "strpid": {"pid": "123"},
+        "badhost": {"host": 5},
+        "badbeat": {"host": "elsewhere", "heartbeat": "soon"},
+        "badstart": {"pid": 1, "started": "x"},
+    }
     runs = {}
     for name, changes in variants.items():
         run = _make_run(root, tmp_path)
@@ -182,6 +192,7 @@ def test_a_running_run_json_with_missing_or_ill_typed_fields_is_gone_and_can_be_
 
 
 # ---------------------------------------------------------------- 4. a pid reused by another process
+
 
 def test_a_dead_run_whose_pid_was_reused_is_gone_and_resumable(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -222,6 +233,7 @@ def test_a_dead_run_whose_pid_was_reused_is_gone_and_resumable(tmp_path, capsys,
 
 # ---------------------------------------------------------------- 5. a symbolic link among the artifacts
 
+
 def test_sync_never_follows_a_symbolic_link_out_of_the_run_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the store's artifacts go to ./mlruns here
     outside = tmp_path / "outside"
@@ -257,6 +269,7 @@ def test_sync_never_follows_a_symbolic_link_out_of_the_run_directory(tmp_path, m
     def listing(path=None):
         for f in client.list_artifacts(stored.info.run_id, path):
             yield from listing(f.path) if f.is_dir else [f.path]
+
     assert sorted(listing()) == ["notes.txt", "sub/kept.txt"]
 
     assert sync_runs([str(linked.path)], uri, out=out) == 1
@@ -266,6 +279,7 @@ def test_sync_never_follows_a_symbolic_link_out_of_the_run_directory(tmp_path, m
 
 
 # ---------------------------------------------------------------- 6. /health answers, the API hangs
+
 
 @pytest.mark.faults
 def test_a_server_whose_api_hangs_is_refused_before_the_model_loads(tmp_path):

@@ -1,5 +1,6 @@
 """Fault injection (marked ``faults``): runs killed with SIGKILL, a tracking server that dies, starts
 that race on a fresh store. Real processes, a real ``mlflow server`` on 127.0.0.1, tiny-random."""
+
 from __future__ import annotations
 
 import json
@@ -39,13 +40,25 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _cli(tmp: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "multiseal", *args], cwd=tmp, env=_env(tmp), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "multiseal", *args],
+        cwd=tmp,
+        env=_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _start(tmp: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "multiseal", *args], cwd=tmp, env=_env(tmp),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "multiseal", *args],
+        cwd=tmp,
+        env=_env(tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _only_run(tmp: Path) -> RunDir:
@@ -70,12 +83,19 @@ def _result(uri: str) -> dict:
     client = mlflow.MlflowClient(uri)
     (exp,) = [e for e in client.search_experiments() if e.name == "durable"]
     (run,) = client.search_runs([exp.experiment_id])
-    metrics = {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, k),
-                                                     key=lambda m: m.step)]
-               for k in run.data.metrics if "seconds" not in k and not k.startswith("checkpoint.")}
+    metrics = {
+        k: [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, k), key=lambda m: m.step)]
+        for k in run.data.metrics
+        if "seconds" not in k and not k.startswith("checkpoint.")
+    }
     art = Path(client.download_artifacts(run.info.run_id, "", str(Path(uri.removeprefix("sqlite:///")).parent / "a")))
-    return {"status": run.info.status, "run_id": run.info.run_id, "metrics": metrics,
-            "notes": (art / "notes.jsonl").read_text(), "answers": (art / "answers.jsonl").read_text()}
+    return {
+        "status": run.info.status,
+        "run_id": run.info.run_id,
+        "metrics": metrics,
+        "notes": (art / "notes.jsonl").read_text(),
+        "answers": (art / "answers.jsonl").read_text(),
+    }
 
 
 # A policy-driven run: the random policy's own sampler state must survive the checkpoint too.
@@ -93,11 +113,15 @@ def uninterrupted(tmp_path_factory):
             assert done.returncode == 0, done.stderr
             _WHOLE[text] = _result(f"sqlite:///{tmp}/m.db")
         return _WHOLE[text]
+
     return result
 
 
-@pytest.mark.parametrize("scenario, kill_after", [(SCENARIO, 1), (SCENARIO, 2), (POLICY, 1)],
-                         ids=["synchronous-after-1", "synchronous-after-2", "random-policy-after-1"])
+@pytest.mark.parametrize(
+    "scenario, kill_after",
+    [(SCENARIO, 1), (SCENARIO, 2), (POLICY, 1)],
+    ids=["synchronous-after-1", "synchronous-after-2", "random-policy-after-1"],
+)
 def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrupted, scenario, kill_after):
     expected = uninterrupted(scenario)
     (tmp_path / "s.yaml").write_text(scenario)
@@ -126,7 +150,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrup
 
 def test_resume_refuses_a_finished_or_unknown_run(tmp_path):
     (tmp_path / "s.yaml").write_text(SCENARIO.replace("rounds: 3", "rounds: 1"))
-    assert _cli(tmp_path, "run", "s.yaml", "--no-progress", "--tracking-uri", f"sqlite:///{tmp_path}/m.db").returncode == 0
+    assert (
+        _cli(tmp_path, "run", "s.yaml", "--no-progress", "--tracking-uri", f"sqlite:///{tmp_path}/m.db").returncode == 0
+    )
     again = _cli(tmp_path, "run", "--resume", str(_only_run(tmp_path).path))
     assert again.returncode == 2 and "already FINISHED" in again.stderr
     unknown = _cli(tmp_path, "run", "--resume", "nosuchrun")
@@ -140,8 +166,22 @@ def _free_port() -> int:
 
 
 def _server(tmp: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{tmp}/server.db", "--default-artifact-root", str(tmp / "server-art")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp}/server.db",
+        "--default-artifact-root",
+        str(tmp / "server-art"),
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     end = time.time() + 120
     while time.time() < end:
@@ -216,7 +256,9 @@ def test_simultaneous_starts_on_a_fresh_store_all_finish(tmp_path):
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("durable").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3
-    assert all(json.loads((r.path / "run.json").read_text())["status"] == "FINISHED" for r in find_runs(tmp_path / "runs"))
+    assert all(
+        json.loads((r.path / "run.json").read_text())["status"] == "FINISHED" for r in find_runs(tmp_path / "runs")
+    )
 
 
 def test_a_killed_sweep_leaves_no_orphan_and_its_rerun_resumes_the_point(tmp_path):

@@ -1,5 +1,6 @@
 """Forgetting measured and fought (issue 14), on tiny-random: each measure against a hand computation,
 each mitigation changing exactly what it promises, false notes, their spread metric and trust."""
+
 from __future__ import annotations
 
 import json
@@ -50,6 +51,7 @@ def _perturb(model, name, scale=0.05, seed=0):
 
 
 # --- continuous measures ---------------------------------------------------------------------------
+
 
 def test_the_base_is_its_own_reference(tiny_model, make_adapter):
     """A fresh adapter (B = 0) is the base: perplexity ratio exactly 1, KL exactly 0."""
@@ -107,10 +109,18 @@ def test_the_probe_has_enough_candidates_and_its_size_is_a_setting(run_sim):
 
 # --- the regularisers -------------------------------------------------------------------------------
 
+
 def _job(model, name, penalty=None, epochs=3):
     texts = [f"The tower of Ulm{k} was built in {1500 + 7 * k} by Mira{k}." for k in range(4)]
-    return Job(name, [Example(x) for x in tokenize_sequences(model.tokenizer, texts, 64)], epochs=epochs,
-               lr=2e-2, batch_size=1, seed=3, penalty=penalty)
+    return Job(
+        name,
+        [Example(x) for x in tokenize_sequences(model.tokenizer, texts, 64)],
+        epochs=epochs,
+        lr=2e-2,
+        batch_size=1,
+        seed=3,
+        penalty=penalty,
+    )
 
 
 def _distance(a, b):
@@ -145,8 +155,10 @@ def test_penalties_train_together_as_one_after_another(tiny_model64, make_adapte
     start = {n: tiny_model64.adapter_state(n) for n in names}
 
     def jobs():
-        return [_job(tiny_model64, names[0], l2_pull(tiny_model64, names[0], 5.0)),
-                _job(tiny_model64, names[1], kl_to_base(reference, 5.0))]
+        return [
+            _job(tiny_model64, names[0], l2_pull(tiny_model64, names[0], 5.0)),
+            _job(tiny_model64, names[1], kl_to_base(reference, 5.0)),
+        ]
 
     train_jobs(tiny_model64, jobs())
     alone = {n: tiny_model64.adapter_state(n) for n in names}
@@ -155,10 +167,13 @@ def test_penalties_train_together_as_one_after_another(tiny_model64, make_adapte
     train_jobs(tiny_model64, jobs(), together=True)
     for n in names:
         together = tiny_model64.adapter_state(n)
-        assert _distance(alone[n], together) / _distance(alone[n], start[n]) < 1e-6  # float64: see the tiny_model64 fixture
+        assert (
+            _distance(alone[n], together) / _distance(alone[n], start[n]) < 1e-6
+        )  # float64: see the tiny_model64 fixture
 
 
 # --- mitigations in the round loop -----------------------------------------------------------------
+
 
 def _with(entries, **changes):
     return scenario(mitigations=entries, **changes)
@@ -252,29 +267,44 @@ def test_a_run_with_combined_adapters_resumes_exactly(tiny_model):
 
 
 def test_mitigations_are_chosen_per_agent(run_sim):
-    sim = run_sim(_with([{"kind": "gate", "params": {"min_gain": 0.0}}],
-                        agents={"count": 3, "overrides": {1: {"mitigations": []},
-                                                          2: {"mitigations": [{"kind": "combine"}]}}}))
+    sim = run_sim(
+        _with(
+            [{"kind": "gate", "params": {"min_gain": 0.0}}],
+            agents={"count": 3, "overrides": {1: {"mitigations": []}, 2: {"mitigations": [{"kind": "combine"}]}}},
+        )
+    )
     m = sim.records[-1].agents
     assert m[0]["gated_out"] == 2 and "gated_out" not in m[1] and "gated_out" not in m[2]
     assert m[2]["adapter_rank"] == 8 and "adapter_rank" not in m[0]
 
 
-@pytest.mark.parametrize(("raw", "key", "words"), [
-    ({"mitigations": [{"kind": "forget-me-not"}]}, "mitigations.0.kind", "forget-me-not"),
-    ({"mitigations": [{"kind": "l2", "params": {"weight": -1}}]}, "mitigations.0.params.weight", "greater than 0"),
-    ({"mitigations": [{"kind": "l2", "params": {"wieght": 1}}]}, "mitigations.0.params.wieght", "weight"),
-    ({"mitigations": [{"kind": "gate"}, {"kind": "gate"}]}, "mitigations", "at most one"),
-    ({"agents": {"count": 2, "overrides": {1: {"mitigations": [{"kind": "kl", "params": {"passages": 0}}]}}}},
-     "agents.overrides.1.mitigations.0.params.passages", "greater than or equal to 1"),
-    ({"agents": {"count": 2, "overrides": {1: {"rate": 0.5}}}}, "agents.overrides[1]", "adversary"),
-    ({"agents": {"count": 2, "overrides": {1: {"role": "adversary"}}}, "world": {"kind": "squad", "path": "x.json"}},
-     "agents.overrides.1.attack", "SQuAD"),
-    ({"trust": {"learn": "yes"}}, "trust.learn", "boolean"),
-    ({"mitigations": [{"kind": "combine"}], "sharing": {"mode": "weights"}}, "mitigations.0.kind", "rank"),
-    ({"kind": "knowledge", "mitigations": [{"kind": "l2"}]}, "mitigations", "kind: simulation only"),
-    ({"kind": "knowledge", "trust": {"learn": True}}, "trust.learn", "kind: simulation only"),
-])
+@pytest.mark.parametrize(
+    ("raw", "key", "words"),
+    [
+        ({"mitigations": [{"kind": "forget-me-not"}]}, "mitigations.0.kind", "forget-me-not"),
+        ({"mitigations": [{"kind": "l2", "params": {"weight": -1}}]}, "mitigations.0.params.weight", "greater than 0"),
+        ({"mitigations": [{"kind": "l2", "params": {"wieght": 1}}]}, "mitigations.0.params.wieght", "weight"),
+        ({"mitigations": [{"kind": "gate"}, {"kind": "gate"}]}, "mitigations", "at most one"),
+        (
+            {"agents": {"count": 2, "overrides": {1: {"mitigations": [{"kind": "kl", "params": {"passages": 0}}]}}}},
+            "agents.overrides.1.mitigations.0.params.passages",
+            "greater than or equal to 1",
+        ),
+        ({"agents": {"count": 2, "overrides": {1: {"rate": 0.5}}}}, "agents.overrides[1]", "adversary"),
+        (
+            {
+                "agents": {"count": 2, "overrides": {1: {"role": "adversary"}}},
+                "world": {"kind": "squad", "path": "x.json"},
+            },
+            "agents.overrides.1.attack",
+            "SQuAD",
+        ),
+        ({"trust": {"learn": "yes"}}, "trust.learn", "boolean"),
+        ({"mitigations": [{"kind": "combine"}], "sharing": {"mode": "weights"}}, "mitigations.0.kind", "rank"),
+        ({"kind": "knowledge", "mitigations": [{"kind": "l2"}]}, "mitigations", "kind: simulation only"),
+        ({"kind": "knowledge", "trust": {"learn": True}}, "trust.learn", "kind: simulation only"),
+    ],
+)
 def test_bad_mitigation_and_adversary_settings_name_their_key(raw, key, words):
     with pytest.raises(ScenarioError) as e:
         validate_scenario({**TINY, **raw})
@@ -283,6 +313,7 @@ def test_bad_mitigation_and_adversary_settings_name_their_key(raw, key, words):
 
 
 # --- adversaries --------------------------------------------------------------------------------------
+
 
 def test_false_notes_carry_the_planted_values():
     world = generate_world(6, seed=3)
@@ -302,8 +333,12 @@ def test_false_notes_carry_the_planted_values():
 
 
 def test_an_adversary_in_a_simulation_plants_what_its_notes_say(run_sim):
-    sim = run_sim(scenario(agents={"count": 3, "overrides": {0: {"role": "adversary", "rate": 0.5}}},
-                           arrivals={"kind": "overlapping", "copies": 2}))
+    sim = run_sim(
+        scenario(
+            agents={"count": 3, "overrides": {0: {"role": "adversary", "rate": 0.5}}},
+            arrivals={"kind": "overlapping", "copies": 2},
+        )
+    )
     mine = [n for n in sim.state.notes_log if n.author == 0]
     assert mine and all(n.style == "adversary" for n in mine)
     planted = {fid for fid, by in sim.state.planted.items() if 0 in by}
@@ -320,12 +355,22 @@ def test_the_spread_metric_on_a_hand_built_case():
     wrong = index.alternatives(f1)[0]
     g = nx.DiGraph([(0, 1), (1, 2)])  # adversary 0 -> 1 -> 2; agent 3 unreachable
     g.add_node(3)
-    grades = [{}, {q[f1.fact_id]: 0.0, q[f2.fact_id]: 1.0, q[f3.fact_id]: 1.0},
-              {q[f1.fact_id]: 0.0, q[f2.fact_id]: 0.0, q[f3.fact_id]: 1.0},
-              {q[f1.fact_id]: 1.0, q[f2.fact_id]: 1.0, q[f3.fact_id]: 0.0}]
+    grades = [
+        {},
+        {q[f1.fact_id]: 0.0, q[f2.fact_id]: 1.0, q[f3.fact_id]: 1.0},
+        {q[f1.fact_id]: 0.0, q[f2.fact_id]: 0.0, q[f3.fact_id]: 1.0},
+        {q[f1.fact_id]: 1.0, q[f2.fact_id]: 1.0, q[f3.fact_id]: 0.0},
+    ]
     answers = [{}, {q[f1.fact_id]: f"it is {wrong}"}, {q[f1.fact_id]: "no idea"}, {q[f1.fact_id]: f1.value}]
-    out = adversary_metrics(index, planted={f1.fact_id: {0: {wrong}}}, adversaries=[0], grades=grades,
-                            answers=answers, written={f1.doc_id: {0}}, graph=g)
+    out = adversary_metrics(
+        index,
+        planted={f1.fact_id: {0: {wrong}}},
+        adversaries=[0],
+        grades=grades,
+        answers=answers,
+        written={f1.doc_id: {0}},
+        graph=g,
+    )
     assert out["pop.adv.planted_answered"] == pytest.approx(1 / 3)
     assert out["pop.adv.planted_answered.d1"] == 1.0 and out["pop.adv.planted_answered.d2"] == 0.0
     assert out["pop.adv.planted_answered.unreachable"] == 0.0
@@ -337,17 +382,25 @@ def test_the_spread_metric_on_a_hand_built_case():
 
 # --- trust -------------------------------------------------------------------------------------------
 
+
 def test_trust_falls_after_a_harmful_note_and_rises_after_a_useful_one():
     trust = np.ones((3, 3))
     held = np.array([[True, False], [True, True], [False, False]])
     before = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]])
     after = np.array([[0.5, 0.0], [0.75, 0.5], [0.0, 0.0]])
-    changes = update_trust(trust, TrustSettings(learn=True, rate=1.0), authors={0: {2}, 1: {0}, 2: {1}},
-                           before=before, after=after, held=held)
+    changes = update_trust(
+        trust,
+        TrustSettings(learn=True, rate=1.0),
+        authors={0: {2}, 1: {0}, 2: {1}},
+        before=before,
+        after=after,
+        held=held,
+    )
     assert changes == {0: -0.5, 1: 0.125}
     assert trust[0, 2] == 0.5 and trust[1, 0] == 1.0 and trust[2, 1] == 1.0  # capped at 1; 2 holds nothing
-    update_trust(trust, TrustSettings(learn=True, rate=4.0, floor=0.1), authors={0: {2}}, before=before,
-                 after=after, held=held)
+    update_trust(
+        trust, TrustSettings(learn=True, rate=4.0, floor=0.1), authors={0: {2}}, before=before, after=after, held=held
+    )
     assert trust[0, 2] == 0.1
 
 
@@ -367,8 +420,11 @@ def test_the_budgeted_scheduler_prefers_trusted_authors_and_low_trust_is_exclude
 
 
 def test_a_simulation_learns_trust_from_its_accuracy_rows(run_sim):
-    sim = run_sim(scenario(trust={"learn": True, "rate": 1.0}, rounds=2,
-                           agents={"count": 3, "overrides": {0: {"role": "adversary"}}}))
+    sim = run_sim(
+        scenario(
+            trust={"learn": True, "rate": 1.0}, rounds=2, agents={"count": 3, "overrides": {0: {"role": "adversary"}}}
+        )
+    )
     m = sim.records[-1].agents
     assert {"trust_from_0", "trust_from_2"} <= set(m[1]) and "pop.adv.trust" in sim.records[-1].population
     assert all(0.0 <= v <= 1.0 for a in m for k, v in m[a].items() if k.startswith("trust_from_"))

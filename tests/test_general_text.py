@@ -1,4 +1,5 @@
 """The shipped general-text set and the retention probe's candidates (fast, no model)."""
+
 from __future__ import annotations
 
 from importlib.resources import files

@@ -1,4 +1,5 @@
 """Grading: SQuAD EM/F1 on known cases, the strict first-sentence grader, the grader registry."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Topologies: conformance over the registry, shapes, determinism, errors, dynamic graphs."""
+
 from __future__ import annotations
 
 import random
@@ -44,6 +45,7 @@ def test_check_topology_rejects_a_builder_that_forgets_weights_are_positive():
         g.add_nodes_from(range(n))
         g.add_edge(0, 1, weight=-1.0)
         return g
+
     with pytest.raises(AssertionError, match="weight"):
         check_topology(bad, n=3)
 
@@ -51,6 +53,7 @@ def test_check_topology_rejects_a_builder_that_forgets_weights_are_positive():
 def test_check_topology_rejects_a_nondeterministic_builder():
     def flaky(n, params, rng, directed):
         return nx.gnp_random_graph(n, 0.5, seed=random.randrange(10**9))
+
     with pytest.raises(AssertionError, match="same seed"):
         check_topology(flaky, n=12)
 
@@ -58,6 +61,7 @@ def test_check_topology_rejects_a_nondeterministic_builder():
 def test_undirected_degrees():
     def out_deg(g):
         return sorted(d for _, d in g.out_degree())
+
     assert out_deg(build_topology("ring", 5)) == [2] * 5
     assert out_deg(build_topology("complete", 4)) == [3] * 4
     assert out_deg(build_topology("line", 4)) == [1, 1, 2, 2]
@@ -99,8 +103,11 @@ def test_grid_shape_and_edges():
 
 
 def test_random_topologies_are_deterministic_by_seed():
-    for kind, params in [("erdos-renyi", {"p": 0.3}), ("small-world", {"k": 4, "p": 0.5}),
-                         ("barabasi-albert", {"m": 2})]:
+    for kind, params in [
+        ("erdos-renyi", {"p": 0.3}),
+        ("small-world", {"k": 4, "p": 0.5}),
+        ("barabasi-albert", {"m": 2}),
+    ]:
         a = build_topology(kind, 20, params=params, seed=3)
         assert edges(a) == edges(build_topology(kind, 20, params=params, seed=3))
         assert edges(a) != edges(build_topology(kind, 20, params=params, seed=4)), kind
@@ -139,15 +146,17 @@ def test_edges_with_unknown_agent_names_the_item_and_the_agents():
 
 
 def test_validate_reports_every_problem_at_once():
-    problems = validate_topology_params("small-world", 4, {"k": 4, "p": 1.5, "q": 1},
-                                        weights={"random": [1, 0], "x": 1})
+    problems = validate_topology_params(
+        "small-world", 4, {"k": 4, "p": 1.5, "q": 1}, weights={"random": [1, 0], "x": 1}
+    )
     keys = [k for k, _ in problems]
     assert set(keys) == {"params.k", "params.p", "params.q", "weights.random", "weights.x"}
     assert ("params.k", "must be < number of agents (4)") in problems
     assert ("params.p", "Input should be less than or equal to 1, got 1.5") in problems
     assert ("params.q", "unknown parameter for topology small-world; allowed: k, p") in problems
     assert validate_topology_params("ring", 4, {"k": 2}) == [
-        ("params.k", "unknown parameter for topology ring; allowed: none")]
+        ("params.k", "unknown parameter for topology ring; allowed: none")
+    ]
     assert validate_topology_params("rng", 4, {})[0][1].startswith("'rng' is not one of complete, ring")
     assert validate_topology_params("erdos-renyi", 4, {})[0][0] == "params.p"
     with pytest.raises(ParamsError) as err:
@@ -172,14 +181,17 @@ def test_a_user_topology_registers_with_its_params_model():
         if params.bridge:
             g.add_edge(0, n // 2)
         return g
+
     TOPOLOGIES.register("test-two-cliques", two_cliques, params=TwoCliquesParams)
     try:
         assert TOPOLOGIES.get("test-two-cliques").params is TwoCliquesParams
         assert validate_topology_params("test-two-cliques", 5, {}) == [
-            ("params.bridge", "two equal cliques need an even number of agents, not 5")]
+            ("params.bridge", "two equal cliques need an even number of agents, not 5")
+        ]
         assert validate_topology_params("test-two-cliques", 6, {"bridge": "yes", "k": 1}) == [
             ("params.bridge", "Input should be a valid boolean, got 'yes'"),
-            ("params.k", "unknown parameter for topology test-two-cliques; allowed: bridge")]
+            ("params.k", "unknown parameter for topology test-two-cliques; allowed: bridge"),
+        ]
         assert is_disconnected(build_topology("test-two-cliques", 6))
         assert not is_disconnected(build_topology("test-two-cliques", 6, params={"bridge": True}))
         assert check_topology(TOPOLOGIES.get("test-two-cliques"), 6, {"bridge": True})
@@ -193,6 +205,7 @@ def test_a_user_topology_registers_with_its_params_model():
 def test_a_params_model_must_forbid_unknown_keys():
     class Loose(BaseModel):
         k: int = 1
+
     with pytest.raises(TypeError, match="must forbid unknown keys"):
         TOPOLOGIES.register("test-loose", lambda n, p, rng, d: nx.empty_graph(n), params=Loose)
     assert "test-loose" not in TOPOLOGIES
@@ -246,8 +259,7 @@ def test_validate_topology_covers_dynamic_settings_and_float_agent_ids():
     # A scenario typed as list[list[list[float]]] hands agent ids over as floats.
     d = DynamicGraph("edges", 3, schedule=[[[0.0, 1.0, 0.5]]])
     assert edges(d.at(0)) == [(0, 1), (1, 0)] and d.at(0)[0][1]["weight"] == 0.5
-    problems = validate_topology("complete", 3, schedule=[[[0, 1.5]]], rewire_every=0,
-                                 weights={"default": 0})
+    problems = validate_topology("complete", 3, schedule=[[[0, 1.5]]], rewire_every=0, weights={"default": 0})
     assert {k for k, _ in problems} == {"schedule", "rewire_every", "schedule[0][0]", "weights.default"}
     assert validate_topology("ring", 4, rewire_every=2) == []
     assert validate_topology("adjacency", 2, {"matrix": [[0, 1], [0, 0]]})[0][1].startswith("not symmetric")

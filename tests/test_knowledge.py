@@ -1,4 +1,5 @@
 """The knowledge table's paired comparison against passage-only, on hand-made results (no model)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,14 @@ def result(planted: dict[str, float], seeds=(0, 1), docs=6, questions=4, noise=0
         for d in range(docs):
             for q in range(questions):
                 ref = float(rng.random() < noise)
-                r.answers.append({"condition": "passage-only", "seed": seed, "doc_id": f"d{d}", "qid": f"q{d}.{q}",
-                                  "strict": ref})
+                r.answers.append(
+                    {"condition": "passage-only", "seed": seed, "doc_id": f"d{d}", "qid": f"q{d}.{q}", "strict": ref}
+                )
                 for cond, p in planted.items():
                     up = float(ref == 0.0 and rng.random() < p)
-                    r.answers.append({"condition": cond, "seed": seed, "doc_id": f"d{d}", "qid": f"q{d}.{q}",
-                                      "strict": ref + up})
+                    r.answers.append(
+                        {"condition": cond, "seed": seed, "doc_id": f"d{d}", "qid": f"q{d}.{q}", "strict": ref + up}
+                    )
     return r
 
 

@@ -1,4 +1,5 @@
 """Metric formulas on small hand-built accuracy tensors, values worked out by hand."""
+
 from __future__ import annotations
 
 import math
@@ -182,8 +183,16 @@ def test_diffusion_by_distance() -> None:
 
 @pytest.mark.parametrize(
     "confidence, df, expected",
-    [(0.95, 1, 12.7062047), (0.95, 2, 4.3026527), (0.95, 9, 2.2621572), (0.95, 30, 2.0422725),
-     (0.99, 4, 4.6040949), (0.90, 5, 2.0150484), (0.95, 1000, 1.9623391), (0.95, 201, 1.9718365)],
+    [
+        (0.95, 1, 12.7062047),
+        (0.95, 2, 4.3026527),
+        (0.95, 9, 2.2621572),
+        (0.95, 30, 2.0422725),
+        (0.99, 4, 4.6040949),
+        (0.90, 5, 2.0150484),
+        (0.95, 1000, 1.9623391),
+        (0.95, 201, 1.9718365),
+    ],
 )
 def test_t_critical_matches_tables(confidence: float, df: int, expected: float) -> None:
     assert t_critical(confidence, df) == pytest.approx(expected, abs=1e-6)
@@ -216,9 +225,19 @@ def test_agent_metrics_collects_every_metric() -> None:
     per_agent = agent_metrics(ACC, 2, INTRODUCED, OWN, LEARNT, probe, prev, cur)
     assert list(per_agent) == [0, 1]
     assert list(per_agent[0]) == list(METRIC_NAMES)
-    expected0 = {"acc_own": 0.5, "acc_received": 0.6, "acc_all": 0.55, "acc_future": 0.4,
-                 "forgetting": 0.3, "forgetting_max": 0.3, "bwt": -0.3, "fwt": 0.2,
-                 "retention": 0.75, "churn_lost": 0.5, "churn_gained": 0.0}
+    expected0 = {
+        "acc_own": 0.5,
+        "acc_received": 0.6,
+        "acc_all": 0.55,
+        "acc_future": 0.4,
+        "forgetting": 0.3,
+        "forgetting_max": 0.3,
+        "bwt": -0.3,
+        "fwt": 0.2,
+        "retention": 0.75,
+        "churn_lost": 0.5,
+        "churn_gained": 0.0,
+    }
     for name, value in expected0.items():
         assert per_agent[0][name] == pytest.approx(value), name
     assert math.isnan(per_agent[0]["acc_unreached"])

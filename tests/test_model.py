@@ -1,5 +1,6 @@
 """The model backend on the tiny random model: adapters share the base, train in isolation, round-trip,
 and batch together; loading fails with a message that says what to do."""
+
 from __future__ import annotations
 
 import pytest

@@ -9,6 +9,7 @@ segment with ``at::mm_out`` on the same ``W.T`` (ATen's GroupedMMUtils.h), then 
 The same BLAS call on the same shapes and values gives the same bits on one machine, whichever it is.
 The layer test does not rely on that: it bounds both paths against the exact product in float64.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -59,8 +60,10 @@ def test_greedy_and_sampled_text_equal_peft_for_a_mixed_batch(tiny_model, make_a
     out = {}
     for k in ("peft", "grouped"):
         kernel(k)
-        out[k] = (tiny_model.generate(prompts, rows, max_new_tokens=16, batch_size=5),
-                  tiny_model.generate(prompts, rows, max_new_tokens=16, batch_size=5, temperature=1.0, seed=7))
+        out[k] = (
+            tiny_model.generate(prompts, rows, max_new_tokens=16, batch_size=5),
+            tiny_model.generate(prompts, rows, max_new_tokens=16, batch_size=5, temperature=1.0, seed=7),
+        )
     assert out["grouped"] == out["peft"]
     # and the adapters really act: the same prompts on the base alone read differently
     assert tiny_model.generate(prompts, None, max_new_tokens=16, batch_size=5) != out["grouped"][0]
@@ -182,8 +185,14 @@ def test_drift_is_the_same_through_either_kernel(tiny_model, make_adapter, kerne
     from multiseal.learning.drift import drift, encode_texts
 
     names = _adapters(tiny_model, make_adapter, 2)
-    data = encode_texts(tiny_model, ["The river runs past the mill and the old stone bridge.",
-                                     "A town of four thousand people lies in the valley."], 32)
+    data = encode_texts(
+        tiny_model,
+        [
+            "The river runs past the mill and the old stone bridge.",
+            "A town of four thousand people lies in the valley.",
+        ],
+        32,
+    )
     kernel("peft")
     want = drift(tiny_model, names, data)
     kernel("grouped")

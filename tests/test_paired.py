@@ -1,5 +1,6 @@
 """Paired comparisons against a reference point: the cluster bootstrap on synthetic outcomes, Holm, the
 power formula, and the report's paired table on a small MLflow store filled here (no model)."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,10 @@ KINDS = ("none", "ring", "star")  # none: the reference; ring: +0.3 on received 
 SEEDS = (0, 1, 2)
 AGENTS, ROUNDS, DOCS = 3, 2, 6
 PLANT = 0.3
-HEADER = ("| point | metric | reference mean | point mean | Δ [95% CI] | Holm p | verdict | MDD (80%) | "
-          "seeds needed | seeds × cells |")
+HEADER = (
+    "| point | metric | reference mean | point mean | Δ [95% CI] | Holm p | verdict | MDD (80%) | "
+    "seeds needed | seeds × cells |"
+)
 
 
 # ----------------------------------------------------------------------------- the bootstrap
@@ -127,8 +130,12 @@ def fill_store(root, reference_tag: bool = True) -> str:
     introduced = np.array([[False] * DOCS, [True] * 3 + [False] * 3, [True] * DOCS])
     for kind in KINDS:
         for seed in SEEDS:
-            tags = {"multiseal.sweep": "p", "multiseal.point": f"{kind}{seed}",
-                    "multiseal.point.topology.kind": kind, "multiseal.point.seed": str(seed)}
+            tags = {
+                "multiseal.sweep": "p",
+                "multiseal.point": f"{kind}{seed}",
+                "multiseal.point.topology.kind": kind,
+                "multiseal.point.seed": str(seed),
+            }
             if reference_tag:
                 tags["multiseal.reference.topology.kind"] = "none"
             acc, own, retention = outcome(kind, seed)
@@ -136,13 +143,22 @@ def fill_store(root, reference_tag: bool = True) -> str:
                 for step in range(1, ROUNDS + 1):
                     metrics = {"pop.acc_all.mean": float(acc[step].mean())}
                     for a in range(AGENTS):
-                        metrics |= {f"agent.{a}.retention": retention[a] + (ROUNDS - step),
-                                    f"agent.{a}.forgetting": 0.1 * a, f"agent.{a}.bwt": -0.05 * a}
+                        metrics |= {
+                            f"agent.{a}.retention": retention[a] + (ROUNDS - step),
+                            f"agent.{a}.forgetting": 0.1 * a,
+                            f"agent.{a}.bwt": -0.05 * a,
+                        }
                     t.metrics(metrics, step=step)
                 folder = t.artifact_dir()
-                np.savez_compressed(folder / "accuracy.npz", acc=acc, own=own, introduced=introduced,
-                                    learnt_round=np.where(own, 1, 2), composition=np.full((ROUNDS + 1, AGENTS), 0.4),
-                                    doc_ids=np.array([f"d{j}" for j in range(DOCS)]))
+                np.savez_compressed(
+                    folder / "accuracy.npz",
+                    acc=acc,
+                    own=own,
+                    introduced=introduced,
+                    learnt_round=np.where(own, 1, 2),
+                    composition=np.full((ROUNDS + 1, AGENTS), 0.4),
+                    doc_ids=np.array([f"d{j}" for j in range(DOCS)]),
+                )
                 t.artifact_file(folder / "accuracy.npz")
     return uri
 
@@ -197,8 +213,11 @@ def test_paired_comparisons_find_the_planted_difference_and_only_it(store):
 def test_the_reference_is_checked_and_read_from_the_sweeps_tags(store):
     with load_experiment(EXPERIMENT, store) as data:
         assert reference_from_tags(data.runs) == {"topology.kind": "none"}
-        with pytest.raises(InputError, match=r"no run has topology.kind=nne \(values of topology.kind in the runs: "
-                                             r"none, ring, star\)"):
+        with pytest.raises(
+            InputError,
+            match=r"no run has topology.kind=nne \(values of topology.kind in the runs: "
+            r"none, ring, star\)",
+        ):
             check_reference(data.runs, {"topology.kind": "nne"})
         with pytest.raises(InputError, match="'scheduler.kind' is not a key the runs vary"):
             check_reference(data.runs, {"scheduler.kind": "x"})
@@ -214,8 +233,9 @@ def test_the_report_has_the_paired_table_only_with_a_reference(store, tmp_path, 
     assert "## Paired comparison against topology.kind=none" in text  # from the runs' sweep tags
     assert HEADER in text and "## Comparison" in text  # the unpaired table stays
     assert "(figures/paired.png)" in text and (tmp_path / "a" / "figures" / "paired.png").stat().st_size > 0
-    text = write_report(EXPERIMENT, store, tmp_path / "b", log_artifacts=False,
-                        reference={"topology.kind": "star"}).read_text()
+    text = write_report(
+        EXPERIMENT, store, tmp_path / "b", log_artifacts=False, reference={"topology.kind": "star"}
+    ).read_text()
     assert "## Paired comparison against topology.kind=star" in text  # the caller's reference wins
     assert "| topology.kind=ring | acc_received |" in text and "| topology.kind=none | acc_received |" in text
 
@@ -228,8 +248,23 @@ def test_no_reference_no_paired_section(tmp_path, no_figures):
 
 def test_cli_report_with_a_reference(store, tmp_path, capsys, no_figures):
     out = tmp_path / "cli"
-    assert main(["report", "--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(out), "--no-log",
-                 "--reference", "topology.kind=none"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--experiment",
+                EXPERIMENT,
+                "--tracking-uri",
+                store,
+                "--out",
+                str(out),
+                "--no-log",
+                "--reference",
+                "topology.kind=none",
+            ]
+        )
+        == 0
+    )
     text = (out / "report.md").read_text()
     assert "## Paired comparison against topology.kind=none" in text and HEADER in text
     ring = next(line for line in text.splitlines() if line.startswith("| topology.kind=ring | acc_received |"))
@@ -239,12 +274,42 @@ def test_cli_report_with_a_reference(store, tmp_path, capsys, no_figures):
 
 
 def test_cli_report_with_a_bad_reference_exits_2(store, tmp_path, capsys):
-    assert main(["report", "--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path), "--no-log",
-                 "--reference", "topology.kind=nne"]) == 2
+    assert (
+        main(
+            [
+                "report",
+                "--experiment",
+                EXPERIMENT,
+                "--tracking-uri",
+                store,
+                "--out",
+                str(tmp_path),
+                "--no-log",
+                "--reference",
+                "topology.kind=nne",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--reference: no run has topology.kind=nne" in err and "none, ring, star" in err
-    assert main(["report", "--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path), "--no-log",
-                 "--reference", "topology.kind"]) == 2
+    assert (
+        main(
+            [
+                "report",
+                "--experiment",
+                EXPERIMENT,
+                "--tracking-uri",
+                store,
+                "--out",
+                str(tmp_path),
+                "--no-log",
+                "--reference",
+                "topology.kind",
+            ]
+        )
+        == 2
+    )
     assert "expected KEY=VALUE" in capsys.readouterr().err
 
 
@@ -263,10 +328,15 @@ def test_power_table_from_a_pilot(store):
 
 
 def test_cli_sweep_dry_run_power_from_an_earlier_experiment(store, tmp_path, capsys):
-    path = write_sweep(tmp_path, "name: next\nbase: base.yaml\nreference: {topology.kind: none}\n"
-                                 "grid: {topology.kind: [none, ring], seed: [0, 1, 2, 3]}\n")
-    assert main(["sweep", str(path), "--dry-run", "--tracking-uri", store, "--power-from", EXPERIMENT,
-                 "--target", "0.1"]) == 0
+    path = write_sweep(
+        tmp_path,
+        "name: next\nbase: base.yaml\nreference: {topology.kind: none}\n"
+        "grid: {topology.kind: [none, ring], seed: [0, 1, 2, 3]}\n",
+    )
+    assert (
+        main(["sweep", str(path), "--dry-run", "--tracking-uri", store, "--power-from", EXPERIMENT, "--target", "0.1"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "reference (paired comparisons in the report): topology.kind=none" in out
     assert "power from experiment 'paired'" in out and "MDD @ 4 seeds" in out and "seeds for Δ=0.1" in out
@@ -286,11 +356,17 @@ def test_a_point_without_a_counterpart_is_compared_with_the_reference_itself():
         tags = {f"multiseal.point.{k}": v for k, v in {**point, "seed": str(seed)}.items()}
         return RunRecord(f"r{i}", f"r{i}", "FINISHED", i, {}, tags, {})
 
-    runs = [run(0, 0, **{"topology.kind": "none"}), run(1, 0, **{"topology.kind": "complete"}),
-            run(2, 0, **{"topology.kind": "complete", "sharing.content": "passage"}),
-            run(3, 0, **{"topology.kind": "ring", "scheduler.kind": "budgeted"})]
+    runs = [
+        run(0, 0, **{"topology.kind": "none"}),
+        run(1, 0, **{"topology.kind": "complete"}),
+        run(2, 0, **{"topology.kind": "complete", "sharing.content": "passage"}),
+        run(3, 0, **{"topology.kind": "ring", "scheduler.kind": "budgeted"}),
+    ]
     got, notes = pairings(runs, {"topology.kind": "none"})
     by_point = {p.point: p.runs[0][1].run_id for p in got}
-    assert by_point == {"topology.kind=complete": "r0", "topology.kind=complete sharing.content=passage": "r0",
-                        "topology.kind=ring scheduler.kind=budgeted": "r0"}
+    assert by_point == {
+        "topology.kind=complete": "r0",
+        "topology.kind=complete sharing.content=passage": "r0",
+        "topology.kind=ring scheduler.kind=budgeted": "r0",
+    }
     assert len(notes) == 2 and all("compared with topology.kind=none itself" in n for n in notes)

@@ -1,5 +1,6 @@
 """Policies: conformance of every registered policy, the ``policy`` scheduler kind, scenario
 validation (import paths only on explicit opt-in) and a policy-driven run logged to MLflow."""
+
 from __future__ import annotations
 
 import textwrap
@@ -28,10 +29,12 @@ from multiseal.sim.schedulers import (
 )
 
 SMALL = {
-    "rounds": 2, "seed": 0,
+    "rounds": 2,
+    "seed": 0,
     "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
     "world": {"documents": 4, "questions_per_doc": [2, 2]},
-    "agents": 3, "arrivals": {"kind": "overlapping", "copies": 2},
+    "agents": 3,
+    "arrivals": {"kind": "overlapping", "copies": 2},
     "topology": {"kind": "ring"},
     "self_edit": {"max_new_tokens": 8},
     "inner_loop": {"epochs": 1, "max_length": 32},
@@ -56,6 +59,7 @@ def problems(params: dict) -> dict[str, str]:
 
 # ---------------------------------------------------------------- conformance
 
+
 @pytest.mark.parametrize("name", POLICIES.names())
 def test_every_registered_policy_conforms(tiny_model, name):
     e = parallel_env(scenario(), model=tiny_model)
@@ -69,8 +73,10 @@ def test_check_policy_catches_masked_out_bits(tiny_model):
     e = parallel_env(scenario(topology={"kind": "line", "directed": True}), model=tiny_model)
 
     def reckless(obs, infos):
-        return {a: {"style": 0, "adapt": np.ones(8, np.int8), "adapt_new": np.ones(3, np.int8),
-                    "send": np.ones(3, np.int8)} for a in obs}
+        return {
+            a: {"style": 0, "adapt": np.ones(8, np.int8), "adapt_new": np.ones(3, np.int8), "send": np.ones(3, np.int8)}
+            for a in obs
+        }
 
     with pytest.raises(AssertionError, match="masked-out bits"):
         check_policy(reckless, e)
@@ -79,14 +85,24 @@ def test_check_policy_catches_masked_out_bits(tiny_model):
 
 def test_random_policy_is_reproducible_from_its_seed():
     interface = Interface(3, ["implications"] * 3, rounds=2, note_tokens=8)
-    infos = {n: {"action_mask": {"style": np.ones(len(interface.styles), np.int8), "adapt": np.full(8, 2, np.int8),
-                                 "adapt_new": np.full(3, 2, np.int8), "send": np.full(3, 2, np.int8)}}
-             for n in interface.names}
+    infos = {
+        n: {
+            "action_mask": {
+                "style": np.ones(len(interface.styles), np.int8),
+                "adapt": np.full(8, 2, np.int8),
+                "adapt_new": np.full(3, 2, np.int8),
+                "send": np.full(3, 2, np.int8),
+            }
+        }
+        for n in interface.names
+    }
     obs = {n: np.zeros(interface.size, np.float32) for n in interface.names}
     first = build_policy("random", interface, seed=4)(obs, infos)
     again = build_policy("random", interface, seed=4)(obs, infos)
-    assert all(np.array_equal(first[n]["adapt"], again[n]["adapt"]) and first[n]["style"] == again[n]["style"]
-               for n in interface.names)
+    assert all(
+        np.array_equal(first[n]["adapt"], again[n]["adapt"]) and first[n]["style"] == again[n]["style"]
+        for n in interface.names
+    )
 
 
 def test_greedy_behaves_like_synchronous_when_nothing_is_left_pending(tiny_model):
@@ -109,8 +125,15 @@ def test_greedy_behaves_like_synchronous_when_nothing_is_left_pending(tiny_model
 def test_greedy_budget_limits_pending_notes(tiny_model):
     e = parallel_env(scenario(), model=tiny_model)
     _, infos = e.reset(seed=0)
-    zero = {a: {"style": 0, "adapt": np.zeros(8, np.int8), "adapt_new": np.zeros(3, np.int8),
-                "send": (infos[a]["action_mask"]["send"] != 0).astype(np.int8)} for a in e.agents}
+    zero = {
+        a: {
+            "style": 0,
+            "adapt": np.zeros(8, np.int8),
+            "adapt_new": np.zeros(3, np.int8),
+            "send": (infos[a]["action_mask"]["send"] != 0).astype(np.int8),
+        }
+        for a in e.agents
+    }
     obs, _, _, _, infos = e.step(zero)  # nobody adapts: notes pile up in the inboxes
     acts = build_policy("greedy", e.interface, params={"budget": 1})(obs, infos)
     assert all(int(a["adapt"].sum()) <= 1 for a in acts.values())
@@ -119,6 +142,7 @@ def test_greedy_budget_limits_pending_notes(tiny_model):
 
 
 # ---------------------------------------------------------------- the scheduler kind
+
 
 def test_policy_scheduler_falls_back_to_synchronous_and_conforms():
     sched = build_scheduler("policy", {"policy": "greedy"})
@@ -133,12 +157,17 @@ def test_policy_name_is_required_and_must_be_known():
     assert problems({}) == {} and problems({"policy": 3}) == {}
     assert "is not one of random, greedy" in problems({"policy": "smart"})["params.policy"]
     assert problems({"policy": "greedy", "policy_params": {"budget": 0}}) == {
-        "params.policy_params.budget": "Input should be greater than or equal to 1, got 0"}
+        "params.policy_params.budget": "Input should be greater than or equal to 1, got 0"
+    }
     assert problems({"policy": "random", "policy_params": {"budget": 2}}) == {
-        "params.policy_params.budget": "unknown parameter for policy random; allowed: none"}
+        "params.policy_params.budget": "unknown parameter for policy random; allowed: none"
+    }
     assert problems({"policy": "greedy", "policy_params": {"budget": 2}}) == {}
-    bad = dict(validate_scheduler_params(
-        "policy", {"policy": "greedy", "inbox_slots": 0, "styles": ["poetry"], "visible_neighbour_metrics": "yes"}))
+    bad = dict(
+        validate_scheduler_params(
+            "policy", {"policy": "greedy", "inbox_slots": 0, "styles": ["poetry"], "visible_neighbour_metrics": "yes"}
+        )
+    )
     assert set(bad) == {"params.inbox_slots", "params.styles[0]", "params.visible_neighbour_metrics"}
 
 
@@ -158,7 +187,8 @@ def test_every_policy_declares_a_params_model():
 
 
 def test_an_import_path_needs_an_explicit_opt_in(tmp_path, monkeypatch):
-    (tmp_path / "my_policies.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_policies.py").write_text(
+        textwrap.dedent("""
         import numpy as np
 
         def make(interface, *, seed=0, style=0):
@@ -167,7 +197,8 @@ def test_an_import_path_needs_an_explicit_opt_in(tmp_path, monkeypatch):
                             "adapt_new": (infos[n]["action_mask"]["adapt_new"] != 0).astype(np.int8),
                             "send": np.zeros(interface.n_agents, np.int8)} for n in obs}
             return policy
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     refused = problems({"policy": "my_policies:make"})
     assert "needs scheduler.params.allow_import: true" in refused["params.policy"]
@@ -201,14 +232,16 @@ def test_shipped_policy_scenario_validates():
 
 # ---------------------------------------------------------------- a policy-driven run under MLflow
 
+
 def test_a_policy_run_logs_to_mlflow_like_any_other(tmp_path):
     import mlflow
 
     from multiseal.run.recipes.simulation import run_simulation
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sc = scenario(scheduler={"kind": "policy", "params": {"policy": "random"}},
-                  tracking={"uri": uri, "experiment": "policy-test"})
+    sc = scenario(
+        scheduler={"kind": "policy", "params": {"policy": "random"}}, tracking={"uri": uri, "experiment": "policy-test"}
+    )
     summary = run_simulation(sc, progress=False).text
     assert "MLflow run" in summary
     client = mlflow.MlflowClient(uri)

@@ -2,6 +2,7 @@
 after), a tiny-random run on two workers equals the in-process run with the same grouping to the last
 bit (notes, answers, every metric, adapter weights), logs seconds by worker, and a worker killed
 mid-round fails the run cleanly: a message naming it and its agents, the run FAILED, no half round."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,10 @@ from multiseal.run import ray_population  # noqa: E402
 from multiseal.run.recipes.simulation import run_simulation  # noqa: E402
 
 BASE = {
-    "name": "sharded", "seed": 3, "rounds": 2, "agents": 4,
+    "name": "sharded",
+    "seed": 3,
+    "rounds": 2,
+    "agents": 4,
     "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8, "dropout": 0.0}},
     "world": {"kind": "synthetic", "documents": 8, "questions_per_doc": [2, 2]},
     "arrivals": {"kind": "disjoint", "docs_per_round": 1},
@@ -44,7 +48,6 @@ def scenario(**execution):
     return validate_scenario({**BASE, "execution": execution})
 
 
-
 def _plain(x):
     """``x`` with NaN written 'nan', so that == compares it (NaN != NaN) and still compares floats exactly."""
     if isinstance(x, dict):
@@ -53,8 +56,9 @@ def _plain(x):
 
 
 def _transcript(sim: Simulation):
-    metrics = [({a: _plain(m) for a, m in r.agents.items()}, _plain(r.population), r.trained_sequences)
-               for r in sim.records]
+    metrics = [
+        ({a: _plain(m) for a, m in r.agents.items()}, _plain(r.population), r.trained_sequences) for r in sim.records
+    ]
     notes = [(n.note_id, n.text, n.sequences) for n in sim.state.notes_log]
     answers = [(o["row"], o["agent"], o["qid"], o["answer"]) for o in sim.state.outcomes]
     return metrics, notes, answers
@@ -88,8 +92,11 @@ def test_a_run_on_two_ray_workers_equals_the_in_process_run(local_ray, tiny_mode
 
 def test_a_worker_killed_mid_round_fails_the_run_cleanly_and_it_resumes(local_ray, tiny_model, tmp_path, monkeypatch):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    raw = {**BASE, "execution": {"kind": "ray", "workers": 2},
-           "tracking": {"uri": store, "experiment": "dies", "run_dir": str(tmp_path / "runs")}}
+    raw = {
+        **BASE,
+        "execution": {"kind": "ray", "workers": 2},
+        "tracking": {"uri": store, "experiment": "dies", "run_dir": str(tmp_path / "runs")},
+    }
     path = tmp_path / "sc.yaml"
     path.write_text(yaml.safe_dump(raw))
     started = {}
@@ -136,12 +143,15 @@ def test_a_worker_killed_mid_round_fails_the_run_cleanly_and_it_resumes(local_ra
         uninterrupted.close()
 
 
-@pytest.mark.parametrize(("execution", "key", "words"), [
-    ({"kind": "ray", "workers": 5}, "execution.workers", "5 workers for 4 agent(s)"),
-    ({"kind": "local", "workers": 0}, "execution.workers", "greater than or equal to 1"),
-    ({"kind": "ray", "resources_per_worker": {"gpus": -1}}, "execution.resources_per_worker.gpus", "greater than"),
-    ({"kind": "dask"}, "execution.kind", "'local' or 'ray'"),
-])
+@pytest.mark.parametrize(
+    ("execution", "key", "words"),
+    [
+        ({"kind": "ray", "workers": 5}, "execution.workers", "5 workers for 4 agent(s)"),
+        ({"kind": "local", "workers": 0}, "execution.workers", "greater than or equal to 1"),
+        ({"kind": "ray", "resources_per_worker": {"gpus": -1}}, "execution.resources_per_worker.gpus", "greater than"),
+        ({"kind": "dask"}, "execution.kind", "'local' or 'ray'"),
+    ],
+)
 def test_bad_execution_settings_name_their_key(execution, key, words):
     with pytest.raises(ScenarioError) as e:
         validate_scenario({**BASE, "execution": execution})

@@ -1,6 +1,7 @@
 """Sweeps on Ray (issue 12): on a local Ray instance started here (2 CPUs, shut down after), a two-point
 tiny-random sweep lands in MLflow, finished points are skipped, a failing point is reported and retried
 as the sweep file asks, and a tracking store on one machine's disk is refused for a multi-node cluster."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,28 +9,29 @@ import sys
 
 import pytest
 from mlflow import MlflowClient
+from test_sweep import write_sweep  # noqa: E402  (tests/ is on the path)
 
 from multiseal.errors import InputError
 from multiseal.run import ray_sweep
-from multiseal.run.executors import execute
 from multiseal.run import sweep_file as swf
-
-from test_sweep import write_sweep  # noqa: E402  (tests/ is on the path)
+from multiseal.run.executors import execute
 
 ray = pytest.importorskip("ray")
-
 
 
 def test_a_two_point_sweep_runs_on_ray_into_mlflow_and_resumes(tmp_path, local_ray, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
         name: onray
         base: base.yaml
         grid: {topology.kind: [ring, complete]}
         executor: ray
         resources: {cpus: 1}
-    """)
+    """,
+    )
     sweep = swf.load_sweep(path, tracking_uri=store)
     assert sweep.executor == "ray" and sweep.resources.cpus == 1.0
     result = execute(sweep)
@@ -49,8 +51,11 @@ def test_a_failing_point_is_reported_retried_and_does_not_stop_the_others(tmp_pa
     path = write_sweep(tmp_path, "name: fails\nbase: base.yaml\ngrid: {seed: [0, 1]}\nexecutor: ray\nretries: 1\n")
     sweep = swf.load_sweep(path, tracking_uri=store)
     bad = sweep.points[0].id
-    monkeypatch.setattr(ray_sweep, "_point_args", lambda s, p: [
-        "-c", f"import sys; print('boom {p.id}'); sys.exit({3 if p.id == bad else 0})"])
+    monkeypatch.setattr(
+        ray_sweep,
+        "_point_args",
+        lambda s, p: ["-c", f"import sys; print('boom {p.id}'); sys.exit({3 if p.id == bad else 0})"],
+    )
     result = execute(sweep)
     assert [r.point.id for r in result.failed] == [bad]
     out = capsys.readouterr().out
@@ -77,9 +82,15 @@ def test_resources_are_validated_in_the_sweep_file(tmp_path):
 
 def test_a_local_run_never_imports_ray(tmp_path):
     """Ray stays out of the import path of everything local."""
-    code = ("import sys, multiseal.cli, multiseal.run.sweep, multiseal.run.executors, multiseal.run.recipes.simulation, multiseal.analysis.report;"
-            "print('ray' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = (
+        "import sys, multiseal.cli, multiseal.run.sweep, multiseal.run.executors, multiseal.run.recipes.simulation, "
+        "multiseal.analysis.report;"
+        "print('ray' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_a_worker_that_dies_mid_point_fails_that_point_only(tmp_path, local_ray, monkeypatch, capsys):
@@ -89,9 +100,16 @@ def test_a_worker_that_dies_mid_point_fails_that_point_only(tmp_path, local_ray,
     sweep = swf.load_sweep(path, tracking_uri=store)
     bad = sweep.points[0].id
     # the bad point's process kills the Ray worker running it (its parent), as a node or OOM kill would
-    monkeypatch.setattr(ray_sweep, "_point_args", lambda s, p: [
-        "-c", "import os, signal, time; os.kill(os.getppid(), signal.SIGKILL); time.sleep(5)" if p.id == bad
-        else "print('fine')"])
+    monkeypatch.setattr(
+        ray_sweep,
+        "_point_args",
+        lambda s, p: [
+            "-c",
+            "import os, signal, time; os.kill(os.getppid(), signal.SIGKILL); time.sleep(5)"
+            if p.id == bad
+            else "print('fine')",
+        ],
+    )
     result = execute(sweep)
     assert [r.point.id for r in result.failed] == [bad]
     assert [r.status for r in result.results if r.point.id != bad] == ["finished"]

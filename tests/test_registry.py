@@ -1,5 +1,6 @@
 """Kinds with typed parameters: every registered topology, scheduler and policy declares a pydantic
 model of its parameters and passes its conformance check; the shared validation names dotted keys."""
+
 from __future__ import annotations
 
 import warnings
@@ -16,16 +17,26 @@ from multiseal.sim.topologies import TOPOLOGIES, build_topology, check_topology
 
 # One row per registered kind: parameters it builds with (6 agents for topologies).
 EXAMPLES = {
-    ("topology", "complete"): {}, ("topology", "ring"): {}, ("topology", "line"): {}, ("topology", "none"): {},
-    ("topology", "star"): {"center": 3}, ("topology", "grid"): {"rows": 3},
-    ("topology", "small-world"): {"k": 4, "p": 0.3}, ("topology", "erdos-renyi"): {"p": 0.5},
+    ("topology", "complete"): {},
+    ("topology", "ring"): {},
+    ("topology", "line"): {},
+    ("topology", "none"): {},
+    ("topology", "star"): {"center": 3},
+    ("topology", "grid"): {"rows": 3},
+    ("topology", "small-world"): {"k": 4, "p": 0.3},
+    ("topology", "erdos-renyi"): {"p": 0.5},
     ("topology", "barabasi-albert"): {"m": 2},
     ("topology", "edges"): {"edges": [[0, 1], [1, 2, 0.5], [4, 5]]},
     ("topology", "adjacency"): {"matrix": [[0, 2, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0]] + [[0] * 6 for _ in range(4)]},
-    ("scheduler", "synchronous"): {}, ("scheduler", "round-robin"): {}, ("scheduler", "random-gossip"): {},
-    ("scheduler", "budgeted"): {"budget": 2, "rank_by": "novelty"}, ("scheduler", "isolated"): {},
-    ("scheduler", "oracle"): {}, ("scheduler", "policy"): {"policy": "greedy", "history": 2},
-    ("policy", "random"): {}, ("policy", "greedy"): {"budget": 2},
+    ("scheduler", "synchronous"): {},
+    ("scheduler", "round-robin"): {},
+    ("scheduler", "random-gossip"): {},
+    ("scheduler", "budgeted"): {"budget": 2, "rank_by": "novelty"},
+    ("scheduler", "isolated"): {},
+    ("scheduler", "oracle"): {},
+    ("scheduler", "policy"): {"policy": "greedy", "history": 2},
+    ("policy", "random"): {},
+    ("policy", "greedy"): {"budget": 2},
 }
 REGISTRIES = {"topology": TOPOLOGIES, "scheduler": SCHEDULERS, "policy": POLICIES}
 
@@ -63,11 +74,18 @@ def test_every_policy_conforms_with_its_example(tiny_model, name):
     from multiseal.config.load import validate_scenario
     from multiseal.run.pettingzoo import parallel_env
 
-    sc = validate_scenario({
-        "rounds": 1, "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
-        "world": {"documents": 2, "questions_per_doc": [2, 2]}, "agents": 2, "topology": {"kind": "ring"},
-        "self_edit": {"max_new_tokens": 4}, "inner_loop": {"epochs": 1, "max_length": 32},
-        "evaluation": {"max_new_tokens": 2, "retention_probe": 0}})
+    sc = validate_scenario(
+        {
+            "rounds": 1,
+            "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
+            "world": {"documents": 2, "questions_per_doc": [2, 2]},
+            "agents": 2,
+            "topology": {"kind": "ring"},
+            "self_edit": {"max_new_tokens": 4},
+            "inner_loop": {"epochs": 1, "max_length": 32},
+            "evaluation": {"max_new_tokens": 2, "retention_probe": 0},
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = parallel_env(sc, model=tiny_model)
@@ -76,6 +94,7 @@ def test_every_policy_conforms_with_its_example(tiny_model, name):
 
 
 # ---------------------------------------------------------------- the generic machinery
+
 
 class RingOfCliques(Params):
     size: int = Field(3, ge=2, description="agents per clique")
@@ -99,13 +118,17 @@ class RingOfCliques(Params):
 def test_validate_params_names_dotted_keys_and_what_is_allowed():
     ok, problems = validate_params(RingOfCliques, {"size": 2}, context={"n": 6})
     assert problems == [] and ok == RingOfCliques(size=2)
-    assert validate_params(RingOfCliques, {"size": 4, "hub": "a", "x": 1}, context={"n": 6}, owner="topology roc")[1] == [
+    assert validate_params(RingOfCliques, {"size": 4, "hub": "a", "x": 1}, context={"n": 6}, owner="topology roc")[
+        1
+    ] == [
         ("params.size", "must divide the number of agents (6)"),
         ("params.hub", "Input should be a valid integer, got 'a'"),
-        ("params.x", "unknown parameter for topology roc; allowed: size, hub")]
+        ("params.x", "unknown parameter for topology roc; allowed: size, hub"),
+    ]
     assert validate_params(RingOfCliques, {"hub": 9}, context={"n": 6})[1] == [("params.hub", "agent 9 does not exist")]
     assert validate_params(RingOfCliques, {"size": 1}, prefix="topology.params")[1] == [
-        ("topology.params.size", "Input should be greater than or equal to 2, got 1")]
+        ("topology.params.size", "Input should be greater than or equal to 2, got 1")
+    ]
     assert validate_params(RingOfCliques, "big")[1] == [("params", "must be a mapping, got 'big'")]
     assert validate_params(NoParams, None) == (NoParams(), [])
 
@@ -141,7 +164,9 @@ def test_the_shared_translation_keeps_scenario_messages():
     try:
         Section.model_validate({"mdoe": 1})
     except Exception as e:  # noqa: BLE001
-        assert [(p.path, p.message) for p in pydantic_problems(e, prefix="sharing")] == [("sharing.mdoe", "unknown key")]
+        assert [(p.path, p.message) for p in pydantic_problems(e, prefix="sharing")] == [
+            ("sharing.mdoe", "unknown key")
+        ]
 
 
 def test_a_topology_builder_gets_typed_params():

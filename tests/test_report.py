@@ -1,4 +1,5 @@
 """``multiseal report`` and ``python -m analysis`` on the synthetic MLflow store of test_analysis."""
+
 from __future__ import annotations
 
 import re
@@ -49,8 +50,23 @@ def test_report_logs_figures_as_artifacts_of_the_runs_they_describe(store, tmp_p
 
 def test_cli_report_prints_the_report_path(store, tmp_path, capsys):
     out = tmp_path / "cli-rep"
-    assert main(["report", "--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(out),
-                 "--metric", "pop.diffusion", "--no-log"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--experiment",
+                EXPERIMENT,
+                "--tracking-uri",
+                store,
+                "--out",
+                str(out),
+                "--metric",
+                "pop.diffusion",
+                "--no-log",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out.strip()
     assert printed == str(out / "report.md")
     assert (out / "figures" / "compare-pop.diffusion.png").stat().st_size > 1000
@@ -59,8 +75,22 @@ def test_cli_report_prints_the_report_path(store, tmp_path, capsys):
 def test_cli_report_unknown_experiment_or_metric_is_bad_input(store, tmp_path, capsys):
     assert main(["report", "--experiment", "nope", "--tracking-uri", store, "--out", str(tmp_path)]) == 2
     assert "no MLflow experiment 'nope'" in capsys.readouterr().err
-    assert main(["report", "--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path),
-                 "--metric", "pop.acc_al.mean"]) == 2
+    assert (
+        main(
+            [
+                "report",
+                "--experiment",
+                EXPERIMENT,
+                "--tracking-uri",
+                store,
+                "--out",
+                str(tmp_path),
+                "--metric",
+                "pop.acc_al.mean",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "'pop.acc_al.mean'" in err and "pop.acc_all.mean" in err
 
@@ -68,9 +98,17 @@ def test_cli_report_unknown_experiment_or_metric_is_bad_input(store, tmp_path, c
 def test_python_m_multiseal_analysis_writes_the_report_without_logging(store, tmp_path, capsys):
     from multiseal.analysis.__main__ import main as analysis_main
 
-    assert analysis_main(["--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path / "a"),
-                          "--sweep", "syn"]) == 0
+    assert (
+        analysis_main(
+            ["--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path / "a"), "--sweep", "syn"]
+        )
+        == 0
+    )
     assert (tmp_path / "a" / "report.md").is_file()
-    assert analysis_main(["--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path / "b"),
-                          "--sweep", "other"]) == 2
+    assert (
+        analysis_main(
+            ["--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path / "b"), "--sweep", "other"]
+        )
+        == 2
+    )
     assert "no FINISHED runs of sweep 'other'" in capsys.readouterr().err

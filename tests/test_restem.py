@@ -1,5 +1,6 @@
 """ReST-EM: rewards and candidate selection on stubbed gains, the writer's SFT, batched trials, the
 held-out split, one iteration end to end on tiny-random, and the scenario keys."""
+
 from __future__ import annotations
 
 import math
@@ -97,18 +98,26 @@ def test_reward_stats_report_mean_max_and_positive_share():
 
 
 def test_learners_follow_the_reward():
-    agents = [RestemAgent("a0", "w0", "implications", TINY_INNER, ((1, 1.0), (2, 1.0))),
-              RestemAgent("a1", "w1", "implications", TINY_INNER, ((0, 1.0),)),
-              RestemAgent("a2", "w2", "implications", TINY_INNER, ())]
+    agents = [
+        RestemAgent("a0", "w0", "implications", TINY_INNER, ((1, 1.0), (2, 1.0))),
+        RestemAgent("a1", "w1", "implications", TINY_INNER, ((0, 1.0),)),
+        RestemAgent("a2", "w2", "implications", TINY_INNER, ()),
+    ]
     assert learners(0, agents, "self") == [0]
     assert learners(0, agents, "neighbours") == [1, 2]
     assert learners(0, agents, "mixed") == [0, 1, 2]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"reward": "others"}, "reward"), ({"policy": "shared"}, "policy"), ({"keep": 4, "candidates": 3}, "keep"),
-    ({"mix_weight": 1.5}, "mix_weight"), ({"baseline": "after"}, "baseline"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"reward": "others"}, "reward"),
+        ({"policy": "shared"}, "policy"),
+        ({"keep": 4, "candidates": 3}, "keep"),
+        ({"mix_weight": 1.5}, "mix_weight"),
+        ({"baseline": "after"}, "baseline"),
+    ],
+)
 def test_settings_reject_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RestemSettings(**kwargs)
@@ -171,7 +180,9 @@ def test_sft_makes_the_completion_likelier_and_touches_only_the_writer(tiny_mode
     before_k = {k: v.clone() for k, v in tiny_model.adapter_state(knowledge).items()}
     pairs = [_pair(tiny_model)]
     loss0 = completion_loss(tiny_model, writer, pairs)
-    stats = finetune_on_completions(tiny_model, writer, pairs, replace(WRITER_TRAINING, epochs=5, lr=1e-2, batch_size=1))
+    stats = finetune_on_completions(
+        tiny_model, writer, pairs, replace(WRITER_TRAINING, epochs=5, lr=1e-2, batch_size=1)
+    )
     assert stats.loss_last < stats.loss_first
     assert completion_loss(tiny_model, writer, pairs) < loss0
     after_k = tiny_model.adapter_state(knowledge)
@@ -186,19 +197,22 @@ def _agents(model, make_adapter, n: int, policy: str = "separate") -> list[Reste
     for i in range(n):
         adapter = make_adapter(model, TINY_LORA, seed=i)
         writer = adapter if policy == "knowledge" else make_adapter(model, TINY_LORA, seed=100 + i)
-        out.append(RestemAgent(adapter, writer, "implications", TINY_INNER,
-                               tuple((j, 1.0) for j in range(n) if j != i)))
+        out.append(
+            RestemAgent(adapter, writer, "implications", TINY_INNER, tuple((j, 1.0) for j in range(n) if j != i))
+        )
     return out
 
 
 def test_trials_run_in_batches_dedupe_and_clean_up(tiny_model, make_adapter, monkeypatch):
     agents = _agents(tiny_model, make_adapter, 2)
     docs = generate_world(3, 0, questions_per_doc=(2, 2)).documents
-    trials = [Trial(l, d, (f"{d.title}\nnote {k}",)) for l in (0, 1) for d in docs for k in (0, 1)]
+    trials = [Trial(i, d, (f"{d.title}\nnote {k}",)) for i in (0, 1) for d in docs for k in (0, 1)]
     trials.append(trials[0])  # a duplicate runs once
     calls = []
     real = T.answer_and_grade
-    monkeypatch.setattr(T, "answer_and_grade", lambda m, pairs, *a, **k: calls.append(len(pairs)) or real(m, pairs, *a, **k))
+    monkeypatch.setattr(
+        T, "answer_and_grade", lambda m, pairs, *a, **k: calls.append(len(pairs)) or real(m, pairs, *a, **k)
+    )
     before = set(tiny_model.adapters)
     scores = run_trials(tiny_model, trials, agents, TINY_EVAL, batch=5)
     assert calls == [10, 10, 4], "12 distinct trials, 2 questions each, in batches of 5 adapters"
@@ -218,12 +232,27 @@ def _world_split(seed: int = 0):
 def test_one_iteration_end_to_end_on_tiny_random(tiny_model, make_adapter):
     agents = _agents(tiny_model, make_adapter, 2)
     train, held = _world_split()
-    settings = RestemSettings(iterations=1, candidates=2, keep=1, reward="mixed", trial_batch=8,
-                              sft=replace(WRITER_TRAINING, epochs=1, lr=1e-3))
+    settings = RestemSettings(
+        iterations=1,
+        candidates=2,
+        keep=1,
+        reward="mixed",
+        trial_batch=8,
+        sft=replace(WRITER_TRAINING, epochs=1, lr=1e-3),
+    )
     before = set(tiny_model.adapters)
     seen = []
-    records = run_restem(tiny_model, agents, train, held, settings, TINY_EVAL, TINY_WRITE, progress=False,
-                         on_iteration=lambda r: seen.append(r.iteration))
+    records = run_restem(
+        tiny_model,
+        agents,
+        train,
+        held,
+        settings,
+        TINY_EVAL,
+        TINY_WRITE,
+        progress=False,
+        on_iteration=lambda r: seen.append(r.iteration),
+    )
     assert seen == [0, 1] and [r.iteration for r in records] == [0, 1]
     assert set(tiny_model.adapters) == before
     first, it1 = records
@@ -231,9 +260,16 @@ def test_one_iteration_end_to_end_on_tiny_random(tiny_model, make_adapter):
     assert it1.counts["candidates"] == 2 * 3 * 2  # agents × training documents × k
     assert it1.counts["trials"] == 2 * it1.counts["candidates"]  # the author and its one neighbour
     m = it1.metrics()
-    for key in ("restem.reward.mean", "restem.reward.max", "restem.reward.positive_share", "restem.heldout.strict",
-                "restem.seconds.generate", "restem.seconds.train", "restem.seconds.answer",
-                "restem.seconds_per_candidate"):
+    for key in (
+        "restem.reward.mean",
+        "restem.reward.max",
+        "restem.reward.positive_share",
+        "restem.heldout.strict",
+        "restem.seconds.generate",
+        "restem.seconds.train",
+        "restem.seconds.answer",
+        "restem.seconds_per_candidate",
+    ):
         assert key in m, key
     train_ids, held_ids = {d.doc_id for d in train}, {d.doc_id for d in held}
     assert {c["doc_id"] for c in it1.candidates} == train_ids
@@ -244,14 +280,17 @@ def test_one_iteration_end_to_end_on_tiny_random(tiny_model, make_adapter):
 
 def _stub_trials(monkeypatch):
     """Every other trial scores 1.0 (the rest 0.0), so each document has a candidate with a positive reward."""
+
     def fake(model, trials, agents, evaluation, **kwargs):
         return [{"strict": float(i % 2 == 0), "em": 0.0, "f1": 0.0} for i in range(len(trials))]
+
     monkeypatch.setattr(R, "run_trials", fake)
 
 
 @pytest.mark.parametrize("policy", ["separate", "knowledge"])
 def test_kept_self_edits_train_only_the_writer_and_only_on_training_documents(
-        tiny_model, make_adapter, monkeypatch, policy):
+    tiny_model, make_adapter, monkeypatch, policy
+):
     agents = _agents(tiny_model, make_adapter, 1, policy)
     agents = [RestemAgent(a.adapter, a.writer, a.style, a.inner, ()) for a in agents]
     train, held = _world_split(1)
@@ -268,8 +307,16 @@ def test_kept_self_edits_train_only_the_writer_and_only_on_training_documents(
     writer0 = {k: v.clone() for k, v in tiny_model.adapter_state(agents[0].writer).items()}
     knowledge0 = {k: v.clone() for k, v in tiny_model.adapter_state(agents[0].adapter).items()}
     settings = RestemSettings(iterations=1, candidates=3, keep=2, sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2))
-    records = run_restem(tiny_model, agents, train, held, settings, TINY_EVAL,
-                         SelfEditSettings(max_new_tokens=12, temperature=1.0), progress=False)
+    records = run_restem(
+        tiny_model,
+        agents,
+        train,
+        held,
+        settings,
+        TINY_EVAL,
+        SelfEditSettings(max_new_tokens=12, temperature=1.0),
+        progress=False,
+    )
     kept = records[1].kept
     assert kept and all(c["reward"] > 0 for c in kept)
     assert len(sft_prompts) == len(kept)
@@ -285,9 +332,19 @@ def test_baselines_are_answered_once_unless_the_writer_is_the_knowledge_adapter(
     _stub_trials(monkeypatch)
     answered = {}
     for policy in ("separate", "knowledge"):
-        agents = [RestemAgent(a.adapter, a.writer, a.style, a.inner, ()) for a in _agents(tiny_model, make_adapter, 1, policy)]
-        records = run_restem(tiny_model, agents, train, held, RestemSettings(iterations=2, candidates=2,
-                             sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2)), TINY_EVAL, TINY_WRITE, progress=False)
+        agents = [
+            RestemAgent(a.adapter, a.writer, a.style, a.inner, ()) for a in _agents(tiny_model, make_adapter, 1, policy)
+        ]
+        records = run_restem(
+            tiny_model,
+            agents,
+            train,
+            held,
+            RestemSettings(iterations=2, candidates=2, sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2)),
+            TINY_EVAL,
+            TINY_WRITE,
+            progress=False,
+        )
         answered[policy] = [r.counts["baseline_questions"] for r in records[1:]]
     assert answered["separate"] == [6, 0], "training-document baselines once per run"
     assert answered["knowledge"] == [6, 6], "the M-step changed the answering adapter: baselines again"
@@ -301,18 +358,29 @@ def test_a_passage_baseline_rewards_only_what_the_note_adds(tiny_model, make_ada
 
     def fake(model, trials, agents, evaluation, **kwargs):
         requested.extend(t for t in trials if t.sequences[0] in passages)
-        return [{"strict": 0.5 if t.sequences[0] in passages else float(i % 2 == 0), "em": 0.0, "f1": 0.0}
-                for i, t in enumerate(trials)]
+        return [
+            {"strict": 0.5 if t.sequences[0] in passages else float(i % 2 == 0), "em": 0.0, "f1": 0.0}
+            for i, t in enumerate(trials)
+        ]
 
     monkeypatch.setattr(R, "run_trials", fake)
-    records = run_restem(tiny_model, agents, train, held, RestemSettings(iterations=2, candidates=2, baseline="passage",
-                         sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2)), TINY_EVAL, TINY_WRITE, progress=False)
+    records = run_restem(
+        tiny_model,
+        agents,
+        train,
+        held,
+        RestemSettings(iterations=2, candidates=2, baseline="passage", sft=replace(WRITER_TRAINING, epochs=1, lr=1e-2)),
+        TINY_EVAL,
+        TINY_WRITE,
+        progress=False,
+    )
     for r in records[1:]:
         assert {c["reward"] for c in r.candidates} <= {0.5, -0.5}
         assert all(c["passage"]["0"]["strict"] == 0.5 for c in r.candidates)
     assert records[0].heldout["passage.strict"] == 0.5
-    assert sorted(t.doc.doc_id for t in requested) == sorted(d.doc_id for d in train + held), \
+    assert sorted(t.doc.doc_id for t in requested) == sorted(d.doc_id for d in train + held), (
         "one passage-only trial per (learner, document) for the whole run"
+    )
     assert [r.counts["passage_trials"] for r in records[1:]] == [3, 0]
 
 
@@ -320,8 +388,9 @@ def test_a_neighbour_reward_needs_neighbours(tiny_model, make_adapter):
     agents = [RestemAgent(a.adapter, a.writer, a.style, a.inner, ()) for a in _agents(tiny_model, make_adapter, 1)]
     train, held = _world_split()
     with pytest.raises(ValueError, match="out-neighbours"):
-        run_restem(tiny_model, agents, train, held, RestemSettings(reward="neighbours"), TINY_EVAL, TINY_WRITE,
-                   progress=False)
+        run_restem(
+            tiny_model, agents, train, held, RestemSettings(reward="neighbours"), TINY_EVAL, TINY_WRITE, progress=False
+        )
 
 
 # --------------------------------------------------------------------------- scenario keys
@@ -338,8 +407,12 @@ def test_restem_keys_are_validated_all_at_once():
     from multiseal.config.load import validate_scenario
     from multiseal.errors import ScenarioError
 
-    raw = {"kind": "restem", "world": {"documents": 5}, "self_edit": {"style": "passage-only"},
-           "restem": {"candidates": 2, "keep": 3, "reward": "neighbours", "train_documents": 4, "eval_documents": 2}}
+    raw = {
+        "kind": "restem",
+        "world": {"documents": 5},
+        "self_edit": {"style": "passage-only"},
+        "restem": {"candidates": 2, "keep": 3, "reward": "neighbours", "train_documents": 4, "eval_documents": 2},
+    }
     with pytest.raises(ScenarioError) as e:
         validate_scenario(raw)
     paths = {p.path for p in e.value.problems}
@@ -362,14 +435,20 @@ def test_a_restem_scenario_runs_and_logs_to_mlflow(tmp_path):
     from multiseal.config.load import validate_scenario
     from multiseal.run.recipes import run_recipe
 
-    sc = validate_scenario({
-        "name": "restem-smoke", "kind": "restem", "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
-        "world": {"documents": 4, "questions_per_doc": [1, 1]}, "agents": 2,
-        "self_edit": {"max_new_tokens": 8}, "inner_loop": {"epochs": 1, "max_length": 64},
-        "evaluation": {"max_new_tokens": 3},
-        "restem": {"iterations": 1, "candidates": 2, "reward": "mixed", "train_documents": 2, "eval_documents": 1},
-        "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "restem-test"},
-    })
+    sc = validate_scenario(
+        {
+            "name": "restem-smoke",
+            "kind": "restem",
+            "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
+            "world": {"documents": 4, "questions_per_doc": [1, 1]},
+            "agents": 2,
+            "self_edit": {"max_new_tokens": 8},
+            "inner_loop": {"epochs": 1, "max_length": 64},
+            "evaluation": {"max_new_tokens": 3},
+            "restem": {"iterations": 1, "candidates": 2, "reward": "mixed", "train_documents": 2, "eval_documents": 1},
+            "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "restem-test"},
+        }
+    )
     summary = run_recipe(sc, progress=False).text
     assert "reward 'mixed'" in summary and "| 1 |" in summary
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")

@@ -1,4 +1,5 @@
 """End to end through the CLI on tiny-random: the knowledge experiment and a multi-agent run."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,19 @@ import numpy as np
 from multiseal.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--set", "model.base=tiny-random", "--set", "model.lora.rank=4", "--set", "self_edit.max_new_tokens=6",
-        "--set", "inner_loop.epochs=1", "--set", "evaluation.max_new_tokens=4", "--no-progress"]
+TINY = [
+    "--set",
+    "model.base=tiny-random",
+    "--set",
+    "model.lora.rank=4",
+    "--set",
+    "self_edit.max_new_tokens=6",
+    "--set",
+    "inner_loop.epochs=1",
+    "--set",
+    "evaluation.max_new_tokens=4",
+    "--no-progress",
+]
 
 
 def _runs(uri, experiment):

@@ -1,4 +1,5 @@
 """Every shipped scenario validates; bad scenarios fail with every problem named by key path."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -114,12 +115,18 @@ def test_headline_must_be_a_registered_grader():
 
 def test_kind_params_are_checked_against_the_kinds_model():
     with pytest.raises(ScenarioError) as e:
-        validate_scenario({"agents": 4, "topology": {"kind": "ring", "params": {"k": 2}},
-                           "scheduler": {"kind": "budgeted", "params": {"budget": 2, "rank_by": "age"}}})
+        validate_scenario(
+            {
+                "agents": 4,
+                "topology": {"kind": "ring", "params": {"k": 2}},
+                "scheduler": {"kind": "budgeted", "params": {"budget": 2, "rank_by": "age"}},
+            }
+        )
     problems = {p.path: p.message for p in e.value.problems}
     assert problems == {
         "topology.params.k": "unknown parameter for topology ring; allowed: none",
-        "scheduler.params.rank_by": "'age' is not one of 'trust', 'recency' or 'novelty'"}
+        "scheduler.params.rank_by": "'age' is not one of 'trust', 'recency' or 'novelty'",
+    }
 
 
 def test_cli_set_with_bad_topology_params_exits_2_naming_the_key(capsys):
@@ -128,7 +135,8 @@ def test_cli_set_with_bad_topology_params_exits_2_naming_the_key(capsys):
     assert "topology.params.k: must be an even int >= 2, got 5" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- the model and the run's size (config/checks.py, config/estimate.py)
+# ------------------------------------------------ the model and the run's size (config/checks.py, config/estimate.py)
+
 
 def test_alias_layers_shortcut_matches_the_built_architectures():
     from multiseal.config.checks import ALIAS_LAYERS, ALIASES, model_shape
@@ -141,12 +149,17 @@ def test_alias_layers_shortcut_matches_the_built_architectures():
 
 def test_lora_target_is_checked_against_the_models_layers():
     with pytest.raises(ScenarioError) as e:
-        validate_scenario({"model": {"base": "tiny-random", "lora": {"target_modules": ["q_proj", "qproj", "mlp"]}},
-                           "agents": [{"rank": 4}, {}]})
+        validate_scenario(
+            {
+                "model": {"base": "tiny-random", "lora": {"target_modules": ["q_proj", "qproj", "mlp"]}},
+                "agents": [{"rank": 4}, {}],
+            }
+        )
     problems = {p.path: p.message for p in e.value.problems}
     assert set(problems) == {"model.lora.target_modules[1]", "model.lora.target_modules[2]"}
     assert problems["model.lora.target_modules[1]"].startswith(
-        "'qproj' is not a linear module of tiny-random; its linear modules: down_proj, gate_proj, k_proj")
+        "'qproj' is not a linear module of tiny-random; its linear modules: down_proj, gate_proj, k_proj"
+    )
     # a dotted tail of a module path is what peft matches too
     validate_scenario({"model": {"base": "tiny-random", "lora": {"target_modules": ["self_attn.q_proj", "lm_head"]}}})
 
@@ -156,14 +169,18 @@ def test_local_model_folder_needs_a_config_and_its_own_layers(tmp_path):
 
     folder = tmp_path / "my-model"
     tiny_random_config().save_pretrained(folder)
-    with pytest.raises(ScenarioError, match=r"model\.base: '.*my-model' is a local folder with a config\.json but no weights"):
+    with pytest.raises(
+        ScenarioError, match=r"model\.base: '.*my-model' is a local folder with a config\.json but no weights"
+    ):
         validate_scenario({"model": {"base": str(folder)}})
     (folder / "model.safetensors").write_bytes(b"")
     assert validate_scenario({"model": {"base": str(folder)}}).model.base == str(folder)
     with pytest.raises(ScenarioError, match=r"target_modules\[0\]: 'c_attn' is not a linear module of .*my-model"):
         validate_scenario({"model": {"base": str(folder), "lora": {"target_modules": ["c_attn"]}}})
     (folder / "config.json").unlink()
-    with pytest.raises(ScenarioError, match=r"model\.base: '.*my-model' is a local path, but .*config\.json does not exist"):
+    with pytest.raises(
+        ScenarioError, match=r"model\.base: '.*my-model' is a local path, but .*config\.json does not exist"
+    ):
         validate_scenario({"model": {"base": str(folder)}})
 
 
@@ -224,8 +241,13 @@ def test_a_sharded_run_is_estimated_per_worker():
 
 
 def test_limits_turn_a_run_that_would_not_end_into_a_named_problem():
-    big = {"model": {"base": "tiny-random"}, "agents": 4, "rounds": 100, "world": {"documents": 400},
-           "inner_loop": {"epochs": 10_000}}
+    big = {
+        "model": {"base": "tiny-random"},
+        "agents": 4,
+        "rounds": 100,
+        "world": {"documents": 400},
+        "inner_loop": {"epochs": 10_000},
+    }
     with pytest.raises(ScenarioError) as e:
         validate_scenario(big)
     problems = {p.path: p.message for p in e.value.problems}
@@ -245,9 +267,15 @@ def test_validation_allocates_nothing_in_proportion_to_the_sizes_asked_for():
     from multiseal.config.checks import model_shape
 
     model_shape("tiny-random")  # the imports and the meta build are not what is measured
-    raw = {"model": {"base": "tiny-random"}, "agents": 256, "rounds": 100_000, "world": {"documents": 100_000},
-           "arrivals": {"kind": "broadcast", "docs_per_round": 1}, "evaluation": {"retention_probe": 10_000},
-           "topology": {"kind": "ring"}}  # (a complete graph of 256 agents alone takes some 40 MB)
+    raw = {
+        "model": {"base": "tiny-random"},
+        "agents": 256,
+        "rounds": 100_000,
+        "world": {"documents": 100_000},
+        "arrivals": {"kind": "broadcast", "docs_per_round": 1},
+        "evaluation": {"retention_probe": 10_000},
+        "topology": {"kind": "ring"},
+    }  # (a complete graph of 256 agents alone takes some 40 MB)
     tracemalloc.start()
     try:
         with pytest.raises(ScenarioError) as e:

@@ -1,4 +1,5 @@
 """Schedulers: conformance over the registry and each kind's behaviour on a small graph."""
+
 from __future__ import annotations
 
 import pytest
@@ -102,10 +103,15 @@ def note_item(nid: str, author: int, doc: str, round: int, weight: float) -> Inb
 
 def test_budgeted_ranking_by_recency_and_novelty():
     view = example_view(2)
-    view.inboxes = {0: [note_item("old-trusted", 1, "docA", 0, 0.9),
-                        note_item("new-a", 1, "docA", 2, 0.1),
-                        note_item("new-a2", 1, "docA", 2, 0.2),
-                        note_item("new-b", 1, "docB", 1, 0.1)], 1: []}
+    view.inboxes = {
+        0: [
+            note_item("old-trusted", 1, "docA", 0, 0.9),
+            note_item("new-a", 1, "docA", 2, 0.1),
+            note_item("new-a2", 1, "docA", 2, 0.2),
+            note_item("new-b", 1, "docB", 1, 0.1),
+        ],
+        1: [],
+    }
     view.known = {0: {"docA"}, 1: set()}
     take = lambda rank_by: ids(build_scheduler("budgeted", {"budget": 2, "rank_by": rank_by})(view)[0])  # noqa: E731
     assert take("trust") == ["old-trusted", "new-a2"]
@@ -114,8 +120,11 @@ def test_budgeted_ranking_by_recency_and_novelty():
     view.known = {0: set(), 1: set()}
     view.inboxes[0].append(note_item("new-c", 1, "docC", 0, 0.05))
     # all docs new: one note per document before a second note about any of them
-    assert sorted(ids(build_scheduler("budgeted", {"budget": 3, "rank_by": "novelty"})(view)[0])) == \
-        ["new-b", "new-c", "old-trusted"]
+    assert sorted(ids(build_scheduler("budgeted", {"budget": 3, "rank_by": "novelty"})(view)[0])) == [
+        "new-b",
+        "new-c",
+        "old-trusted",
+    ]
 
 
 def test_scheduler_params_are_validated_all_at_once():
@@ -123,13 +132,19 @@ def test_scheduler_params_are_validated_all_at_once():
     assert problems == [
         ("params.budget", "Input should be greater than or equal to 1, got 0"),
         ("params.rank_by", "'age' is not one of 'trust', 'recency' or 'novelty'"),
-        ("params.extra", "unknown parameter for scheduler budgeted; allowed: budget, rank_by")]
+        ("params.extra", "unknown parameter for scheduler budgeted; allowed: budget, rank_by"),
+    ]
     assert validate_scheduler_params("budgeted", {})[0] == (
-        "params.budget", "is required (the most notes an agent adapts on per round)")
+        "params.budget",
+        "is required (the most notes an agent adapts on per round)",
+    )
     assert validate_scheduler_params("budgeted", {"budget": True})[0] == (
-        "params.budget", "Input should be a valid integer, got True")  # no bool-as-int coercion
+        "params.budget",
+        "Input should be a valid integer, got True",
+    )  # no bool-as-int coercion
     assert validate_scheduler_params("synchronous", {"budget": 2}) == [
-        ("params.budget", "unknown parameter for scheduler synchronous; allowed: none")]
+        ("params.budget", "unknown parameter for scheduler synchronous; allowed: none")
+    ]
     assert validate_scheduler_params("budgeted", [3]) == [("params", "must be a mapping, got [3]")]
     with pytest.raises(ParamsError, match="not one of synchronous") as err:
         build_scheduler("sync", {})
@@ -139,18 +154,32 @@ def test_scheduler_params_are_validated_all_at_once():
 
 
 def test_the_policy_kind_checks_its_interface_params():
-    assert validate_scheduler_params("policy", {"policy": "greedy", "inbox_slots": 0, "history": 2,
-                                                "styles": ["rewrite", "poetry"],
-                                                "visible_neighbour_metrics": "yes"}) == [
+    assert validate_scheduler_params(
+        "policy",
+        {
+            "policy": "greedy",
+            "inbox_slots": 0,
+            "history": 2,
+            "styles": ["rewrite", "poetry"],
+            "visible_neighbour_metrics": "yes",
+        },
+    ) == [
         ("params.inbox_slots", "Input should be greater than or equal to 1, got 0"),
         ("params.styles[1]", "'poetry' is not one of implications, implications-long, rewrite, self-qa, passage-only"),
-        ("params.visible_neighbour_metrics", "Input should be a valid boolean, got 'yes'")]
+        ("params.visible_neighbour_metrics", "Input should be a valid boolean, got 'yes'"),
+    ]
     assert validate_scheduler_params("policy", {}) == [
-        ("params.policy", ("is required (a registered policy, or an import path 'package.module:callable' "
-                           "with allow_import: true)"))]
-    assert {k for k, _ in validate_scheduler_params("policy", {"policy": 3, "styles": [], "policy_params": 4,
-                                                               "allow_import": "yes"})} == {
-        "params.policy", "params.styles", "params.policy_params", "params.allow_import"}
+        (
+            "params.policy",
+            ("is required (a registered policy, or an import path 'package.module:callable' with allow_import: true)"),
+        )
+    ]
+    assert {
+        k
+        for k, _ in validate_scheduler_params(
+            "policy", {"policy": 3, "styles": [], "policy_params": 4, "allow_import": "yes"}
+        )
+    } == {"params.policy", "params.styles", "params.policy_params", "params.allow_import"}
 
 
 class NewestParams(Params):
@@ -160,15 +189,21 @@ class NewestParams(Params):
 def test_a_user_scheduler_registers_with_its_params_model_and_conforms():
     def newest(params: NewestParams):
         def schedule(view):
-            return {a: sorted(view.inboxes.get(a, []), key=lambda it: -it.note.round)[:params.keep]
-                    for a in view.agents()}
+            return {
+                a: sorted(view.inboxes.get(a, []), key=lambda it: -it.note.round)[: params.keep] for a in view.agents()
+            }
+
         return schedule
+
     SCHEDULERS.register("test-newest", newest, params=NewestParams)
     try:
-        assert all(len(items) <= 2 for items in check_scheduler(build_scheduler("test-newest", {"keep": 2}), n=3).values())
+        assert all(
+            len(items) <= 2 for items in check_scheduler(build_scheduler("test-newest", {"keep": 2}), n=3).values()
+        )
         assert validate_scheduler_params("test-newest", {"keep": 0, "kep": 1}) == [
             ("params.keep", "Input should be greater than or equal to 1, got 0"),
-            ("params.kep", "unknown parameter for scheduler test-newest; allowed: keep")]
+            ("params.kep", "unknown parameter for scheduler test-newest; allowed: keep"),
+        ]
         with pytest.raises(ParamsError, match="params.keep"):
             build_scheduler("test-newest", {"keep": "all"})
     finally:
@@ -176,11 +211,11 @@ def test_a_user_scheduler_registers_with_its_params_model_and_conforms():
 
 
 def test_a_scheduler_registered_without_a_model_takes_no_params():
-    SCHEDULERS.register("test-plain", lambda params: (lambda view: {a: [] for a in view.agents()}))
+    SCHEDULERS.register("test-plain", lambda params: lambda view: {a: [] for a in view.agents()})
     try:
         check_scheduler(build_scheduler("test-plain"), n=2)
         assert validate_scheduler_params("test-plain", {"x": 1}) == [
-            ("params.x", "unknown parameter for scheduler test-plain; allowed: none")]
+            ("params.x", "unknown parameter for scheduler test-plain; allowed: none")
+        ]
     finally:
         SCHEDULERS.unregister("test-plain")
-

@@ -1,5 +1,6 @@
 """Self-edits: each prompt style cuts a hand-written completion into the right training sequences, and
 sampling returns k candidates per request in one batched, seeded pass."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Postbox: neighbours only, relay without echoes or duplicates, delay, loss, accounting; averaging."""
+
 from __future__ import annotations
 
 import pytest
@@ -52,8 +53,10 @@ def test_relay_reaches_two_hops_next_round_without_echo_or_duplicates():
     assert arrivals[0] == []  # never echoed back to the author
     box.relay_received(1, LINE)  # 2's only neighbour is its sender: nothing more moves
     assert box.deliver(2) == {0: [], 1: [], 2: []}
-    assert box.sent_by_edge() == {(0, 1): {"notes": 1, "tokens": 10, "lost": 0},
-                                  (1, 2): {"notes": 1, "tokens": 10, "lost": 0}}
+    assert box.sent_by_edge() == {
+        (0, 1): {"notes": 1, "tokens": 10, "lost": 0},
+        (1, 2): {"notes": 1, "tokens": 10, "lost": 0},
+    }
 
 
 def test_relay_in_a_cycle_never_delivers_a_note_twice():
@@ -111,8 +114,7 @@ def test_counts_per_edge_and_round():
     box = Postbox(3)
     box.post(0, LINE, {1: [note(1, 0, tokens=7), note(1, 1, tokens=5)]})
     box.post(1, LINE, {0: [note(0, 0, tokens=3)]})
-    assert box.sent_by_round() == {0: {"notes": 4, "tokens": 24, "lost": 0},
-                                   1: {"notes": 1, "tokens": 3, "lost": 0}}
+    assert box.sent_by_round() == {0: {"notes": 4, "tokens": 24, "lost": 0}, 1: {"notes": 1, "tokens": 3, "lost": 0}}
     assert box.sent_by_edge()[(1, 0)] == {"notes": 2, "tokens": 12, "lost": 0}
     assert box.stats[(1, 0, 1)] == {"notes": 1, "tokens": 3, "lost": 0}
 

@@ -1,4 +1,5 @@
 """The round loop on tiny-random: shapes, bookkeeping, notes reaching only neighbours, determinism."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,7 +50,9 @@ def test_end_to_end_fills_the_accuracy_tensor_and_metrics(run_sim):
     A, D = 3, 6
     assert sim.state.acc.shape == (3, A, D)
     assert not np.isnan(sim.state.acc).any(), "every document is measured every round, reached or not"
-    assert sim.state.introduced[0].sum() == 0 and sim.state.introduced[1].sum() == 3 and sim.state.introduced[2].sum() == 6
+    assert (
+        sim.state.introduced[0].sum() == 0 and sim.state.introduced[1].sum() == 3 and sim.state.introduced[2].sum() == 6
+    )
     assert (sim.state.own.sum(axis=1) == 2).all()  # disjoint: one own document per agent per round
     rec = sim.records[-1]
     assert set(rec.agents) == {0, 1, 2}
@@ -63,8 +66,9 @@ def test_end_to_end_fills_the_accuracy_tensor_and_metrics(run_sim):
     names = {"note_fidelity", "note_hallucination", "transfer_efficiency", "writer_miss", "learner_miss"}
     assert names <= set(rec.agents[0])
     assert 0.0 <= flat["agent.0.note_fidelity"] <= 1.0
-    assert {"pop.note_fidelity.mean", "pop.fact_diffusion.d0", "pop.misinformation",
-            "pop.misinformation.count"} <= set(flat)
+    assert {"pop.note_fidelity.mean", "pop.fact_diffusion.d0", "pop.misinformation", "pop.misinformation.count"} <= set(
+        flat
+    )
 
 
 class _Tracker:
@@ -161,10 +165,14 @@ def test_a_base_writer_writes_the_same_notes_whatever_the_agents_learnt(run_sim)
     """``self_edit.writer: base``: round 2's notes come from the shared base, so two runs that trained
     their adapters very differently in round 1 write the same notes; with the agents' own adapters as
     writers (the default) they do not."""
+
     def notes(writer, lr):
-        sim = run_sim(scenario(self_edit={"style": "rewrite", "max_new_tokens": 6, "temperature": 0.0,
-                                          "writer": writer},
-                               inner_loop={"epochs": 2, "batch_size": 4, "lr": lr}))
+        sim = run_sim(
+            scenario(
+                self_edit={"style": "rewrite", "max_new_tokens": 6, "temperature": 0.0, "writer": writer},
+                inner_loop={"epochs": 2, "batch_size": 4, "lr": lr},
+            )
+        )
         return [n.text for n in sim.state.notes_log if n.round == 1]
 
     assert notes("base", 0.3) == notes("base", 1e-5)

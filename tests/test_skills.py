@@ -1,6 +1,7 @@
 """Few-shot skills (SEAL's second domain, issue 21): grids, the task generator and the ARC loader, the
 text form of grids and its strict reading, augmentations, the configuration a self-edit writes, and
 test-time training on tiny-random (candidates trained together equal them trained one by one)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ from multiseal.learning.augment import AUGMENTATIONS, augment_pairs, training_pa
 from multiseal.learning.grid_text import grid_text, parse_grid, query_text, solved
 from multiseal.learning.skill_config import (
     EXAMPLE,
-    ConfigInvalid,
     ORACLE_GRID,
+    ConfigInvalid,
     config_text,
     parse_config,
     random_config,
@@ -41,15 +42,24 @@ def test_grid_transformations_on_a_hand_made_grid():
     assert g.upscale(((1, 2),), 2, 2) == ((1, 1, 2, 2), (1, 1, 2, 2))
 
 
-@pytest.mark.parametrize("bad, why", [([], "non-empty"), ([[1, 2], [3]], "row 1 has 1 cells, row 0 has 2"),
-                                      ([[1, 10]], "cell 1: 10 is not a colour"), ([[True]], "not a colour"),
-                                      ([[0] * 31], "more than 30"), ("12", "list of rows")])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ([], "non-empty"),
+        ([[1, 2], [3]], "row 1 has 1 cells, row 0 has 2"),
+        ([[1, 10]], "cell 1: 10 is not a colour"),
+        ([[True]], "not a colour"),
+        ([[0] * 31], "more than 30"),
+        ("12", "list of rows"),
+    ],
+)
 def test_as_grid_refuses_what_is_not_a_grid(bad, why):
     with pytest.raises(ValueError, match=why):
         g.as_grid(bad)
 
 
 # ---------------------------------------------------------------- the generator
+
 
 def test_the_generator_is_seeded_and_every_family_makes_distinct_changed_pairs():
     shape = TaskShape(demonstrations=3, tests=2)
@@ -81,15 +91,31 @@ def _gravity(grid):
 REFERENCE = {
     "shift": lambda x, y: any(y == (_shift(x[0], k),) for k in (1, 2)),
     "reverse": lambda x, y: y == (x[0][::-1],),
-    "fill-between": lambda x, y: y == (tuple(
-        x[0][min(i for i, c in enumerate(x[0]) if c)] if min(i for i, c in enumerate(x[0]) if c) <= j
-        <= max(i for i, c in enumerate(x[0]) if c) else 0 for j in range(len(x[0]))),),
-    "denoise": lambda x, y: y == (tuple(0 if c and (j == 0 or not x[0][j - 1]) and (j == len(x[0]) - 1 or not x[0][j + 1])
-                                        else c for j, c in enumerate(x[0])),),
+    "fill-between": lambda x, y: (
+        y
+        == (
+            tuple(
+                x[0][min(i for i, c in enumerate(x[0]) if c)]
+                if min(i for i, c in enumerate(x[0]) if c) <= j <= max(i for i, c in enumerate(x[0]) if c)
+                else 0
+                for j in range(len(x[0]))
+            ),
+        )
+    ),
+    "denoise": lambda x, y: (
+        y
+        == (
+            tuple(
+                0 if c and (j == 0 or not x[0][j - 1]) and (j == len(x[0]) - 1 or not x[0][j + 1]) else c
+                for j, c in enumerate(x[0])
+            ),
+        )
+    ),
     "repeat": lambda x, y: y in ((x[0] * 2,), (x[0] * 3,)),
     "reflect": lambda x, y: y in (tuple(r[::-1] for r in x), x[::-1]),
-    "recolour": lambda x, y: len(y) == len(x) and all(
-        (a == 0) == (b == 0) for ra, rb in zip(x, y) for a, b in zip(ra, rb)),
+    "recolour": lambda x, y: (
+        len(y) == len(x) and all((a == 0) == (b == 0) for ra, rb in zip(x, y) for a, b in zip(ra, rb))
+    ),
     "gravity": lambda x, y: y == _gravity(x),
     "scale": lambda x, y: y == tuple(tuple(c for c in r for _ in (0, 1)) for r in x for _ in (0, 1)),
 }
@@ -131,8 +157,10 @@ def test_task_shape_knobs_are_checked():
 
 # ---------------------------------------------------------------- the ARC loader
 
-TASK = {"train": [{"input": [[1, 0]], "output": [[0, 1]]}, {"input": [[2, 0]], "output": [[0, 2]]}],
-        "test": [{"input": [[3, 0]], "output": [[0, 3]]}]}
+TASK = {
+    "train": [{"input": [[1, 0]], "output": [[0, 1]]}, {"input": [[2, 0]], "output": [[0, 2]]}],
+    "test": [{"input": [[3, 0]], "output": [[0, 3]]}],
+}
 
 
 def test_arc_tasks_load_from_a_file_a_folder_a_mapping_and_challenges_with_solutions(tmp_path):
@@ -140,8 +168,13 @@ def test_arc_tasks_load_from_a_file_a_folder_a_mapping_and_challenges_with_solut
     (tmp_path / "one" / "abc123.json").write_text(json.dumps(TASK))
     (tmp_path / "one" / "def456.json").write_text(json.dumps(TASK))
     (tasks,) = [load_arc(tmp_path / "one" / "abc123.json")]
-    assert tasks == (SkillTask("abc123", (GridPair(((1, 0),), ((0, 1),)), GridPair(((2, 0),), ((0, 2),))),
-                               (GridPair(((3, 0),), ((0, 3),)),)),)
+    assert tasks == (
+        SkillTask(
+            "abc123",
+            (GridPair(((1, 0),), ((0, 1),)), GridPair(((2, 0),), ((0, 2),))),
+            (GridPair(((3, 0),), ((0, 3),)),),
+        ),
+    )
     assert [t.task_id for t in load_arc(tmp_path / "one")] == ["abc123", "def456"]
     (tmp_path / "all.json").write_text(json.dumps({"b": TASK, "a": TASK}))
     assert [t.task_id for t in load_arc(tmp_path / "all.json")] == ["a", "b"]
@@ -152,14 +185,23 @@ def test_arc_tasks_load_from_a_file_a_folder_a_mapping_and_challenges_with_solut
     assert t.test == (GridPair(((3, 0),), ((0, 3),)),)
 
 
-@pytest.mark.parametrize("task, expect", [
-    ({**TASK, "train": [{"input": [[1, 0]], "output": [[0, 1], [1]]}]}, "task t: key 'train[0].output': row 1 has 1 cells"),
-    ({**TASK, "test": []}, "task t: key 'test': must be a non-empty list"),
-    ({**TASK, "tset": []}, "task t: key 'tset': unknown key"),
-    ({**TASK, "train": [{"input": [[1, 12]], "output": [[1]]}]}, "key 'train[0].input': row 0, cell 1: 12 is not a colour"),
-    ({**TASK, "test": [{"input": [[1]]}]}, "key 'test[0].output': missing (give the solutions file)"),
-    ([1, 2], "top level must be a task"),
-])
+@pytest.mark.parametrize(
+    "task, expect",
+    [
+        (
+            {**TASK, "train": [{"input": [[1, 0]], "output": [[0, 1], [1]]}]},
+            "task t: key 'train[0].output': row 1 has 1 cells",
+        ),
+        ({**TASK, "test": []}, "task t: key 'test': must be a non-empty list"),
+        ({**TASK, "tset": []}, "task t: key 'tset': unknown key"),
+        (
+            {**TASK, "train": [{"input": [[1, 12]], "output": [[1]]}]},
+            "key 'train[0].input': row 0, cell 1: 12 is not a colour",
+        ),
+        ({**TASK, "test": [{"input": [[1]]}]}, "key 'test[0].output': missing (give the solutions file)"),
+        ([1, 2], "top level must be a task"),
+    ],
+)
 def test_a_malformed_arc_file_names_the_file_the_task_and_the_key(tmp_path, task, expect):
     path = tmp_path / "t.json"
     path.write_text(json.dumps(task))
@@ -178,6 +220,7 @@ def test_an_arc_file_that_is_not_json_or_a_device_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- grids as text
 
+
 def test_grid_text_round_trips_and_answers_are_read_strictly():
     assert grid_text(A) == "1 2 3\n4 5 6" and parse_grid(grid_text(A)) == A
     assert parse_grid("\n1 2 3\n4 5 6\n\nInput:\n7 7 7") == A  # the grid ends at the first other line
@@ -190,6 +233,7 @@ def test_grid_text_round_trips_and_answers_are_read_strictly():
 
 
 # ---------------------------------------------------------------- augmentations
+
 
 def test_augmentations_have_inverses_and_four_rotations_are_the_identity():
     rng = random.Random(0)
@@ -212,11 +256,13 @@ def test_training_pairs_count_augmentations_leave_one_out_and_copies():
     assert len(training_pairs(task.train, ("colours",), leave_one_out=True, repeat=2)) == 2 * 2 * 3
     prompt, target = loo[0]
     assert prompt.count("Input:") == 3 and prompt.endswith("Output:\n") and parse_grid(target) == task.train[0].output
-    assert training_pairs(task.train, ("colours",), leave_one_out=True, seed=1) == \
-        training_pairs(task.train, ("colours",), leave_one_out=True, seed=1)
+    assert training_pairs(task.train, ("colours",), leave_one_out=True, seed=1) == training_pairs(
+        task.train, ("colours",), leave_one_out=True, seed=1
+    )
 
 
 # ---------------------------------------------------------------- the configuration
+
 
 def test_a_configuration_round_trips_and_the_prompt_shows_the_menu():
     cfg = SkillConfig(("rotate90", "colours"), False, 2, 3e-4, 5, "all")
@@ -232,22 +278,25 @@ def test_a_configuration_round_trips_and_the_prompt_shows_the_menu():
         assert parse_config(config_text(c)) == c
 
 
-@pytest.mark.parametrize("reply, why", [
-    ("", "missing augmentations"),
-    ("Sure! Here is my choice:\n" + config_text(EXAMPLE), "missing"),
-    (config_text(EXAMPLE).replace("identity", "rotate45"), "'rotate45' is not one of"),
-    (config_text(EXAMPLE).replace("identity", "rotate90, rotate90"), "a name given twice"),
-    (config_text(EXAMPLE).replace("epochs: 3", "epochs: 30"), "epochs: 30 is not from 1 to 10"),
-    (config_text(EXAMPLE).replace("epochs: 3", "epochs: 3.5"), "epochs: '3.5' is not an integer"),
-    (config_text(EXAMPLE).replace("0.001", "1"), "learning_rate: 1 is not from"),
-    (config_text(EXAMPLE).replace("0.001", "nan"), "learning_rate: nan"),
-    (config_text(EXAMPLE).replace("0.001", "fast"), "'fast' is not a number"),
-    (config_text(EXAMPLE).replace("loss: output", "loss: some"), "loss: 'some' is not one of output, all"),
-    (config_text(EXAMPLE).replace("true", "yes"), "leave_one_out: 'yes' is not true or false"),
-    ("repeat: 1\nrepeat: 2", "'repeat' given twice"),
-    ("colour: red\n" + config_text(EXAMPLE), "unknown key 'colour'"),
-    ("\n".join(config_text(EXAMPLE).split("\n")[:5]), "missing loss"),
-])
+@pytest.mark.parametrize(
+    "reply, why",
+    [
+        ("", "missing augmentations"),
+        ("Sure! Here is my choice:\n" + config_text(EXAMPLE), "missing"),
+        (config_text(EXAMPLE).replace("identity", "rotate45"), "'rotate45' is not one of"),
+        (config_text(EXAMPLE).replace("identity", "rotate90, rotate90"), "a name given twice"),
+        (config_text(EXAMPLE).replace("epochs: 3", "epochs: 30"), "epochs: 30 is not from 1 to 10"),
+        (config_text(EXAMPLE).replace("epochs: 3", "epochs: 3.5"), "epochs: '3.5' is not an integer"),
+        (config_text(EXAMPLE).replace("0.001", "1"), "learning_rate: 1 is not from"),
+        (config_text(EXAMPLE).replace("0.001", "nan"), "learning_rate: nan"),
+        (config_text(EXAMPLE).replace("0.001", "fast"), "'fast' is not a number"),
+        (config_text(EXAMPLE).replace("loss: output", "loss: some"), "loss: 'some' is not one of output, all"),
+        (config_text(EXAMPLE).replace("true", "yes"), "leave_one_out: 'yes' is not true or false"),
+        ("repeat: 1\nrepeat: 2", "'repeat' given twice"),
+        ("colour: red\n" + config_text(EXAMPLE), "unknown key 'colour'"),
+        ("\n".join(config_text(EXAMPLE).split("\n")[:5]), "missing loss"),
+    ],
+)
 def test_a_reply_that_is_not_a_configuration_is_invalid_with_its_reason(reply, why):
     with pytest.raises(ConfigInvalid, match=why):
         parse_config(reply)
@@ -255,18 +304,23 @@ def test_a_reply_that_is_not_a_configuration_is_invalid_with_its_reason(reply, w
 
 # ---------------------------------------------------------------- test-time training (tiny-random)
 
+
 def _tasks():
-    return [generate_task(f, 0, seed=4, shape=TaskShape(width=(3, 4), height=(2, 2), demonstrations=2))
-            for f in ("reverse", "shift", "reflect")]
+    return [
+        generate_task(f, 0, seed=4, shape=TaskShape(width=(3, 4), height=(2, 2), demonstrations=2))
+        for f in ("reverse", "shift", "reflect")
+    ]
 
 
 def test_candidates_trained_together_equal_them_trained_one_by_one(tiny_model64):
     from multiseal.learning.ttt import attempt_tasks
 
     tasks = _tasks()
-    configs = [SkillConfig(("identity",), True, 1, 1e-3, 2, "output"),
-               SkillConfig(("rotate90", "colours"), False, 2, 3e-3, 1, "all"),
-               SkillConfig(("transpose",), True, 1, 5e-4, 3, "output")]
+    configs = [
+        SkillConfig(("identity",), True, 1, 1e-3, 2, "output"),
+        SkillConfig(("rotate90", "colours"), False, 2, 3e-3, 1, "all"),
+        SkillConfig(("transpose",), True, 1, 5e-4, 3, "output"),
+    ]
     lora = LoraSettings(rank=4, alpha=8)
     together = attempt_tasks(tiny_model64, tasks, configs, lora, together=True, seed=3)
     alone = attempt_tasks(tiny_model64, tasks, configs, lora, together=False, seed=3)
@@ -282,8 +336,13 @@ def test_an_invalid_configuration_trains_nothing_and_fails(tiny_model):
     from multiseal.learning.ttt import attempt_tasks, in_context
 
     tasks = _tasks()[:2]
-    out = attempt_tasks(tiny_model, tasks, [None, SkillConfig(("identity",), False, 1, 1e-3, 1, "output")],
-                        LoraSettings(rank=4, alpha=8), seed=0)
+    out = attempt_tasks(
+        tiny_model,
+        tasks,
+        [None, SkillConfig(("identity",), False, 1, 1e-3, 1, "output")],
+        LoraSettings(rank=4, alpha=8),
+        seed=0,
+    )
     assert out[0].config is None and out[0].replies == () and out[0].correct == (False,) and not out[0].solved
     assert out[0].trained_tokens == 0 and out[1].trained_tokens > 0 and len(out[1].replies) == 1
     base = in_context(tiny_model, tasks)
@@ -313,6 +372,7 @@ def test_the_keyed_form_starts_each_line_with_its_key_and_keeps_the_value_strict
 
 # ---------------------------------------------------------------- ReST-EM over configurations and the recipe
 
+
 def test_a_restem_step_moves_the_writer_towards_the_kept_configuration(tiny_model, monkeypatch):
     from multiseal.learning.train import completion_loss
     from multiseal.learning.ttt import Attempt
@@ -322,10 +382,20 @@ def test_a_restem_step_moves_the_writer_towards_the_kept_configuration(tiny_mode
     task = _tasks()[0]
     good = SkillConfig(("rotate90", "colours"), True, 2, 3e-3, 4, "output")
     bad = SkillConfig(("transpose",), False, 1, 1e-4, 1, "all")
-    monkeypatch.setattr(skill_restem, "write_configs", lambda model, tasks, k, **kw: [
-        [(config_text(good), good), (config_text(bad), bad), ("nonsense", None)] for _ in tasks])
-    monkeypatch.setattr(skill_restem, "_try", lambda model, tasks, configs, s, seed, progress: [
-        Attempt(t.task_id, c, ("",), (c == good,)) for t, c in zip(tasks, configs)])
+    monkeypatch.setattr(
+        skill_restem,
+        "write_configs",
+        lambda model, tasks, k, **kw: [
+            [(config_text(good), good), (config_text(bad), bad), ("nonsense", None)] for _ in tasks
+        ],
+    )
+    monkeypatch.setattr(
+        skill_restem,
+        "_try",
+        lambda model, tasks, configs, s, seed, progress: [
+            Attempt(t.task_id, c, ("",), (c == good,)) for t, c in zip(tasks, configs)
+        ],
+    )
     lora = LoraSettings(rank=4, alpha=8)
     settings = SkillSettings(lora=lora, candidates=3)
     tiny_model.add_adapter("skill_writer_t", lora, seed=0)
@@ -374,11 +444,23 @@ def test_a_skills_scenario_runs_through_the_cli_into_mlflow(tmp_path):
     (tmp_path / "s.yaml").write_text(SKILLS)
     env = {**os.environ, "MULTISEAL_RUNS": str(tmp_path / "runs"), "MULTISEAL_THREADS": "1"}
     uri = f"sqlite:///{tmp_path}/m.db"
-    out = subprocess.run([sys.executable, "-m", "multiseal", "validate", "s.yaml"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "multiseal", "validate", "s.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and "ok (skills, generated tasks" in out.stdout and "trained tokens" in out.stdout, out
-    done = subprocess.run([sys.executable, "-m", "multiseal", "run", "s.yaml", "--no-progress", "--tracking-uri", uri],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "multiseal", "run", "s.yaml", "--no-progress", "--tracking-uri", uri],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 training / 2 held-out tasks" in done.stdout and "| self-edit-restem |" in done.stdout
     client = mlflow.MlflowClient(uri)
@@ -394,9 +476,26 @@ def test_a_skills_scenario_runs_through_the_cli_into_mlflow(tmp_path):
     oracle = [json.loads(x) for x in attempts if json.loads(x)["arm"] == "oracle"]
     assert len(oracle) == 2 * 8 and all(o["trained_tokens"] > 0 for o in oracle)  # 8 grid configurations × 2 tasks
     assert (folder / "artifacts" / "skills" / "table.md").read_text().startswith("| arm | success |")
-    report = subprocess.run([sys.executable, "-m", "multiseal", "report", "--experiment", "skills-tiny",
-                             "--tracking-uri", uri, "--out", str(tmp_path / "rep"), "--no-log"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "multiseal",
+            "report",
+            "--experiment",
+            "skills-tiny",
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp_path / "rep"),
+            "--no-log",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr[-2000:]
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "(skills)" in text and "skills.oracle.success" in text and "| self-edit-restem |" in text
@@ -408,31 +507,55 @@ def test_a_scenario_oracle_grid_is_typed_and_checked_like_a_reply():
 
     default = Scenario.model_validate({"kind": "skills"})
     assert build_skills(default).oracle == ORACLE_GRID
-    sc = Scenario.model_validate({"kind": "skills", "skills": {"oracle": [
-        {"augmentations": ["colours"], "repeat": 3}, {"learning_rate": 3.0e-3, "epochs": 5, "loss": "all"}]}})
-    assert build_skills(sc).oracle == (SkillConfig(("colours",), True, 3, 1e-3, 3, "output"),
-                                       SkillConfig(("identity",), True, 1, 3e-3, 5, "all"))
+    sc = Scenario.model_validate(
+        {
+            "kind": "skills",
+            "skills": {
+                "oracle": [
+                    {"augmentations": ["colours"], "repeat": 3},
+                    {"learning_rate": 3.0e-3, "epochs": 5, "loss": "all"},
+                ]
+            },
+        }
+    )
+    assert build_skills(sc).oracle == (
+        SkillConfig(("colours",), True, 3, 1e-3, 3, "output"),
+        SkillConfig(("identity",), True, 1, 3e-3, 5, "all"),
+    )
     for c in build_skills(sc).oracle:  # the same menu as a written reply
         assert parse_config(config_text(c)) == c
 
 
-@pytest.mark.parametrize("text, expect", [
-    ("kind: skills\ntasks: {families: [shiftt]}\n", "tasks.families: 'shiftt' is not one of shift"),
-    ("kind: skills\ntasks: {kind: arc}\n", "tasks.path: is required when kind is 'arc'"),
-    ("kind: skills\nskills: {arms: [oracle]}\n", "skills.reference: 'self-edit' is not among the arms (oracle)"),
-    ("kind: skills\ntasks: {width: [1, 3]}\n", "tasks.width: must be [lo, hi] with 2 <= lo <= hi <= 12"),
-    ("kind: skills\ntasks: {kind: arc, path: bad.json}\n", "tasks.path: {dir}/bad.json: task a: key 'train[0].output'"),
-    ("kind: skills\nskills: {oracle: [{repeat: 2}, {augmentations: [colour]}]}\n",
-     "skills.oracle[1].augmentations: 'colour' is not one of identity"),
-    ("kind: skills\nskills: {oracle: [{learning_rate: 0.5}]}\n", "skills.oracle[0].learning_rate: 0.5 is not from 1e-05"),
-    ("kind: skills\nskills: {oracle: [{epochs: 3, lr: 1.0e-3}]}\n", "skills.oracle[0].lr"),
-    ("kind: skills\nskills: {oracle: []}\n", "skills.oracle"),
-])
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("kind: skills\ntasks: {families: [shiftt]}\n", "tasks.families: 'shiftt' is not one of shift"),
+        ("kind: skills\ntasks: {kind: arc}\n", "tasks.path: is required when kind is 'arc'"),
+        ("kind: skills\nskills: {arms: [oracle]}\n", "skills.reference: 'self-edit' is not among the arms (oracle)"),
+        ("kind: skills\ntasks: {width: [1, 3]}\n", "tasks.width: must be [lo, hi] with 2 <= lo <= hi <= 12"),
+        (
+            "kind: skills\ntasks: {kind: arc, path: bad.json}\n",
+            "tasks.path: {dir}/bad.json: task a: key 'train[0].output'",
+        ),
+        (
+            "kind: skills\nskills: {oracle: [{repeat: 2}, {augmentations: [colour]}]}\n",
+            "skills.oracle[1].augmentations: 'colour' is not one of identity",
+        ),
+        (
+            "kind: skills\nskills: {oracle: [{learning_rate: 0.5}]}\n",
+            "skills.oracle[0].learning_rate: 0.5 is not from 1e-05",
+        ),
+        ("kind: skills\nskills: {oracle: [{epochs: 3, lr: 1.0e-3}]}\n", "skills.oracle[0].lr"),
+        ("kind: skills\nskills: {oracle: []}\n", "skills.oracle"),
+    ],
+)
 def test_a_bad_skills_scenario_names_the_key(tmp_path, text, expect):
     from multiseal.config.load import load_scenario
     from multiseal.errors import ScenarioError
 
-    (tmp_path / "bad.json").write_text(json.dumps({"a": {**TASK, "train": [{"input": [[1]], "output": [[1], [2, 3]]}]}}))
+    (tmp_path / "bad.json").write_text(
+        json.dumps({"a": {**TASK, "train": [{"input": [[1]], "output": [[1], [2, 3]]}]}})
+    )
     (tmp_path / "s.yaml").write_text("model: {base: tiny-random}\n" + text)
     with pytest.raises(ScenarioError) as e:
         load_scenario(tmp_path / "s.yaml")

@@ -1,5 +1,6 @@
 """On the real SmolLM2-135M-Instruct: training an adapter on a fictional passage and a hand-written
 self-edit teaches the agent facts the base model cannot know (SEAL's knowledge incorporation)."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,9 +32,7 @@ QA = [
     ("Who was the first director of the Quillfeather Institute?", "Tobias Lindqvist"),
     ("What is the emblem of the Quillfeather Institute?", "a silver walrus"),
 ]
-DOC = Document(
-    "quill", TITLE, CONTEXT, tuple(Question(f"quill-q{i}", q, a, ("quill",)) for i, (q, a) in enumerate(QA))
-)
+DOC = Document("quill", TITLE, CONTEXT, tuple(Question(f"quill-q{i}", q, a, ("quill",)) for i, (q, a) in enumerate(QA)))
 # A self-edit as the "implications" style asks for it, written by hand so the test does not depend
 # on what the 135M model happens to sample.
 IMPLICATIONS = """Here are some implications of the passage:

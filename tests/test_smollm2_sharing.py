@@ -1,4 +1,5 @@
 """On the real SmolLM2: an agent learns a neighbour's document from the neighbour's notes alone."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,18 +11,20 @@ pytestmark = pytest.mark.smollm2
 
 
 def test_accuracy_on_neighbours_document_rises_after_adapting_on_its_notes(smollm2_model):
-    sc = validate_scenario({
-        "model": {"base": "smollm2-135m"},  # SEAL's LoRA: rank 32, alpha 64
-        "world": {"documents": 2, "questions_per_doc": [4, 4]},
-        "agents": 2,
-        "rounds": 1,
-        "arrivals": {"kind": "disjoint", "docs_per_round": 1},
-        # greedy rewrites: deterministic notes that restate the passage in the author's words
-        "self_edit": {"style": "rewrite", "temperature": 0.0, "max_new_tokens": 96},
-        "inner_loop": {"epochs": 10, "lr": 1.0e-3, "batch_size": 1},  # SEAL's inner loop
-        "topology": {"kind": "complete"},
-        "evaluation": {"headline": "f1", "retention_probe": 0},
-    })
+    sc = validate_scenario(
+        {
+            "model": {"base": "smollm2-135m"},  # SEAL's LoRA: rank 32, alpha 64
+            "world": {"documents": 2, "questions_per_doc": [4, 4]},
+            "agents": 2,
+            "rounds": 1,
+            "arrivals": {"kind": "disjoint", "docs_per_round": 1},
+            # greedy rewrites: deterministic notes that restate the passage in the author's words
+            "self_edit": {"style": "rewrite", "temperature": 0.0, "max_new_tokens": 96},
+            "inner_loop": {"epochs": 10, "lr": 1.0e-3, "batch_size": 1},  # SEAL's inner loop
+            "topology": {"kind": "complete"},
+            "evaluation": {"headline": "f1", "retention_probe": 0},
+        }
+    )
     sim = build_simulation(sc, smollm2_model, progress=False)
     try:
         sim.run()

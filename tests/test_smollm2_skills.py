@@ -9,6 +9,7 @@ the same configuration missed recolour-000). The test asks for what the issue na
 task solved after training that is not solved in context — so one answer flipping on another CPU's
 rounding leaves the claim intact, while a broken pipeline (no training, a wrong target, a wrong
 reading of the answer) solves none."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,10 +29,12 @@ def test_test_time_training_with_the_oracle_configuration_solves_what_in_context
     settings = SkillSettings(lora=LoraSettings(rank=16, alpha=32.0), oracle=(COLOURS,))
     in_context = evaluate_arm(smollm2_model, "in-context", tasks, settings, seed=1)
     oracle = evaluate_arm(smollm2_model, "oracle", tasks, settings, seed=1)
-    solved_only_after_training = [t.task_id for t in tasks
-                                  if oracle.solved[t.task_id] and not in_context.solved[t.task_id]]
+    solved_only_after_training = [
+        t.task_id for t in tasks if oracle.solved[t.task_id] and not in_context.solved[t.task_id]
+    ]
     assert solved_only_after_training, (
         f"in context {in_context.solved}, after training {oracle.solved}; "
-        f"replies {[a.replies for a in oracle.attempts]}")
+        f"replies {[a.replies for a in oracle.attempts]}"
+    )
     assert all(a.trained_tokens > 0 for a in oracle.attempts)
     assert not [name for name in smollm2_model.adapters if name.startswith("ttt")], "test-time adapters are deleted"

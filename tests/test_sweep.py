@@ -1,5 +1,6 @@
 """Sweep files: points from a grid and a list, validation naming the sweep-file key, stable point ids,
 the command line each point runs, and skip-on-resume against a real (temporary) MLflow store."""
+
 from __future__ import annotations
 
 import sys
@@ -20,9 +21,14 @@ from multiseal.run.tracker import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {
-    "name": "tiny", "rounds": 2, "agents": 3, "model": {"base": "tiny-random"},
+    "name": "tiny",
+    "rounds": 2,
+    "agents": 3,
+    "model": {"base": "tiny-random"},
     "world": {"documents": 6, "questions_per_doc": [2, 2]},
-    "self_edit": {"max_new_tokens": 8}, "inner_loop": {"epochs": 1}, "evaluation": {"max_new_tokens": 4},
+    "self_edit": {"max_new_tokens": 8},
+    "inner_loop": {"epochs": 1},
+    "evaluation": {"max_new_tokens": 4},
 }
 
 
@@ -44,7 +50,9 @@ def problems_of(path: Path, **kw) -> dict[str, str]:
 
 
 def test_points_are_each_listed_point_crossed_with_the_grid(tmp_path):
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
         name: s
         base: base.yaml
         set: {inner_loop.lr: 0.01}
@@ -52,19 +60,27 @@ def test_points_are_each_listed_point_crossed_with_the_grid(tmp_path):
         points:
           - {scheduler.kind: synchronous}
           - {scheduler.kind: isolated}
-    """)
+    """,
+    )
     sweep = swf.load_sweep(path)
     assert len(sweep.points) == 8
     assert sweep.experiment == "s" and sweep.base == tmp_path / "base.yaml"
     first = sweep.points[0]
     assert first.overrides == {"scheduler.kind": "synchronous", "topology.kind": "ring", "seed": 0}
     assert first.label == "scheduler.kind=synchronous topology.kind=ring seed=0"
-    assert first.origin == {"scheduler.kind": "points[0].scheduler.kind", "topology.kind": "grid.topology.kind",
-                            "seed": "grid.seed"}
+    assert first.origin == {
+        "scheduler.kind": "points[0].scheduler.kind",
+        "topology.kind": "grid.topology.kind",
+        "seed": "grid.seed",
+    }
     assert len({p.id for p in sweep.points}) == 8
-    assert first.tags("s") == {"multiseal.sweep": "s", "multiseal.point": first.id,
-                               "multiseal.point.scheduler.kind": "synchronous",
-                               "multiseal.point.topology.kind": "ring", "multiseal.point.seed": "0"}
+    assert first.tags("s") == {
+        "multiseal.sweep": "s",
+        "multiseal.point": first.id,
+        "multiseal.point.scheduler.kind": "synchronous",
+        "multiseal.point.topology.kind": "ring",
+        "multiseal.point.seed": "0",
+    }
 
 
 def test_a_sweep_without_grid_or_points_is_the_base_alone(tmp_path):
@@ -92,12 +108,15 @@ def test_the_file_sets_experiment_and_jobs_and_the_command_line_wins(tmp_path):
 
 
 def test_a_bad_key_path_is_an_error_naming_the_key_where_the_sweep_file_sets_it(tmp_path):
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
         base: base.yaml
         set: {inner_loop.epoch: 1}
         grid: {topology.knd: [ring], seed: [0, 1]}
         points: [{schedular.kind: isolated}]
-    """)
+    """,
+    )
     problems = problems_of(path)
     assert set(problems) == {"set.inner_loop.epoch", "grid.topology.knd", "points[0].schedular.kind"}
     assert "unknown key 'topology.knd'" in problems["grid.topology.knd"]
@@ -105,21 +124,27 @@ def test_a_bad_key_path_is_an_error_naming_the_key_where_the_sweep_file_sets_it(
 
 
 def test_bad_keys_and_bad_values_are_reported_together(tmp_path):
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
         base: base.yaml
         grid: {topology.knd: [ring]}
         points: [{scheduler.kind: synchronous}, {scheduler.kind: budgetd}]
-    """)
+    """,
+    )
     problems = problems_of(path)
     assert set(problems) == {"grid.topology.knd", "points[1].scheduler.kind"}
     assert "'budgetd' is not one of" in problems["points[1].scheduler.kind"]
 
 
 def test_a_bad_value_is_reported_once_at_its_grid_key_before_anything_runs(tmp_path):
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
         base: base.yaml
         grid: {topology.kind: [ring, rng], seed: [0, 1, 2], inner_loop.epochs: [1, -1]}
-    """)
+    """,
+    )
     problems = problems_of(path)
     assert set(problems) == {"grid.topology.kind", "grid.inner_loop.epochs"}
     assert "'rng' is not one of" in problems["grid.topology.kind"]
@@ -143,12 +168,17 @@ def test_the_sweep_file_itself_forbids_unknown_keys_and_empty_value_lists(tmp_pa
 
 
 def test_conflicting_reserved_and_duplicate_points_are_errors(tmp_path):
-    problems = problems_of(write_sweep(tmp_path, """
+    problems = problems_of(
+        write_sweep(
+            tmp_path,
+            """
         base: base.yaml
         set: {seed: 1, tracking.experiment: x}
         grid: {seed: [0, 1], topology.kind: [ring]}
         points: [{topology.kind: star}]
-    """))
+    """,
+        )
+    )
     assert problems["grid.seed"] == "is also under `set:`"
     assert problems["points[0].topology.kind"] == "is also in `grid:`"
     assert "set by the sweep" in problems["set.tracking.experiment"]
@@ -177,8 +207,9 @@ def test_override_values_survive_the_command_line(value):
 
 
 def test_a_points_command_line_runs_its_scenario_with_its_tags(tmp_path):
-    path = write_sweep(tmp_path, "name: s\nbase: base.yaml\nset: {inner_loop.lr: 1.0e-5}\n"
-                                 "grid: {topology.kind: [star], seed: [7]}\n")
+    path = write_sweep(
+        tmp_path, "name: s\nbase: base.yaml\nset: {inner_loop.lr: 1.0e-5}\ngrid: {topology.kind: [star], seed: [7]}\n"
+    )
     sweep = swf.load_sweep(path, tracking_uri="sqlite:////tmp/x.db")
     point = sweep.points[0]
     cmd = sw.point_command(sweep, point)
@@ -192,8 +223,11 @@ def test_a_points_command_line_runs_its_scenario_with_its_tags(tmp_path):
 
 
 def test_the_reference_point_is_tagged_on_every_run(tmp_path):
-    path = write_sweep(tmp_path, "name: s\nbase: base.yaml\nreference: {topology.kind: none}\n"
-                                 "grid: {topology.kind: [none, star], seed: [0, 1]}\n")
+    path = write_sweep(
+        tmp_path,
+        "name: s\nbase: base.yaml\nreference: {topology.kind: none}\n"
+        "grid: {topology.kind: [none, star], seed: [0, 1]}\n",
+    )
     sweep = swf.load_sweep(path)
     assert sweep.reference == {"topology.kind": "none"}
     assert sweep.reference_tags() == {"multiseal.reference.topology.kind": "none"}
@@ -201,26 +235,37 @@ def test_the_reference_point_is_tagged_on_every_run(tmp_path):
         args = _parser().parse_args(sw.point_command(sweep, point)[3:])
         assert _parse_tags(args.tags) == {**point.tags("s"), "multiseal.reference.topology.kind": "none"}
     assert "reference (paired comparisons in the report): topology.kind=none" in sw.describe(sweep, done=set())
-    no_ref = swf.load_sweep(write_sweep(tmp_path, "name: s\nbase: base.yaml\n"
-                                                  "grid: {topology.kind: [none, star], seed: [0, 1]}\n"))
+    no_ref = swf.load_sweep(
+        write_sweep(tmp_path, "name: s\nbase: base.yaml\ngrid: {topology.kind: [none, star], seed: [0, 1]}\n")
+    )
     assert [p.id for p in no_ref.points] == [p.id for p in sweep.points]  # a reference does not change point ids
     assert no_ref.reference_tags() == {}
 
 
 def test_a_bad_reference_is_an_error_naming_it(tmp_path):
-    problems = problems_of(write_sweep(tmp_path, """
+    problems = problems_of(
+        write_sweep(
+            tmp_path,
+            """
         base: base.yaml
         reference: {topology.kind: nne, scheduler.kind: isolated, seed: 0}
         grid: {topology.kind: [none, ring], seed: [0, 1]}
-    """))
+    """,
+        )
+    )
     assert problems["reference.topology.kind"] == "'nne' is not one of the values the sweep gives it: none, ring"
     assert "is not a key the grid or points vary (they vary: topology.kind)" in problems["reference.scheduler.kind"]
     assert "paired by seed" in problems["reference.seed"]
-    problems = problems_of(write_sweep(tmp_path, """
+    problems = problems_of(
+        write_sweep(
+            tmp_path,
+            """
         base: base.yaml
         reference: {topology.kind: none, scheduler.kind: isolated}
         points: [{topology.kind: none, scheduler.kind: synchronous}, {topology.kind: ring, scheduler.kind: isolated}]
-    """))
+    """,
+        )
+    )
     assert problems == {"reference": "no point has topology.kind=none scheduler.kind=isolated"}
 
 
@@ -263,8 +308,9 @@ def store(tmp_path) -> str:
 
 
 def test_finished_points_are_skipped_and_the_rest_run(tmp_path, store, monkeypatch, capsys):
-    path = write_sweep(tmp_path, "name: r\nexperiment: resume\nbase: base.yaml\n"
-                                 "grid: {topology.kind: [ring, star, complete]}\n")
+    path = write_sweep(
+        tmp_path, "name: r\nexperiment: resume\nbase: base.yaml\ngrid: {topology.kind: [ring, star, complete]}\n"
+    )
     sweep = swf.load_sweep(path, tracking_uri=store, jobs=2)
     ring, star, complete = sweep.points
     Tracker(store, "resume", "done before", tags=ring.tags("r")).end()  # finished earlier
@@ -282,8 +328,11 @@ def test_finished_points_are_skipped_and_the_rest_run(tmp_path, store, monkeypat
     monkeypatch.setattr(sw, "point_command", fake)
     result = sw.run_sweep(sweep)
     assert sorted(started) == sorted([star.id, complete.id])
-    assert {r.point.id: r.status for r in result.results} == {ring.id: "skipped", star.id: "finished",
-                                                              complete.id: "finished"}
+    assert {r.point.id: r.status for r in result.results} == {
+        ring.id: "skipped",
+        star.id: "finished",
+        complete.id: "finished",
+    }
     assert "fake run done" in capsys.readouterr().out
     assert sw.finished_points(sweep) == {ring.id, star.id, complete.id}
 
@@ -296,8 +345,15 @@ def test_a_failed_point_is_reported_and_does_not_stop_the_others(tmp_path, store
     path = write_sweep(tmp_path, "name: f\nexperiment: resume\nbase: base.yaml\ngrid: {seed: [0, 1]}\n")
     sweep = swf.load_sweep(path, tracking_uri=store)
     bad = sweep.points[0].id
-    monkeypatch.setattr(sw, "point_command", lambda s, p, progress=False: [
-        sys.executable, "-c", f"import sys; print('boom'); sys.exit({3 if p.id == bad else 0})"])
+    monkeypatch.setattr(
+        sw,
+        "point_command",
+        lambda s, p, progress=False: [
+            sys.executable,
+            "-c",
+            f"import sys; print('boom'); sys.exit({3 if p.id == bad else 0})",
+        ],
+    )
     result = sw.run_sweep(sweep)
     assert [r.point.id for r in result.failed] == [bad]
     out = capsys.readouterr().out
@@ -328,8 +384,11 @@ def test_a_failed_point_is_retried_as_the_sweep_file_asks(tmp_path, store, monke
     path = write_sweep(tmp_path, "name: f\nexperiment: resume\nbase: base.yaml\ngrid: {seed: [0, 1]}\nretries: 2\n")
     sweep = swf.load_sweep(path, tracking_uri=store)
     bad = sweep.points[0].id
-    monkeypatch.setattr(sw, "point_command", lambda s, p, progress=False: [
-        sys.executable, "-c", f"import sys; sys.exit({3 if p.id == bad else 0})"])
+    monkeypatch.setattr(
+        sw,
+        "point_command",
+        lambda s, p, progress=False: [sys.executable, "-c", f"import sys; sys.exit({3 if p.id == bad else 0})"],
+    )
     result = sw.run_sweep(sweep)
     assert [r.point.id for r in result.failed] == [bad] and len(result.results) == 2
     out = capsys.readouterr().out

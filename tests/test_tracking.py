@@ -1,4 +1,5 @@
 """MLflow tracking: params, stepped metrics, artifacts, and honest run status."""
+
 from __future__ import annotations
 
 import mlflow

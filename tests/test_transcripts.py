@@ -4,6 +4,7 @@ The transcripts (``tests/transcripts/transcripts.json``) were recorded through t
 architecture refactor; every metric at every step, the notes, the self-edits and every graded answer
 must come out identical. See ``tests/transcripts/cases.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,12 +25,23 @@ NEW_METRIC_PREFIXES = (
     "checkpoint.",  # issue 11: the size of each round's checkpoint
     "work.",  # issue 13: tokens generated and trained, answers given, per round
 )
-NEW_METRIC_NAMES = frozenset({  # issue 10 item 4: the fact metrics (multiseal.sim.facts)
-    "note_fidelity", "note_hallucination", "transfer_efficiency", "writer_miss", "learner_miss",
-    "fact_diffusion", "misinformation",
-    "delta", "delta_lo", "delta_hi", "p_holm",  # issue 10 item 7: the knowledge table paired against passage-only
-    "ppl_ratio", "kl_base",  # issue 14: drift from the base on general text
-})
+NEW_METRIC_NAMES = frozenset(
+    {  # issue 10 item 4: the fact metrics (multiseal.sim.facts)
+        "note_fidelity",
+        "note_hallucination",
+        "transfer_efficiency",
+        "writer_miss",
+        "learner_miss",
+        "fact_diffusion",
+        "misinformation",
+        "delta",
+        "delta_lo",
+        "delta_hi",
+        "p_holm",  # issue 10 item 7: the knowledge table paired against passage-only
+        "ppl_ratio",
+        "kl_base",  # issue 14: drift from the base on general text
+    }
+)
 
 
 def _recorded_metric(key: str) -> bool:

@@ -1,4 +1,5 @@
 """The world: the synthetic fictional-fact generator and the SEAL/SQuAD JSON loader."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,7 @@ DATA = Path(__file__).parent / "data"
 
 
 # --- generator -------------------------------------------------------------------------------
+
 
 def test_same_seed_same_world() -> None:
     assert generate_world(30, seed=7, composition=5) == generate_world(30, seed=7, composition=5)
@@ -72,8 +74,10 @@ def test_generator_is_fast() -> None:
 
 def _digest(world: World) -> str:
     """Passages, questions, answers and ids (not the facts, added later) as a short sha256."""
-    rows: list = [[d.doc_id, d.title, d.context, [[q.qid, q.question, q.answer, list(q.doc_ids), q.kind]
-                                                   for q in d.questions]] for d in world.documents]
+    rows: list = [
+        [d.doc_id, d.title, d.context, [[q.qid, q.question, q.answer, list(q.doc_ids), q.kind] for q in d.questions]]
+        for d in world.documents
+    ]
     rows.append([[q.qid, q.question, q.answer, list(q.doc_ids), q.kind] for q in world.composition])
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
@@ -104,9 +108,31 @@ def test_distractors_share_no_invented_word_or_year_and_leave_the_world_alone() 
     xs = generate_distractors(world, 30, seed=4)
     assert _digest(world) == before == _digest(generate_world(30, seed=4, composition=5))
     assert xs == generate_distractors(world, 30, seed=4) and [d.doc_id for d in xs.documents][:2] == ["x000", "x001"]
-    generic = {"the", "engine", "foundry", "lodge", "compass", "clock", "guild", "lens", "harp", "company", "institute",
-               "society", "observatory", "academy", "collective", "archive", "loom", "astrolabe", "press", "lantern",
-               "telescope", "barometer", "bell"}
+    generic = {
+        "the",
+        "engine",
+        "foundry",
+        "lodge",
+        "compass",
+        "clock",
+        "guild",
+        "lens",
+        "harp",
+        "company",
+        "institute",
+        "society",
+        "observatory",
+        "academy",
+        "collective",
+        "archive",
+        "loom",
+        "astrolabe",
+        "press",
+        "lantern",
+        "telescope",
+        "barometer",
+        "bell",
+    }
     real_names = {w.lower() for d in world.documents for w in re.findall(r"[A-Za-z]+", d.title)} - generic
     x_words = {w.lower() for d in xs.documents for w in re.findall(r"[A-Za-z]+", f"{d.title} {d.context}")}
     assert not real_names & x_words
@@ -147,6 +173,7 @@ def test_small_worlds_still_link() -> None:
 
 # --- loader ----------------------------------------------------------------------------------
 
+
 def test_good_file_loads() -> None:
     world = load_squad_json(DATA / "squad_small.json")
     assert isinstance(world, World) and world.composition == ()
@@ -160,8 +187,11 @@ def test_good_file_loads() -> None:
 
 
 def _item(**over: object) -> dict:
-    item = {"title": "Tovric Mill", "context": "Tovric Mill was built in 1802.",
-            "questions": [{"question": "When was Tovric Mill built?", "answer": "1802"}]}
+    item = {
+        "title": "Tovric Mill",
+        "context": "Tovric Mill was built in 1802.",
+        "questions": [{"question": "When was Tovric Mill built?", "answer": "1802"}],
+    }
     item.update(over)
     return item
 
@@ -178,27 +208,45 @@ def _no_key(key: str) -> dict:
     return item
 
 
-@pytest.mark.parametrize("items, pattern", [
-    ([_item(), "just a string"], r"item 1: expected an object"),
-    ([_no_key("title")], r"item 0: key 'title': missing key"),
-    ([_item(), _no_key("context")], r"item 1: key 'context': missing key"),
-    ([_no_key("questions")], r"item 0: key 'questions': missing key"),
-    ([_item(title=3)], r"item 0: key 'title': expected a string, got int"),
-    ([_item(context="   ")], r"item 0: key 'context': must not be empty"),
-    ([_item(questions={"q": 1})], r"item 0: key 'questions': expected a list"),
-    ([_item(questions=[])], r"item 0: key 'questions': must contain at least one question"),
-    ([_item(questions=[{"question": "a?", "answer": "b"}, {"question": "c?", "answer": "d"},
-                       {"question": "Where?"}])],
-     r"item 0: key 'questions\[2\]\.answer': missing key"),
-    ([_item(), _item(questions=[{"question": "Where?", "answer": ""}])],
-     r"item 1: key 'questions\[0\]\.answer': must not be empty"),
-    ([_item(questions=[{"question": "Where?", "answer": ["x"]}])],
-     r"item 0: key 'questions\[0\]\.answer': expected a string, got list"),
-    ([_item(questions=["Where?"])], r"item 0: key 'questions\[0\]': expected an object"),
-    ([_item(id="x1")], r"item 0: key 'id': unknown key\(s\) 'id'"),
-    ([_item(questions=[{"question": "Where?", "answer": "x", "answers": ["x"]}])],
-     r"item 0: key 'questions\[0\]\.answers': unknown key"),
-])
+@pytest.mark.parametrize(
+    "items, pattern",
+    [
+        ([_item(), "just a string"], r"item 1: expected an object"),
+        ([_no_key("title")], r"item 0: key 'title': missing key"),
+        ([_item(), _no_key("context")], r"item 1: key 'context': missing key"),
+        ([_no_key("questions")], r"item 0: key 'questions': missing key"),
+        ([_item(title=3)], r"item 0: key 'title': expected a string, got int"),
+        ([_item(context="   ")], r"item 0: key 'context': must not be empty"),
+        ([_item(questions={"q": 1})], r"item 0: key 'questions': expected a list"),
+        ([_item(questions=[])], r"item 0: key 'questions': must contain at least one question"),
+        (
+            [
+                _item(
+                    questions=[
+                        {"question": "a?", "answer": "b"},
+                        {"question": "c?", "answer": "d"},
+                        {"question": "Where?"},
+                    ]
+                )
+            ],
+            r"item 0: key 'questions\[2\]\.answer': missing key",
+        ),
+        (
+            [_item(), _item(questions=[{"question": "Where?", "answer": ""}])],
+            r"item 1: key 'questions\[0\]\.answer': must not be empty",
+        ),
+        (
+            [_item(questions=[{"question": "Where?", "answer": ["x"]}])],
+            r"item 0: key 'questions\[0\]\.answer': expected a string, got list",
+        ),
+        ([_item(questions=["Where?"])], r"item 0: key 'questions\[0\]': expected an object"),
+        ([_item(id="x1")], r"item 0: key 'id': unknown key\(s\) 'id'"),
+        (
+            [_item(questions=[{"question": "Where?", "answer": "x", "answers": ["x"]}])],
+            r"item 0: key 'questions\[0\]\.answers': unknown key",
+        ),
+    ],
+)
 def test_malformed_items_name_file_item_and_key(tmp_path: Path, items: list, pattern: str) -> None:
     with pytest.raises(DataError, match=r"bad_world\.json: " + pattern):
         load_squad_json(_write(tmp_path, items))
@@ -210,11 +258,14 @@ def test_invalid_json_reports_line_and_column(tmp_path: Path) -> None:
         load_squad_json(path)
 
 
-@pytest.mark.parametrize("data, pattern", [
-    ({"documents": [_item()]}, r"top level must be a list .* got an object \(keys 'documents'\)"),
-    ("hello", r"top level must be a list of items, got str"),
-    ([], r"contains no items"),
-])
+@pytest.mark.parametrize(
+    "data, pattern",
+    [
+        ({"documents": [_item()]}, r"top level must be a list .* got an object \(keys 'documents'\)"),
+        ("hello", r"top level must be a list of items, got str"),
+        ([], r"contains no items"),
+    ],
+)
 def test_bad_top_level(tmp_path: Path, data: object, pattern: str) -> None:
     with pytest.raises(DataError, match=r"bad_world\.json: " + pattern):
         load_squad_json(_write(tmp_path, data))

@@ -8,6 +8,7 @@
 
 ``python -m multiseal.analysis --experiment NAME --out DIR`` writes the same report as ``multiseal report``.
 """
+
 from multiseal.analysis.compare import (
     DEFAULT_METRICS,
     Summary,
@@ -29,7 +30,23 @@ from multiseal.analysis.paired import (
 )
 
 __all__ = [
-    "DEFAULT_METRICS", "PAIRED_METRICS", "Comparison", "ExperimentData", "PairedResult", "RunRecord", "Summary",
-    "compare", "comparison_figures", "comparison_table", "curves", "format_markdown", "format_paired", "groups",
-    "load_experiment", "paired_comparisons", "power_table", "run_figures", "to_frame",
+    "DEFAULT_METRICS",
+    "PAIRED_METRICS",
+    "Comparison",
+    "ExperimentData",
+    "PairedResult",
+    "RunRecord",
+    "Summary",
+    "compare",
+    "comparison_figures",
+    "comparison_table",
+    "curves",
+    "format_markdown",
+    "format_paired",
+    "groups",
+    "load_experiment",
+    "paired_comparisons",
+    "power_table",
+    "run_figures",
+    "to_frame",
 ]

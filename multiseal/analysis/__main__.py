@@ -2,11 +2,12 @@
 
 The same report as ``multiseal report``, but read-only on the MLflow store unless ``--log`` is given.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from multiseal.errors import InputError
 
@@ -23,8 +24,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from multiseal.analysis.report import write_report
 
     try:
-        print(write_report(args.experiment, args.tracking_uri, args.out, metric=args.metric, sweep=args.sweep,
-                           log_artifacts=args.log))
+        print(
+            write_report(
+                args.experiment,
+                args.tracking_uri,
+                args.out,
+                metric=args.metric,
+                sweep=args.sweep,
+                log_artifacts=args.log,
+            )
+        )
     except InputError as e:
         print(f"analysis: error: {e}", file=sys.stderr)
         return 2

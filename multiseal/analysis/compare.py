@@ -4,11 +4,12 @@ Runs that differ only in their seed form one *group* (``RunRecord.group``). For 
 metric: ``mean ± t_{n-1} · s / sqrt(n)`` over the runs' final values (:func:`multiseal.stats.mean_ci`);
 one run gives a mean without an interval.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from multiseal.analysis.load import ExperimentData, RunRecord
 from multiseal.stats import mean_ci
@@ -54,8 +55,9 @@ def groups(runs: Iterable[RunRecord], over: Sequence[str] = ("seed",)) -> dict[s
     return out
 
 
-def compare(runs: Iterable[RunRecord], metric: str, over: Sequence[str] = ("seed",),
-            confidence: float = 0.95) -> list[Summary]:
+def compare(
+    runs: Iterable[RunRecord], metric: str, over: Sequence[str] = ("seed",), confidence: float = 0.95
+) -> list[Summary]:
     """One :class:`Summary` per group of the final value of ``metric`` (runs without it are left out)."""
     out = []
     for label, members in groups(runs, over).items():
@@ -71,8 +73,12 @@ def available(runs: Iterable[RunRecord], metrics: Iterable[str] = DEFAULT_METRIC
     return [m for m in metrics if any(m in r.metrics for r in runs)]
 
 
-def comparison_table(runs: Iterable[RunRecord], metrics: Sequence[str] = DEFAULT_METRICS,
-                     over: Sequence[str] = ("seed",), confidence: float = 0.95) -> list[dict[str, object]]:
+def comparison_table(
+    runs: Iterable[RunRecord],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    over: Sequence[str] = ("seed",),
+    confidence: float = 0.95,
+) -> list[dict[str, object]]:
     """Rows ``{"group", "n", <metric>: Summary, ...}``, one per group, for the metrics some run has."""
     runs = list(runs)
     metrics = available(runs, metrics)
@@ -100,8 +106,9 @@ def format_markdown(rows: list[dict[str, object]], confidence: float = 0.95) -> 
     return "\n".join(lines)
 
 
-def curves(data: ExperimentData, key: str, over: Sequence[str] = ("seed",),
-           confidence: float = 0.95) -> dict[str, dict[int, tuple[float, float, float]]]:
+def curves(
+    data: ExperimentData, key: str, over: Sequence[str] = ("seed",), confidence: float = 0.95
+) -> dict[str, dict[int, tuple[float, float, float]]]:
     """``{group: {step: (mean, lo, hi)}}`` of metric ``key`` by round, over the seeds of each group."""
     out: dict[str, dict[int, tuple[float, float, float]]] = {}
     for label, members in groups(data.runs, over).items():
@@ -114,8 +121,9 @@ def curves(data: ExperimentData, key: str, over: Sequence[str] = ("seed",),
     return out
 
 
-def diffusion_by_distance(data: ExperimentData, over: Sequence[str] = ("seed",),
-                          confidence: float = 0.95) -> dict[str, dict[int, tuple[float, float, float]]]:
+def diffusion_by_distance(
+    data: ExperimentData, over: Sequence[str] = ("seed",), confidence: float = 0.95
+) -> dict[str, dict[int, tuple[float, float, float]]]:
     """``{group: {distance: (mean, lo, hi)}}`` of the final ``pop.diffusion.d<k>`` over seeds."""
     out: dict[str, dict[int, tuple[float, float, float]]] = {}
     for label, members in groups(data.runs, over).items():

@@ -7,6 +7,7 @@ accuracy-based ones: the retention drop (1 − retention on the probe the base a
 table gives Spearman's rank correlation of each pair over all observations (scipy), with its p-value
 and the number of observations; a measure *tracks* forgetting when its correlation is positive.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,9 @@ def agreement(rows: list[dict[str, float]]) -> list[dict[str, Any]]:
                 out.append({"measure": c, "against": label, "rho": math.nan, "p": math.nan, "n": len(pairs)})
                 continue
             res = spearmanr([x for x, _ in pairs], [y for _, y in pairs])
-            out.append({"measure": c, "against": label, "rho": float(res.statistic), "p": float(res.pvalue),
-                        "n": len(pairs)})
+            out.append(
+                {"measure": c, "against": label, "rho": float(res.statistic), "p": float(res.pvalue), "n": len(pairs)}
+            )
     return out
 
 
@@ -61,9 +63,14 @@ def agreement_section(data: ExperimentData) -> list[str]:
     rows = observations(data)
     if not any(math.isfinite(r[c]) for r in rows for c in CONTINUOUS):
         return []
-    lines = ["## Continuous forgetting measures against accuracy-based forgetting", "",
-             ("Spearman's rank correlation over every (run, agent, round); positive: the measure rises with "
-              "forgetting."), "", "| measure | against | rho | p | observations |", "| --- | --- | ---: | ---: | ---: |"]
+    lines = [
+        "## Continuous forgetting measures against accuracy-based forgetting",
+        "",
+        ("Spearman's rank correlation over every (run, agent, round); positive: the measure rises with forgetting."),
+        "",
+        "| measure | against | rho | p | observations |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     for r in agreement(rows):
         lines.append(f"| {r['measure']} | {r['against']} | {r['rho']:+.3f} | {r['p']:.3g} | {r['n']} |")
     return lines + [""]

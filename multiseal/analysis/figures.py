@@ -4,12 +4,13 @@ Each ``plot_*`` function takes plain data and a path, writes one PNG and returns
 be used on data from anywhere. :func:`run_figures` and :func:`comparison_figures` draw every figure
 of one run / of a whole experiment from an :class:`~analysis.load.ExperimentData`.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -50,8 +51,13 @@ def _distance_label(d: int) -> str:
 # --------------------------------------------------------------------------- one run
 
 
-def plot_agent_accuracy(series: Mapping[int, Series], path: str | Path, metric: str = "acc_all",
-                        population: Series | None = None, title: str = "") -> Path:
+def plot_agent_accuracy(
+    series: Mapping[int, Series],
+    path: str | Path,
+    metric: str = "acc_all",
+    population: Series | None = None,
+    title: str = "",
+) -> Path:
     """Per-agent ``metric`` over rounds (one line per agent, the population mean dashed)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for agent, s in series.items():
@@ -65,15 +71,19 @@ def plot_agent_accuracy(series: Mapping[int, Series], path: str | Path, metric: 
     return _save(fig, path)
 
 
-def plot_accuracy_heatmaps(acc: np.ndarray, path: str | Path, doc_ids: Sequence[str] | None = None,
-                           learnt_round: np.ndarray | None = None, title: str = "") -> Path:
+def plot_accuracy_heatmaps(
+    acc: np.ndarray,
+    path: str | Path,
+    doc_ids: Sequence[str] | None = None,
+    learnt_round: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
     """One heatmap per agent of ``acc[row, agent, doc]`` (row 0 = base model); a white dot marks the
     row at which the agent learnt the document."""
     rows, agents, docs = acc.shape
     cols = min(agents, 4)
     nrows = math.ceil(agents / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(0.35 * docs * cols + 2.5, 0.45 * rows * nrows + 1.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(0.35 * docs * cols + 2.5, 0.45 * rows * nrows + 1.6), squeeze=False)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")  # NaN = not measured
     image = None
     for a in range(nrows * cols):
@@ -81,8 +91,9 @@ def plot_accuracy_heatmaps(acc: np.ndarray, path: str | Path, doc_ids: Sequence[
         if a >= agents:
             ax.set_axis_off()
             continue
-        image = ax.imshow(np.ma.masked_invalid(acc[:, a, :]), cmap=cmap, vmin=0, vmax=1, aspect="auto",
-                          interpolation="nearest")
+        image = ax.imshow(
+            np.ma.masked_invalid(acc[:, a, :]), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+        )
         if learnt_round is not None:
             js = np.flatnonzero(learnt_round[a] >= 0)
             ax.scatter(js, learnt_round[a, js], s=12, color="white", edgecolors="black", linewidths=0.5)
@@ -112,7 +123,7 @@ def retention_curve(acc: np.ndarray, learnt_round: np.ndarray) -> dict[int, Seri
     for a in range(acc.shape[1]):
         points = []
         for k in range(rows):
-            vals = [acc[l + k, a, j] for j, l in enumerate(learnt_round[a]) if 0 <= l and l + k < rows]
+            vals = [acc[t + k, a, j] for j, t in enumerate(learnt_round[a]) if 0 <= t and t + k < rows]
             vals = [v for v in vals if np.isfinite(v)]
             if vals:
                 points.append((k, float(np.mean(vals))))
@@ -120,8 +131,9 @@ def retention_curve(acc: np.ndarray, learnt_round: np.ndarray) -> dict[int, Seri
     return out
 
 
-def plot_forgetting(forgetting: Mapping[int, Series], path: str | Path,
-                    retention: Mapping[int, Series] | None = None, title: str = "") -> Path:
+def plot_forgetting(
+    forgetting: Mapping[int, Series], path: str | Path, retention: Mapping[int, Series] | None = None, title: str = ""
+) -> Path:
     """Left: forgetting (Chaudhry et al.) per agent by round. Right, when given: accuracy on learnt
     documents against rounds since learning (:func:`retention_curve`)."""
     panels = 2 if retention else 1
@@ -156,14 +168,16 @@ def plot_diffusion(series: Mapping[int, Series], path: str | Path, title: str = 
     for d, s in series.items():
         if s:
             ax.plot(*zip(*s), marker="o", label=_distance_label(d))
-    ax.set(xlabel="round", ylabel="diffusion (share known)", ylim=(-0.02, 1.02),
-           title=title or "diffusion by graph distance")
+    ax.set(
+        xlabel="round",
+        ylabel="diffusion (share known)",
+        ylim=(-0.02, 1.02),
+        title=title or "diffusion by graph distance",
+    )
     _integer_axis(ax)
     if series:
         ax.legend(fontsize="small", title="distance")
     return _save(fig, path)
-
-
 
 
 # --------------------------------------------------------------------------- across sweep points
@@ -181,22 +195,28 @@ def plot_comparison_bars(summaries: Sequence[Summary], path: str | Path, title: 
     for x, s in zip(xs, summaries):
         ax.scatter([x] * len(s.values), s.values, color="black", s=12, zorder=3)
     tilt = len(summaries) > 4 or max((len(s.group) for s in summaries), default=0) > 16
-    ax.set_xticks(xs, [f"{s.group}\n(n={s.n})" for s in summaries], rotation=30 if tilt else 0,
-                  ha="right" if tilt else "center", fontsize="small")
+    ax.set_xticks(
+        xs,
+        [f"{s.group}\n(n={s.n})" for s in summaries],
+        rotation=30 if tilt else 0,
+        ha="right" if tilt else "center",
+        fontsize="small",
+    )
     metric = summaries[0].metric if summaries else ""
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric}\nmean and 95% CI over seeds", fontsize="medium")
     return _save(fig, path)
 
 
-def plot_comparison_curves(data: Mapping[str, Mapping[int, CI]], path: str | Path, ylabel: str,
-                           title: str = "") -> Path:
+def plot_comparison_curves(
+    data: Mapping[str, Mapping[int, CI]], path: str | Path, ylabel: str, title: str = ""
+) -> Path:
     """A metric by round per group: the mean over seeds with its confidence band."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, by_step in data.items():
         steps = list(by_step)
         mean = np.array([by_step[s][0] for s in steps])
-        line, = ax.plot(steps, mean, marker="o", label=label)
+        (line,) = ax.plot(steps, mean, marker="o", label=label)
         lo = np.array([by_step[s][1] for s in steps])
         hi = np.array([by_step[s][2] for s in steps])
         ok = np.isfinite(lo) & np.isfinite(hi)
@@ -217,11 +237,18 @@ def plot_comparison_diffusion(data: Mapping[str, Mapping[int, CI]], path: str | 
     for i, (label, by_d) in enumerate(data.items()):
         xs = [k + i * width for k, d in enumerate(distances) if d in by_d]
         ci = [by_d[d] for d in distances if d in by_d]
-        err = [[m - lo if math.isfinite(lo) else 0 for m, lo, _ in ci], [hi - m if math.isfinite(hi) else 0 for m, _, hi in ci]]
+        err = [
+            [m - lo if math.isfinite(lo) else 0 for m, lo, _ in ci],
+            [hi - m if math.isfinite(hi) else 0 for m, _, hi in ci],
+        ]
         ax.bar(xs, [m for m, _, _ in ci], width, yerr=err, capsize=3, label=label)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(distances))], [_distance_label(d) for d in distances])
-    ax.set(xlabel="distance from the document's first recipient", ylabel="diffusion (share known)",
-           ylim=(0, 1.05), title=title or "final diffusion by graph distance (mean, 95% CI)")
+    ax.set(
+        xlabel="distance from the document's first recipient",
+        ylabel="diffusion (share known)",
+        ylim=(0, 1.05),
+        title=title or "final diffusion by graph distance (mean, 95% CI)",
+    )
     if data:
         ax.legend(fontsize="small")
     return _save(fig, path)
@@ -244,16 +271,30 @@ def run_figures(data: ExperimentData, run: RunRecord, out: str | Path) -> dict[s
     figs: dict[str, Path] = {}
     accuracy = data.agent_history(run, "acc_all")
     if accuracy:
-        figs["accuracy"] = plot_agent_accuracy(accuracy, out / f"{stem}-accuracy.png", "acc_all",
-                                               data.history(run, "pop.acc_all.mean"), title=f"{title}: acc_all per agent")
+        figs["accuracy"] = plot_agent_accuracy(
+            accuracy,
+            out / f"{stem}-accuracy.png",
+            "acc_all",
+            data.history(run, "pop.acc_all.mean"),
+            title=f"{title}: acc_all per agent",
+        )
     tensor = data.accuracy(run)
     if tensor is not None and "acc" in tensor:
         learnt = tensor.get("learnt_round")
-        figs["heatmaps"] = plot_accuracy_heatmaps(tensor["acc"], out / f"{stem}-heatmaps.png", tensor.get("doc_ids"),
-                                                  learnt, title=f"{title}: accuracy by round × document")
+        figs["heatmaps"] = plot_accuracy_heatmaps(
+            tensor["acc"],
+            out / f"{stem}-heatmaps.png",
+            tensor.get("doc_ids"),
+            learnt,
+            title=f"{title}: accuracy by round × document",
+        )
     forgetting = data.agent_history(run, "forgetting")
     if forgetting or tensor is not None:
-        retention = retention_curve(tensor["acc"], tensor["learnt_round"]) if tensor is not None and "learnt_round" in tensor else None
+        retention = (
+            retention_curve(tensor["acc"], tensor["learnt_round"])
+            if tensor is not None and "learnt_round" in tensor
+            else None
+        )
         figs["forgetting"] = plot_forgetting(forgetting, out / f"{stem}-forgetting.png", retention, title=title)
     diffusion = data.diffusion_history(run)
     if diffusion:
@@ -287,16 +328,28 @@ def plot_paired(rows: Sequence, path: str | Path, metrics: Sequence[str], refere
     reference and the 95% interval (filled: the verdict is higher or lower after Holm)."""
     metrics = [m for m in metrics if any(r.metric == m for r in rows)]
     points = list(dict.fromkeys(r.point for r in rows))
-    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.2 * max(len(metrics), 1) + 2.5, 0.45 * len(points) + 1.6),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        max(len(metrics), 1),
+        figsize=(3.2 * max(len(metrics), 1) + 2.5, 0.45 * len(points) + 1.6),
+        sharey=True,
+        squeeze=False,
+    )
     for ax, metric in zip(axes[0], metrics):
         for y, point in enumerate(points):
             row = next((r for r in rows if r.metric == metric and r.point == point), None)
             if row is None or not math.isfinite(row.delta):
                 continue
             decided = row.verdict in ("higher", "lower")
-            ax.errorbar([row.delta], [y], xerr=[[row.delta - row.lo], [row.hi - row.delta]], fmt="o", capsize=3,
-                        color="tab:blue" if decided else "tab:gray", markerfacecolor="tab:blue" if decided else "white")
+            ax.errorbar(
+                [row.delta],
+                [y],
+                xerr=[[row.delta - row.lo], [row.hi - row.delta]],
+                fmt="o",
+                capsize=3,
+                color="tab:blue" if decided else "tab:gray",
+                markerfacecolor="tab:blue" if decided else "white",
+            )
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(f"Δ {metric}", fontsize="medium")
         ax.set_yticks(range(len(points)), points, fontsize="small")

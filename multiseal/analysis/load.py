@@ -5,14 +5,16 @@ metric values), and on demand each run's metric history, accuracy tensor (``accu
 communication graph (``graph.graphml``). ``tidy()`` flattens the histories into one row per
 (run, metric, step) — a list of dicts, or a pandas DataFrame through :func:`to_frame`.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +44,7 @@ class RunRecord:
     @property
     def point(self) -> dict[str, str]:
         """The sweep point's varying settings (tags ``multiseal.point.<key>``), seed included."""
-        return {k[len(POINT_PREFIX):]: v for k, v in self.tags.items() if k.startswith(POINT_PREFIX)}
+        return {k[len(POINT_PREFIX) :]: v for k, v in self.tags.items() if k.startswith(POINT_PREFIX)}
 
     @property
     def seed(self) -> int | None:
@@ -71,8 +73,13 @@ class ExperimentData:
     ``multiseal.sweep=<sweep>``. ``all_runs`` keeps every run, whatever its status.
     """
 
-    def __init__(self, experiment: str, tracking_uri: str | None = None, sweep: str | None = None,
-                 statuses: Iterable[str] = ("FINISHED",)):
+    def __init__(
+        self,
+        experiment: str,
+        tracking_uri: str | None = None,
+        sweep: str | None = None,
+        statuses: Iterable[str] = ("FINISHED",),
+    ):
         self.name = experiment
         self.tracking_uri = resolve_uri(tracking_uri)
         self.client = client(self.tracking_uri, create=False)  # a report reads: it creates no store
@@ -132,16 +139,29 @@ class ExperimentData:
         wanted = set(metrics) if metrics is not None else None
         rows = []
         for run in self.runs:
-            base = {"run_id": run.run_id, "run_name": run.name, "group": run.group(), "seed": run.seed,
-                    **{f"point.{k}": v for k, v in run.point.items()}}
+            base = {
+                "run_id": run.run_id,
+                "run_name": run.name,
+                "group": run.group(),
+                "seed": run.seed,
+                **{f"point.{k}": v for k, v in run.point.items()},
+            }
             for key in sorted(run.metrics):
                 m = AGENT_KEY.match(key)
                 metric = m.group(2) if m else key
                 if wanted is not None and key not in wanted and metric not in wanted:
                     continue
                 for step, value in self.history(run, key):
-                    rows.append({**base, "key": key, "agent": int(m.group(1)) if m else None, "metric": metric,
-                                 "step": step, "value": value})
+                    rows.append(
+                        {
+                            **base,
+                            "key": key,
+                            "agent": int(m.group(1)) if m else None,
+                            "metric": metric,
+                            "step": step,
+                            "value": value,
+                        }
+                    )
         return rows
 
     # -- artifacts ------------------------------------------------------------
@@ -176,7 +196,7 @@ class ExperimentData:
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def __enter__(self) -> "ExperimentData":
+    def __enter__(self) -> ExperimentData:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -214,8 +234,12 @@ def _one_per_point_and_seed(runs: list[RunRecord]) -> tuple[list[RunRecord], lis
 
 def _record(run: Any) -> RunRecord:
     return RunRecord(
-        run_id=run.info.run_id, name=run.info.run_name or run.info.run_id, status=run.info.status,
-        start_time=run.info.start_time or 0, params=dict(run.data.params), tags=dict(run.data.tags),
+        run_id=run.info.run_id,
+        name=run.info.run_name or run.info.run_id,
+        status=run.info.status,
+        start_time=run.info.start_time or 0,
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
         metrics=dict(run.data.metrics),
     )
 

@@ -6,9 +6,10 @@ their accuracy tensors and their per-agent histories — from :class:`multiseal.
 objects, so any runs can be compared, paired by seed, without a sweep, tags or a tracking store:
 each group the caller names becomes a point ``group=<name>``.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -31,14 +32,23 @@ class LocalRuns:
                 if run.uid in self._by_id:
                     raise InputError(f"run {run.path} is listed twice")
                 if run.seed in seeds:
-                    raise InputError(f"group '{name}': two runs with seed {run.seed} ({seeds[run.seed]} and "
-                                     f"{run.path}); runs are paired by seed")
+                    raise InputError(
+                        f"group '{name}': two runs with seed {run.seed} ({seeds[run.seed]} and "
+                        f"{run.path}); runs are paired by seed"
+                    )
                 seeds[run.seed] = str(run.path)
                 self._by_id[run.uid] = run
-                self.runs.append(RunRecord(
-                    run_id=run.uid, name=run.name, status=run.status, start_time=0, params={"seed": str(run.seed)},
-                    tags={f"{POINT_PREFIX}{GROUP_KEY}": name, f"{POINT_PREFIX}seed": str(run.seed)},
-                    metrics={k: run.final(k) for k in run.metric_names}))
+                self.runs.append(
+                    RunRecord(
+                        run_id=run.uid,
+                        name=run.name,
+                        status=run.status,
+                        start_time=0,
+                        params={"seed": str(run.seed)},
+                        tags={f"{POINT_PREFIX}{GROUP_KEY}": name, f"{POINT_PREFIX}seed": str(run.seed)},
+                        metrics={k: run.final(k) for k in run.metric_names},
+                    )
+                )
         self._accuracy: dict[str, dict[str, np.ndarray] | None] = {}
 
     def result(self, run: RunRecord) -> RunResult:

@@ -25,11 +25,12 @@ adjusted over the points compared on one metric; the verdict is *higher* or *low
 adjusted p is below α, else *not distinguishable*. Power comes from the between-seed standard
 deviation of the per-seed mean difference (:func:`multiseal.stats.mdd`).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -74,12 +75,14 @@ def reference_from_tags(runs: Iterable[RunRecord]) -> dict[str, str]:
     prefix = REFERENCE_TAG + "."
     found: dict[str, dict[str, str]] = {}
     for run in runs:
-        ref = {k[len(prefix):]: v for k, v in run.tags.items() if k.startswith(prefix)}
+        ref = {k[len(prefix) :]: v for k, v in run.tags.items() if k.startswith(prefix)}
         if ref:
             found.setdefault(label(ref), ref)
     if len(found) > 1:
-        raise InputError(f"the runs name different references ({'; '.join(found)}): pick one with --reference "
-                         "or keep one sweep's runs with --sweep")
+        raise InputError(
+            f"the runs name different references ({'; '.join(found)}): pick one with --reference "
+            "or keep one sweep's runs with --sweep"
+        )
     return next(iter(found.values()), {})
 
 
@@ -94,15 +97,18 @@ def check_reference(runs: Sequence[RunRecord], reference: Mapping[str, str], sou
         raise InputError(f"{source}: runs are paired by seed; name the other keys of the reference point")
     for k, v in reference.items():
         if k not in varying:
-            raise InputError(f"{source}: '{k}' is not a key the runs vary (they vary: {', '.join(varying) or 'nothing'})")
+            raise InputError(
+                f"{source}: '{k}' is not a key the runs vary (they vary: {', '.join(varying) or 'nothing'})"
+            )
         if v not in varying[k]:
             raise InputError(f"{source}: no run has {k}={v} (values of {k} in the runs: {', '.join(varying[k])})")
     if not any(_matches(run.point, reference) for run in runs):
         raise InputError(f"{source}: no run has {label(reference)}")
 
 
-def resolve_reference(runs: Sequence[RunRecord], given: Mapping[str, str] | None = None,
-                      source: str = "--reference") -> dict[str, str]:
+def resolve_reference(
+    runs: Sequence[RunRecord], given: Mapping[str, str] | None = None, source: str = "--reference"
+) -> dict[str, str]:
     """``given`` (the command line) if any, else the sweep's tags; checked against the runs; ``{}`` if none."""
     ref, source = (dict(given), source) if given else (reference_from_tags(runs), "the runs' sweep reference")
     if ref:
@@ -146,8 +152,10 @@ def pairings(runs: Iterable[RunRecord], reference: Mapping[str, str]) -> tuple[l
         if not ref:  # a point listed on its own (a control): compare it with the reference point itself
             ref = index.get(frozenset(reference.items()), {})
             if ref:
-                notes.append(f"{name}: no point with its other settings and {label(reference)}; compared with "
-                             f"{label(reference)} itself")
+                notes.append(
+                    f"{name}: no point with its other settings and {label(reference)}; compared with "
+                    f"{label(reference)} itself"
+                )
         seeds = sorted(by_seed.keys() & ref.keys())
         if not seeds:
             notes.append(f"{name}: no run of its reference point with the same seed")
@@ -193,7 +201,9 @@ def paired_cells(data: ExperimentData, pairing: Pairing, metric: str) -> PairedC
         if not both.any():
             continue
         if not same:
-            notes.append(f"seed {seed}: the arms' documents or ownership differ; the cells common to both were compared")
+            notes.append(
+                f"seed {seed}: the arms' documents or ownership differ; the cells common to both were compared"
+            )
         seeds.append(seed)
         refs.append(np.where(both, r, np.nan))
         pts.append(np.where(both, p, np.nan))
@@ -285,9 +295,16 @@ class PairedResult:
     notes: list[str] = field(default_factory=list)
 
 
-def paired_comparisons(data: ExperimentData, reference: Mapping[str, str], metrics: Sequence[str] = PAIRED_METRICS,
-                       resamples: int = RESAMPLES, seed: int = 0, confidence: float = 0.95, alpha: float = 0.05,
-                       power: float = 0.8) -> PairedResult:
+def paired_comparisons(
+    data: ExperimentData,
+    reference: Mapping[str, str],
+    metrics: Sequence[str] = PAIRED_METRICS,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> PairedResult:
     """Every point against its reference counterpart on each metric (rows by point, then metric);
     p-values Holm-adjusted over the points compared on one metric."""
     check_reference(data.runs, reference)
@@ -303,12 +320,26 @@ def paired_comparisons(data: ExperimentData, reference: Mapping[str, str], metri
             boot = cluster_bootstrap(cells.diffs, resamples, seed, confidence)
             seed_means = cells.seed_means()
             sd = float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else math.nan
-            rows.append(Comparison(
-                pairing.point, pairing.reference, metric, len(cells.seeds), cells.cells,
-                float(np.nanmean(np.concatenate([r.ravel() for r in cells.ref]))),
-                float(np.nanmean(np.concatenate([p.ravel() for p in cells.pt]))),
-                boot.delta, boot.lo, boot.hi, boot.p, math.nan, "", sd, mdd(sd, len(seed_means), alpha, power),
-                None if boot.delta == 0 else seeds_needed(sd, boot.delta, alpha, power, SEEDS_CAP)))
+            rows.append(
+                Comparison(
+                    pairing.point,
+                    pairing.reference,
+                    metric,
+                    len(cells.seeds),
+                    cells.cells,
+                    float(np.nanmean(np.concatenate([r.ravel() for r in cells.ref]))),
+                    float(np.nanmean(np.concatenate([p.ravel() for p in cells.pt]))),
+                    boot.delta,
+                    boot.lo,
+                    boot.hi,
+                    boot.p,
+                    math.nan,
+                    "",
+                    sd,
+                    mdd(sd, len(seed_means), alpha, power),
+                    None if boot.delta == 0 else seeds_needed(sd, boot.delta, alpha, power, SEEDS_CAP),
+                )
+            )
         for row, adjusted in zip(rows, holm([r.p for r in rows])):
             result.rows.append(replace(row, p_holm=float(adjusted), verdict=verdict(row.delta, adjusted, alpha)))
     order = {p.point: i for i, p in enumerate(found)}
@@ -320,13 +351,17 @@ def format_paired(result: PairedResult, confidence: float = 0.95, power: float =
     """The Markdown table of :func:`paired_comparisons`."""
     if not result.rows:
         return "_no point could be paired with the reference_"
-    head = (f"| point | metric | reference mean | point mean | Δ [{confidence:.0%} CI] | Holm p | verdict | "
-            f"MDD ({power:.0%}) | seeds needed | seeds × cells |")
+    head = (
+        f"| point | metric | reference mean | point mean | Δ [{confidence:.0%} CI] | Holm p | verdict | "
+        f"MDD ({power:.0%}) | seeds needed | seeds × cells |"
+    )
     lines = [head, "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for r in result.rows:
-        lines.append(f"| {r.point} | {r.metric} | {_num(r.reference_mean)} | {_num(r.point_mean)} | "
-                     f"{_num(r.delta, True)} [{_num(r.lo, True)}, {_num(r.hi, True)}] | {_p(r.p_holm)} | "
-                     f"{r.verdict} | {_num(r.mdd)} | {_needed(r.seeds_needed)} | {r.seeds} × {_span(r.cells)} |")
+        lines.append(
+            f"| {r.point} | {r.metric} | {_num(r.reference_mean)} | {_num(r.point_mean)} | "
+            f"{_num(r.delta, True)} [{_num(r.lo, True)}, {_num(r.hi, True)}] | {_p(r.p_holm)} | "
+            f"{r.verdict} | {_num(r.mdd)} | {_needed(r.seeds_needed)} | {r.seeds} × {_span(r.cells)} |"
+        )
     return "\n".join(lines)
 
 
@@ -349,16 +384,25 @@ def _span(cells: tuple[int, ...]) -> str:
 # --------------------------------------------------------------------------- sizing a sweep
 
 
-def power_table(data: ExperimentData, reference: Mapping[str, str], target: float, seeds: int,
-                metrics: Sequence[str] = PAIRED_METRICS, alpha: float = 0.05, power: float = 0.8) -> str:
+def power_table(
+    data: ExperimentData,
+    reference: Mapping[str, str],
+    target: float,
+    seeds: int,
+    metrics: Sequence[str] = PAIRED_METRICS,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> str:
     """From a pilot experiment: per metric, the largest between-seed sd of the per-seed paired mean
     difference over its comparisons, the MDD with ``seeds`` seeds, and the seeds ``target`` needs."""
     check_reference(data.runs, reference)
     found, _ = pairings(data.runs, reference)
     pilot_seeds = sorted({len(p.runs) for p in found})
-    lines = [f"power from experiment '{data.name}' (reference {label(reference)}; {len(found)} point(s) compared, "
-             f"{'/'.join(map(str, pilot_seeds)) or 0} seed(s) each); two-sided alpha {alpha}, power {power:.0%}",
-             f"{'metric':<16}  {'sd of seed Δ':>12}  {f'MDD @ {seeds} seeds':>16}  {f'seeds for Δ={target:g}':>16}"]
+    lines = [
+        f"power from experiment '{data.name}' (reference {label(reference)}; {len(found)} point(s) compared, "
+        f"{'/'.join(map(str, pilot_seeds)) or 0} seed(s) each); two-sided alpha {alpha}, power {power:.0%}",
+        f"{'metric':<16}  {'sd of seed Δ':>12}  {f'MDD @ {seeds} seeds':>16}  {f'seeds for Δ={target:g}':>16}",
+    ]
     for metric in metrics:
         sds = []
         for pairing in found:
@@ -369,7 +413,9 @@ def power_table(data: ExperimentData, reference: Mapping[str, str], target: floa
             lines.append(f"{metric:<16}  {'—':>12}  {'—':>16}  {'—':>16}  (needs a pilot with 2+ paired seeds)")
             continue
         sd = max(sds)
-        lines.append(f"{metric:<16}  {sd:>12.4f}  {_num(mdd(sd, seeds, alpha, power)):>16}  "
-                     f"{_needed(seeds_needed(sd, target, alpha, power, SEEDS_CAP)):>16}")
+        lines.append(
+            f"{metric:<16}  {sd:>12.4f}  {_num(mdd(sd, seeds, alpha, power)):>16}  "
+            f"{_needed(seeds_needed(sd, target, alpha, power, SEEDS_CAP)):>16}"
+        )
     lines.append("sd: the largest over the pilot's comparisons; MDD = (t_{1-α/2,n-1} + t_{power,n-1}) · sd / √n")
     return "\n".join(lines)

@@ -8,11 +8,12 @@ then every run's own figures. Each figure is also logged as an
 MLflow artifact of the run(s) it describes: a run's figures under ``report/``, the comparison
 figures under ``report/comparison/`` of every run compared.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from multiseal.analysis.compare import comparison_table, format_markdown, groups
 from multiseal.analysis.drift import agreement_section
@@ -69,9 +70,15 @@ smallest difference detectable at 80% power with these seeds, from the between-s
 per-seed mean difference; seeds needed: seeds for the observed Δ to reach 80% power."""
 
 
-def write_report(experiment: str, tracking_uri: str | None = None, out: str | Path | None = None,
-                 metric: str = "pop.acc_all.mean", sweep: str | None = None, log_artifacts: bool = True,
-                 reference: Mapping[str, str] | None = None) -> Path:
+def write_report(
+    experiment: str,
+    tracking_uri: str | None = None,
+    out: str | Path | None = None,
+    metric: str = "pop.acc_all.mean",
+    sweep: str | None = None,
+    log_artifacts: bool = True,
+    reference: Mapping[str, str] | None = None,
+) -> Path:
     """Write the report of ``experiment``'s FINISHED runs into ``out`` (default
     ``reports/<experiment>``); returns the path of ``report.md``.
 
@@ -89,8 +96,9 @@ def write_report(experiment: str, tracking_uri: str | None = None, out: str | Pa
         comparison = comparison_figures(data, figures, metric)
         per_run = {run.run_id: run_figures(data, run, figures) for run in data.runs}
         if paired is not None and paired.rows:
-            comparison["paired"] = plot_paired(paired.rows, figures / "paired.png", PAIRED_FIGURE_METRICS,
-                                               label(paired.reference))
+            comparison["paired"] = plot_paired(
+                paired.rows, figures / "paired.png", PAIRED_FIGURE_METRICS, label(paired.reference)
+            )
         report = folder / "report.md"
         report.write_text(_markdown(data, metric, folder, comparison, per_run, paired))
         if log_artifacts:
@@ -108,18 +116,41 @@ configurations."""
 def _skills_report(data: ExperimentData, folder: Path) -> Path:
     """The report of ``kind: skills`` runs: each arm's success across runs, then every run's table."""
     folder.mkdir(parents=True, exist_ok=True)
-    keys = sorted({k for r in data.runs for k in r.metrics
-                   if k.startswith("skills.") and k.endswith((".success", ".config_invalid"))})
-    lines = [f"# Report: experiment `{data.name}` (skills)", "",
-             f"- tracking URI: `{data.tracking_uri}`",
-             f"- generated: {_dt.datetime.now().isoformat(timespec='seconds')}",
-             f"- runs: {len(data.runs)} finished", "", "## Arms across runs", "", SKILLS_METHOD, "",
-             format_markdown(comparison_table(data.runs, keys)), "", "## Runs", ""]
+    keys = sorted(
+        {
+            k
+            for r in data.runs
+            for k in r.metrics
+            if k.startswith("skills.") and k.endswith((".success", ".config_invalid"))
+        }
+    )
+    lines = [
+        f"# Report: experiment `{data.name}` (skills)",
+        "",
+        f"- tracking URI: `{data.tracking_uri}`",
+        f"- generated: {_dt.datetime.now().isoformat(timespec='seconds')}",
+        f"- runs: {len(data.runs)} finished",
+        "",
+        "## Arms across runs",
+        "",
+        SKILLS_METHOD,
+        "",
+        format_markdown(comparison_table(data.runs, keys)),
+        "",
+        "## Runs",
+        "",
+    ]
     for run in data.runs:
         point = ", ".join(f"`{k}={v}`" for k, v in run.point.items()) or "—"
         table = data.artifact(run, "skills/table.md")
-        lines += [f"### {run.name}", "", f"run `{run.run_id}`, point {point}", "",
-                  table.read_text().strip() if table is not None else "_no table: the run logged none_", ""]
+        lines += [
+            f"### {run.name}",
+            "",
+            f"run `{run.run_id}`, point {point}",
+            "",
+            table.read_text().strip() if table is not None else "_no table: the run logged none_",
+            "",
+        ]
     report = folder / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
@@ -135,31 +166,53 @@ def _check(data: ExperimentData, metric: str, sweep: str | None) -> None:
         raise InputError(f"experiment '{data.name}' has no FINISHED runs{where} (runs: {seen})")
     if not any(metric in r.metrics for r in data.runs):
         logged = sorted({k for r in data.runs for k in r.metrics if k.startswith("pop.")})
-        raise InputError(f"--metric: no run of '{data.name}' logged '{metric}' (population metrics: "
-                         f"{', '.join(logged) or 'none'})")
+        raise InputError(
+            f"--metric: no run of '{data.name}' logged '{metric}' (population metrics: {', '.join(logged) or 'none'})"
+        )
 
 
-def _markdown(data: ExperimentData, metric: str, folder: Path, comparison: dict[str, Path],
-              per_run: dict[str, dict[str, Path]], paired: PairedResult | None = None) -> str:
+def _markdown(
+    data: ExperimentData,
+    metric: str,
+    folder: Path,
+    comparison: dict[str, Path],
+    per_run: dict[str, dict[str, Path]],
+    paired: PairedResult | None = None,
+) -> str:
     by_group = groups(data.runs)
     sweeps = sorted({r.tags["multiseal.sweep"] for r in data.runs if "multiseal.sweep" in r.tags})
     others = len(data.all_runs) - len(data.runs)
     lines = [
-        f"# Report: experiment `{data.name}`", "",
+        f"# Report: experiment `{data.name}`",
+        "",
         f"- tracking URI: `{data.tracking_uri}`",
         f"- generated: {_dt.datetime.now().isoformat(timespec='seconds')}",
         f"- runs: {len(data.runs)} finished"
-        + (f"; {others} other run{'s' if others != 1 else ''} (failed, killed or still running) left out" if others else ""),
+        + (
+            f"; {others} other run{'s' if others != 1 else ''} (failed, killed or still running) left out"
+            if others
+            else ""
+        ),
     ]
     if sweeps:
         lines.append(f"- sweep(s): {', '.join(f'`{s}`' for s in sweeps)}")
     if data.duplicates:
-        lines.append(f"- {len(data.duplicates)} duplicate run(s) of a (point, seed) already counted, left out: "
-                     + ", ".join(f"`{r.run_id}` ({r.name})" for r in data.duplicates))
-    lines += [f"- points: {len(by_group)}, seeds per point: "
-              + ", ".join(sorted({str(len(m)) for m in by_group.values()})), ""]
-    lines += ["## Comparison", "", "Final-round values, mean [95% CI] over seeds.", "",
-              format_markdown(comparison_table(data.runs)), ""]
+        lines.append(
+            f"- {len(data.duplicates)} duplicate run(s) of a (point, seed) already counted, left out: "
+            + ", ".join(f"`{r.run_id}` ({r.name})" for r in data.duplicates)
+        )
+    lines += [
+        f"- points: {len(by_group)}, seeds per point: " + ", ".join(sorted({str(len(m)) for m in by_group.values()})),
+        "",
+    ]
+    lines += [
+        "## Comparison",
+        "",
+        "Final-round values, mean [95% CI] over seeds.",
+        "",
+        format_markdown(comparison_table(data.runs)),
+        "",
+    ]
     if paired is not None:
         lines += _paired_section(paired)
     lines += agreement_section(data)
@@ -174,8 +227,14 @@ def _markdown(data: ExperimentData, metric: str, folder: Path, comparison: dict[
 
 
 def _paired_section(paired: PairedResult) -> list[str]:
-    lines = [f"## Paired comparison against {label(paired.reference)}", "", PAIRED_METHOD, "",
-             format_paired(paired), ""]
+    lines = [
+        f"## Paired comparison against {label(paired.reference)}",
+        "",
+        PAIRED_METHOD,
+        "",
+        format_paired(paired),
+        "",
+    ]
     if paired.notes:
         lines += ["Left out or adjusted:", ""] + [f"- {n}" for n in paired.notes] + [""]
     return lines
@@ -183,9 +242,16 @@ def _paired_section(paired: PairedResult) -> list[str]:
 
 def _run_section(run: RunRecord, figures: dict[str, Path], folder: Path) -> list[str]:
     point = ", ".join(f"`{k}={v}`" for k, v in run.point.items()) or "—"
-    finals = [(k, run.metrics[k]) for k in ("pop.acc_all.mean", "pop.forgetting.mean", "pop.diffusion") if k in run.metrics]
-    lines = [f"### {run.name}", "", f"run `{run.run_id}`, point {point}"
-             + (", final " + ", ".join(f"{k} {v:.3f}" for k, v in finals) if finals else ""), ""]
+    finals = [
+        (k, run.metrics[k]) for k in ("pop.acc_all.mean", "pop.forgetting.mean", "pop.diffusion") if k in run.metrics
+    ]
+    lines = [
+        f"### {run.name}",
+        "",
+        f"run `{run.run_id}`, point {point}"
+        + (", final " + ", ".join(f"{k} {v:.3f}" for k, v in finals) if finals else ""),
+        "",
+    ]
     for name, caption in RUN_FIGURES.items():
         if name in figures:
             lines += [f"![{caption}]({_rel(figures[name], folder)})", ""]

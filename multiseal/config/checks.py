@@ -15,6 +15,7 @@
 
 The run's size against ``limits`` is :mod:`multiseal.config.estimate`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,10 +30,17 @@ ALIASES = ("smollm2-135m", "tiny-random")
 
 # Both aliases are Llamas: targets among these layer names need no build (and no transformers import,
 # seconds a file with a typo elsewhere should not wait for); tests/test_scenarios.py keeps this true.
-ALIAS_LAYERS = frozenset({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head",
-                          "embed_tokens"})
+ALIAS_LAYERS = frozenset(
+    {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head", "embed_tokens"}
+)
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -57,7 +65,9 @@ class ModelShape:
         paths = {p for t in targets for p in self.matches(t)}
         return sum(rank * sum(self.linear.get(p) or self.embedding[p]) for p in paths)
 
+
 _SHAPES: dict[str, ModelShape] = {}
+
 
 def model_shape(name: str) -> ModelShape | None:
     """The shape of ``model.base`` from its config, the architecture built on the ``meta`` device
@@ -73,6 +83,7 @@ def model_shape(name: str) -> ModelShape | None:
             return None
         _SHAPES[name] = shape
     return _SHAPES[name]
+
 
 def _shape(cfg) -> ModelShape | None:
     import torch
@@ -102,10 +113,13 @@ def _shape(cfg) -> ModelShape | None:
     return ModelShape(
         parameters=sum(p.numel() for p in model.parameters()),
         layers=int(getattr(text, "num_hidden_layers", 0) or getattr(text, "n_layer", 0) or 1),
-        hidden=hidden, intermediate=int(getattr(text, "intermediate_size", 0) or 4 * hidden),
+        hidden=hidden,
+        intermediate=int(getattr(text, "intermediate_size", 0) or 4 * hidden),
         vocab=int(getattr(text, "vocab_size", 0) or 0),
-        linear=linear, embedding=embedding,
+        linear=linear,
+        embedding=embedding,
     )
+
 
 def check_model(model: ModelSection) -> list[Problem]:
     """``model.base`` is here (or may be downloaded), and every LoRA target is a layer it has."""
@@ -114,19 +128,35 @@ def check_model(model: ModelSection) -> list[Problem]:
         path = Path(name).expanduser()
         if path.exists():
             if not (path / "config.json").is_file():
-                return [Problem("model.base", f"'{name}' is a local path, but {path.resolve() / 'config.json'} does "
-                                              "not exist; give a folder saved with save_pretrained (config.json and "
-                                              "weights), an alias (smollm2-135m, tiny-random) or a Hugging Face id")]
+                return [
+                    Problem(
+                        "model.base",
+                        f"'{name}' is a local path, but {path.resolve() / 'config.json'} does "
+                        "not exist; give a folder saved with save_pretrained (config.json and "
+                        "weights), an alias (smollm2-135m, tiny-random) or a Hugging Face id",
+                    )
+                ]
             if not any((path / f).is_file() for f in WEIGHT_FILES):
-                return [Problem("model.base", f"'{name}' is a local folder with a config.json but no weights (looked for "
-                                              f"{', '.join(WEIGHT_FILES)} in {path.resolve()})")]
+                return [
+                    Problem(
+                        "model.base",
+                        f"'{name}' is a local folder with a config.json but no weights (looked for "
+                        f"{', '.join(WEIGHT_FILES)} in {path.resolve()})",
+                    )
+                ]
         elif not _in_hf_cache(name):
             if not model.allow_download:
-                return [Problem("model.base", (
-                    f"'{name}' is not an alias (smollm2-135m, tiny-random), not a local folder (looked for "
-                    f"{path.resolve()}), and not in the local Hugging Face cache (looked for its config.json and "
-                    f"weights under {hf_hub_cache()}); set model.allow_download: true to fetch it from the hub, "
-                    "or give the path of a local folder"))]
+                return [
+                    Problem(
+                        "model.base",
+                        (
+                            f"'{name}' is not an alias (smollm2-135m, tiny-random), not a local folder (looked for "
+                            f"{path.resolve()}), and not in the local Hugging Face cache (looked for its config.json and "
+                            f"weights under {hf_hub_cache()}); set model.allow_download: true to fetch it from the hub, "
+                            "or give the path of a local folder"
+                        ),
+                    )
+                ]
             return []  # to be downloaded: its modules are not known offline
     elif set(model.lora.target_modules) <= ALIAS_LAYERS:
         return []
@@ -140,16 +170,27 @@ def check_model(model: ModelSection) -> list[Problem]:
     problems = []
     for i, target in enumerate(model.lora.target_modules):
         if not shape.matches(target):
-            problems.append(Problem(f"model.lora.target_modules[{i}]", (
-                f"'{target}' is not a linear module of {name}; its linear modules: {', '.join(shape.linear_names())}"
-                + (f" (and embeddings: {', '.join(sorted({p.rsplit('.', 1)[-1] for p in shape.embedding}))})"
-                   if shape.embedding else ""))))
+            problems.append(
+                Problem(
+                    f"model.lora.target_modules[{i}]",
+                    (
+                        f"'{target}' is not a linear module of {name}; its linear modules: {', '.join(shape.linear_names())}"
+                        + (
+                            f" (and embeddings: {', '.join(sorted({p.rsplit('.', 1)[-1] for p in shape.embedding}))})"
+                            if shape.embedding
+                            else ""
+                        )
+                    ),
+                )
+            )
     return problems
+
 
 def _in_hf_cache(repo_id: str) -> bool:
     """The repo's config and weights are in the local Hugging Face cache (what loading it needs)."""
     return hf_cached_file(repo_id, "config.json") is not None and any(
-        hf_cached_file(repo_id, f) is not None for f in WEIGHT_FILES)
+        hf_cached_file(repo_id, f) is not None for f in WEIGHT_FILES
+    )
 
 
 def check_device(device: str) -> list[Problem]:
@@ -165,13 +206,23 @@ def check_device(device: str) -> list[Problem]:
         return []
     if not torch.cuda.is_available():
         build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        return [Problem("model.device", (
-            f"'{device}': torch sees no CUDA GPU on this machine (torch {torch.__version__}, {build}); use auto "
-            "or cpu, or install a CUDA build of torch on a machine with a GPU"))]
+        return [
+            Problem(
+                "model.device",
+                (
+                    f"'{device}': torch sees no CUDA GPU on this machine (torch {torch.__version__}, {build}); use auto "
+                    "or cpu, or install a CUDA build of torch on a machine with a GPU"
+                ),
+            )
+        ]
     index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
     if index >= count:
-        return [Problem("model.device", f"'{device}': there is no CUDA device {index}; torch sees {count} "
-                                        f"(cuda:0 to cuda:{count - 1})")]
+        return [
+            Problem(
+                "model.device",
+                f"'{device}': there is no CUDA device {index}; torch sees {count} (cuda:0 to cuda:{count - 1})",
+            )
+        ]
     return []
 
 

@@ -87,6 +87,7 @@ RUNTIME_GB = 0.4
 
 ANSWER_RECORD_BYTES = 700
 
+
 @dataclass(frozen=True)
 class Estimate:
     """What a run will roughly cost (module docstring): counts, hours and peak memory."""
@@ -106,14 +107,17 @@ class Estimate:
         where = "on this CPU" if self.device == "cpu" else f"on {self.device}"
         if self.workers > 1:
             where = f"per worker, {self.workers} Ray workers" + (" on CPUs" if self.device == "cpu" else " on GPUs")
-        return (f"about {count(self.generated_tokens)} generated tokens, {count(self.trained_tokens)} trained "
-                f"tokens, {count(self.answers)} answers, {duration(self.hours)} and {gigabytes(self.memory_gb)} {where}")
+        return (
+            f"about {count(self.generated_tokens)} generated tokens, {count(self.trained_tokens)} trained "
+            f"tokens, {count(self.answers)} answers, {duration(self.hours)} and {gigabytes(self.memory_gb)} {where}"
+        )
 
     def lever(self, part: str) -> str:
         """The setting that most inflates ``part``: the largest multiple of its default."""
         options = self.levers.get(part) or [("rounds", 0, 1)]
         key, value, _ = max(options, key=lambda o: (o[1] / o[2]) if o[2] else 0)
         return f"{key} ({value})"
+
 
 def estimate(scenario: Scenario, source: str | Path | None = None) -> Estimate:
     """The run's size and cost, by arithmetic on the settings (module docstring for the formulas)."""
@@ -137,30 +141,44 @@ def estimate(scenario: Scenario, source: str | Path | None = None) -> Estimate:
     # memory
     targets = sc.model.lora.target_modules
     lora = {r: shape.lora_parameters(targets, r) if shape else int(0.073 * params * r / 32) for r, _ in adapters}
-    layers, hidden, inter, vocab = ((shape.layers, shape.hidden, shape.intermediate, shape.vocab) if shape
-                                    else (30, 576, 1536, 49152))
+    layers, hidden, inter, vocab = (
+        (shape.layers, shape.hidden, shape.intermediate, shape.vocab) if shape else (30, 576, 1536, 49152)
+    )
     per_token = layers * (14 * hidden + 4 * inter) + 2 * vocab
     memory = {
         "runtime": RUNTIME_GB,
         "model": params * dtype_bytes / 1e9,
         "adapters": sum(lora[r] * how_many for r, how_many in adapters) * 4 / 1e9 / workers,  # per worker
-        "training": (3 * max(lora.values(), default=0) * 4
-                     + sc.inner_loop.batch_size * sc.inner_loop.max_length * per_token * 4) / 1e9,
+        "training": (
+            3 * max(lora.values(), default=0) * 4 + sc.inner_loop.batch_size * sc.inner_loop.max_length * per_token * 4
+        )
+        / 1e9,
         "records": c.records_bytes / 1e9,
     }
     # the grouped kernel stacks the adapters a generate call serves, at most all of them, for that call
     memory["serving"] = memory["adapters"] if sc.model.lora_kernel == "grouped" else 0.0
-    levers["memory"] = [("agents.count", sc.agents.count, 1), ("rounds", sc.rounds, 2),
-                        ("world.documents", docs, 8), ("inner_loop.batch_size", sc.inner_loop.batch_size, 1),
-                        ("inner_loop.max_length", sc.inner_loop.max_length, 256)]
+    levers["memory"] = [
+        ("agents.count", sc.agents.count, 1),
+        ("rounds", sc.rounds, 2),
+        ("world.documents", docs, 8),
+        ("inner_loop.batch_size", sc.inner_loop.batch_size, 1),
+        ("inner_loop.max_length", sc.inner_loop.max_length, 256),
+    ]
     seconds = {"generation": c.generate_s, "training": c.train_s, "answers": c.answer_s}
     return Estimate(
-        generated_tokens=int(c.generated), trained_tokens=int(c.trained), answers=int(c.answers),
+        generated_tokens=int(c.generated),
+        trained_tokens=int(c.trained),
+        answers=int(c.answers),
         # sharded: the workers run each stage at once (the ideal; bench_ray.py measures the overhead)
         hours=(sum(seconds.values()) + c.prefill_tokens / (PREFILL_SPEEDUP * TRAIN_TOKENS_S * speed)) / 3600 / workers,
-        memory_gb=sum(memory.values()), device=device, seconds=seconds, memory=memory, levers=levers,
+        memory_gb=sum(memory.values()),
+        device=device,
+        seconds=seconds,
+        memory=memory,
+        levers=levers,
         workers=workers,
     )
+
 
 class _Cost:
     """Accumulates tokens and seconds at the reference rates scaled by ``speed``."""
@@ -171,8 +189,9 @@ class _Cost:
         self.generate_s = self.train_s = self.answer_s = 0.0
         self.records_bytes = 0.0
 
-    def generate(self, sequences: float, batch: int, new_tokens: int, prompt: float, answers: bool = False,
-                 times: int = 1) -> None:
+    def generate(
+        self, sequences: float, batch: int, new_tokens: int, prompt: float, answers: bool = False, times: int = 1
+    ) -> None:
         """``times`` ``generate`` calls, each over ``sequences`` prompts of ``prompt`` tokens, ``batch`` at a time."""
         if sequences <= 0:
             return
@@ -193,15 +212,22 @@ class _Cost:
         self.trained += tokens
         self.train_s += tokens / (TRAIN_TOKENS_S * self.speed)
 
+
 def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int, reach: float):
     n, rounds, k, new = sc.agents.count, sc.rounds, sc.self_edit.candidates, sc.self_edit.max_new_tokens
     overrides = sc.agents.overrides
     styles = [(overrides[a].style if a in overrides and overrides[a].style else sc.self_edit.style) for a in range(n)]
     # passage and oracle notes, and adversaries' notes, are written without generation
-    writes = [_writes(s) and sc.sharing.content not in ("passage", "oracle")
-              and not (a in overrides and overrides[a].role == "adversary") for a, s in enumerate(styles)]
-    epochs = [(overrides[a].epochs if a in overrides and overrides[a].epochs is not None else sc.inner_loop.epochs)
-              for a in range(n)]
+    writes = [
+        _writes(s)
+        and sc.sharing.content not in ("passage", "oracle")
+        and not (a in overrides and overrides[a].role == "adversary")
+        for a, s in enumerate(styles)
+    ]
+    epochs = [
+        (overrides[a].epochs if a in overrides and overrides[a].epochs is not None else sc.inner_loop.epochs)
+        for a in range(n)
+    ]
     ranks = [((overrides[a].rank if a in overrides and overrides[a].rank else sc.model.lora.rank), 1) for a in range(n)]
     arrived = _arrivals_per_agent(sc)
     writing = sum(x for x, w in zip(arrived, writes) if w)  # documents that get notes, over the run
@@ -209,7 +235,9 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     # answers: the base row (the probe's candidates too), then every agent every round
     probe = min(sc.evaluation.retention_probe, len(probe_questions()))  # the built-in probe is this long
     batch, answer_tokens = sc.evaluation.batch_size, sc.evaluation.max_new_tokens
-    c.generate(questions + min(2 * probe, len(probe_questions())), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True)
+    c.generate(
+        questions + min(2 * probe, len(probe_questions())), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True
+    )
     item = statistics.fmean(new if w else passage for w in writes)  # tokens of one inbox note
     received = sum(arrived) / rounds / n * k * reach * (1 - sc.sharing.loss)
     sample = sc.evaluation.sample_documents
@@ -238,22 +266,37 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
                 c.train(steps * m.reference_batch * m.reference_length)
             if m.gate:  # asked before and after each update: the update's documents and the probe
                 gate_questions = (arrived[a] / rounds + received) * questions / max(docs, 1) + probe
-                c.generate(2 * gate_questions, batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True,
-                           times=rounds)
+                c.generate(2 * gate_questions, batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True, times=rounds)
     # drift: every agent and the base, every round, one forward pass over the general-text passages
     drift_tokens = (n + 1) * rounds * sc.evaluation.drift_passages * sc.evaluation.drift_length
     c.answer_s += drift_tokens / (PREFILL_SPEEDUP * TRAIN_TOKENS_S * c.speed)
     levers = {
-        "generation": [("self_edit.max_new_tokens", new, 128), ("self_edit.candidates", k, 1), ("rounds", rounds, 2),
-                       ("agents.count", n, 1), ("arrivals.docs_per_round", sc.arrivals.docs_per_round, 1)],
-        "training": [("inner_loop.epochs", max(epochs), 10), ("rounds", rounds, 2), ("agents.count", n, 1),
-                     ("self_edit.max_new_tokens", new, 128), ("self_edit.candidates", k, 1),
-                     ("arrivals.docs_per_round", sc.arrivals.docs_per_round, 1)],
-        "answers": [("rounds", rounds, 2), ("world.documents", docs, 8), ("agents.count", n, 1),
-                    ("evaluation.sample_documents", sample or docs, 8),
-                    ("evaluation.max_new_tokens", answer_tokens, 24), ("world.composition", sc.world.composition, 1)],
+        "generation": [
+            ("self_edit.max_new_tokens", new, 128),
+            ("self_edit.candidates", k, 1),
+            ("rounds", rounds, 2),
+            ("agents.count", n, 1),
+            ("arrivals.docs_per_round", sc.arrivals.docs_per_round, 1),
+        ],
+        "training": [
+            ("inner_loop.epochs", max(epochs), 10),
+            ("rounds", rounds, 2),
+            ("agents.count", n, 1),
+            ("self_edit.max_new_tokens", new, 128),
+            ("self_edit.candidates", k, 1),
+            ("arrivals.docs_per_round", sc.arrivals.docs_per_round, 1),
+        ],
+        "answers": [
+            ("rounds", rounds, 2),
+            ("world.documents", docs, 8),
+            ("agents.count", n, 1),
+            ("evaluation.sample_documents", sample or docs, 8),
+            ("evaluation.max_new_tokens", answer_tokens, 24),
+            ("world.composition", sc.world.composition, 1),
+        ],
     }
     return ranks, levers
+
 
 def _knowledge(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int, reach: float):
     conditions, seeds = sc.experiment.conditions, len(sc.experiment.seeds)
@@ -265,14 +308,25 @@ def _knowledge(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int
     c.train(seeds * docs * epochs * (len(conditions) * passage + writing * new))
     c.generate(seeds * len(conditions) * questions, batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True)
     levers = {
-        "generation": [("self_edit.max_new_tokens", new, 128), ("experiment.seeds", seeds, 1),
-                       ("world.documents", docs, 8)],
-        "training": [("inner_loop.epochs", epochs, 10), ("experiment.seeds", seeds, 1), ("world.documents", docs, 8),
-                     ("experiment.conditions", len(conditions), 5)],
-        "answers": [("experiment.seeds", seeds, 1), ("world.documents", docs, 8),
-                    ("evaluation.max_new_tokens", answer_tokens, 24)],
+        "generation": [
+            ("self_edit.max_new_tokens", new, 128),
+            ("experiment.seeds", seeds, 1),
+            ("world.documents", docs, 8),
+        ],
+        "training": [
+            ("inner_loop.epochs", epochs, 10),
+            ("experiment.seeds", seeds, 1),
+            ("world.documents", docs, 8),
+            ("experiment.conditions", len(conditions), 5),
+        ],
+        "answers": [
+            ("experiment.seeds", seeds, 1),
+            ("world.documents", docs, 8),
+            ("evaluation.max_new_tokens", answer_tokens, 24),
+        ],
     }
     return [(sc.model.lora.rank, docs * len(conditions))], levers  # a seed's adapters live together
+
 
 def _restem(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int, degree: float):
     r, n = sc.restem, sc.agents.count
@@ -296,20 +350,40 @@ def _restem(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int, d
     c.train(epochs * ((heldout_trials + trials) * (new + passage) + passage_trials * passage))
     c.train(n * r.train_documents * r.keep * r.policy_epochs * (prompt + new) * r.iterations)
     baselines = n * (r.eval_documents + r.train_documents) * max(learners, 1) * once
-    c.generate((heldout_trials + trials + passage_trials + baselines) * per_doc, batch, answer_tokens,
-               QUESTION_PROMPT_TOKENS, answers=True)
+    c.generate(
+        (heldout_trials + trials + passage_trials + baselines) * per_doc,
+        batch,
+        answer_tokens,
+        QUESTION_PROMPT_TOKENS,
+        answers=True,
+    )
     ranks = [(sc.model.lora.rank, n * (2 if r.policy == "separate" else 1) + r.trial_batch)]
     levers = {
-        "generation": [("restem.candidates", r.candidates, 3), ("restem.iterations", r.iterations, 2),
-                       ("self_edit.max_new_tokens", new, 128), ("restem.train_documents", r.train_documents, 4),
-                       ("restem.eval_samples", r.eval_samples, 1), ("agents.count", n, 1)],
-        "training": [("inner_loop.epochs", epochs, 10), ("restem.candidates", r.candidates, 3),
-                     ("restem.iterations", r.iterations, 2), ("restem.train_documents", r.train_documents, 4),
-                     ("restem.policy_epochs", r.policy_epochs, 2), ("agents.count", n, 1)],
-        "answers": [("restem.candidates", r.candidates, 3), ("restem.iterations", r.iterations, 2),
-                    ("restem.eval_samples", r.eval_samples, 1), ("evaluation.max_new_tokens", answer_tokens, 24)],
+        "generation": [
+            ("restem.candidates", r.candidates, 3),
+            ("restem.iterations", r.iterations, 2),
+            ("self_edit.max_new_tokens", new, 128),
+            ("restem.train_documents", r.train_documents, 4),
+            ("restem.eval_samples", r.eval_samples, 1),
+            ("agents.count", n, 1),
+        ],
+        "training": [
+            ("inner_loop.epochs", epochs, 10),
+            ("restem.candidates", r.candidates, 3),
+            ("restem.iterations", r.iterations, 2),
+            ("restem.train_documents", r.train_documents, 4),
+            ("restem.policy_epochs", r.policy_epochs, 2),
+            ("agents.count", n, 1),
+        ],
+        "answers": [
+            ("restem.candidates", r.candidates, 3),
+            ("restem.iterations", r.iterations, 2),
+            ("restem.eval_samples", r.eval_samples, 1),
+            ("evaluation.max_new_tokens", answer_tokens, 24),
+        ],
     }
     return ranks, levers
+
 
 def _mitigations(sc: Scenario, agent: int) -> tuple:
     """The agent's mitigations: its override's list, else the scenario's (validated before estimating)."""
@@ -321,6 +395,7 @@ def _mitigations(sc: Scenario, agent: int) -> tuple:
 def _writes(style: str) -> bool:
     """The style writes a self-edit (``passage-only`` does not)."""
     return style not in STYLES or STYLES.get(style).instruction is not None
+
 
 def _arrivals_per_agent(sc: Scenario) -> list[float]:
     """Documents each agent receives over the run (arithmetic, the schedule is not built)."""
@@ -338,6 +413,7 @@ def _arrivals_per_agent(sc: Scenario) -> list[float]:
         if isinstance(agent, int) and 0 <= agent < n and isinstance(docs, list):
             out[agent] += len(docs)
     return out
+
 
 def _reach(sc: Scenario, source: str | Path | None) -> float:
     """Agents a note reaches: the mean out-degree of the round-0 graph (every other agent with
@@ -357,6 +433,7 @@ def _reach(sc: Scenario, source: str | Path | None) -> float:
     except Exception:  # noqa: BLE001 - a topology's problems are reported by its own check
         return float(n - 1)
 
+
 def _budget(params: dict[str, Any]) -> int | None:
     budget = params.get("budget")
     inner = params.get("policy_params")
@@ -364,18 +441,20 @@ def _budget(params: dict[str, Any]) -> int | None:
         budget = inner.get("budget")
     return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
 
+
 def _task_sizes(sc: Scenario, source: str | Path | None) -> tuple[int, int, float, float]:
     """Training tasks, held-out tasks, tokens of a demonstration pair as text and of an answer grid."""
     t = sc.tasks
     if t.kind == "arc":
-        tasks = load_arc(resolve_relative(t.path, source),
-                         resolve_relative(t.solutions, source) if t.solutions else None)
-        n, demos = len(tasks), statistics.fmean(len(x.train) for x in tasks)
+        tasks = load_arc(
+            resolve_relative(t.path, source), resolve_relative(t.solutions, source) if t.solutions else None
+        )
+        n = len(tasks)
         cells_in = statistics.fmean(len(p.input) * len(p.input[0]) for x in tasks for p in x.train)
         cells_out = statistics.fmean(len(p.output) * len(p.output[0]) for x in tasks for p in x.train)
         families = {x.family for x in tasks}
     else:
-        n, demos, families = len(t.families) * t.per_family, t.demonstrations, set(t.families)
+        n, families = len(t.families) * t.per_family, set(t.families)
         cells_in = statistics.fmean(t.width) * statistics.fmean(t.height)
         cells_out = 1.5 * cells_in  # most rules keep the size; repeat and scale grow it
     held = sum(min(max(1, round(t.held_out * n / len(families))), max(1, n // len(families) - 1)) for _ in families)
@@ -405,8 +484,12 @@ def _skills(sc: Scenario, c: _Cost, source: str | Path | None):
         c.generate(configs * sc.tasks.tests, NOTES_BATCH, int(answer), example, answers=True)
 
     def fixed(cfg) -> tuple[float, float, float, float]:
-        return (1 + len(set(cfg.augmentations) - {"identity"}), demos if cfg.leave_one_out else 1, cfg.repeat,
-                cfg.epochs)
+        return (
+            1 + len(set(cfg.augmentations) - {"identity"}),
+            demos if cfg.leave_one_out else 1,
+            cfg.repeat,
+            cfg.epochs,
+        )
 
     menu_mean = (1 + 0.3 * (len(AUGMENTATIONS) - 1), (demos + 1) / 2, sum(REPEAT_RANGE) / 2, sum(EPOCHS_RANGE) / 2)
     written = fixed(EXAMPLE) if s.form == "keyed" else menu_mean
@@ -431,11 +514,19 @@ def _skills(sc: Scenario, c: _Cost, source: str | Path | None):
     ttt(writes, *written)
     c.train(train * s.candidates * trained * s.writer_epochs * (prompt + 40))
     levers = {
-        "generation": [("skills.candidates", s.candidates, 3), ("skills.iterations", s.iterations, 1),
-                       ("self_edit.max_new_tokens", new, 128), ("tasks.per_family", sc.tasks.per_family, 4)],
-        "training": [("skills.candidates", s.candidates, 3), ("skills.iterations", s.iterations, 1),
-                     ("tasks.per_family", sc.tasks.per_family, 4), ("tasks.demonstrations", demos, 3),
-                     ("skills.writer_epochs", s.writer_epochs, 3)],
+        "generation": [
+            ("skills.candidates", s.candidates, 3),
+            ("skills.iterations", s.iterations, 1),
+            ("self_edit.max_new_tokens", new, 128),
+            ("tasks.per_family", sc.tasks.per_family, 4),
+        ],
+        "training": [
+            ("skills.candidates", s.candidates, 3),
+            ("skills.iterations", s.iterations, 1),
+            ("tasks.per_family", sc.tasks.per_family, 4),
+            ("tasks.demonstrations", demos, 3),
+            ("skills.writer_epochs", s.writer_epochs, 3),
+        ],
         "answers": [("tasks.per_family", sc.tasks.per_family, 4), ("tasks.tests", sc.tasks.tests, 1)],
     }
     return [(sc.model.lora.rank, 2 + s.candidates * max(1, train))], levers
@@ -451,6 +542,7 @@ def _world_size(sc: Scenario, source: str | Path | None) -> tuple[int, float, in
     lo, hi = sc.world.questions_per_doc
     return sc.world.documents, sc.world.documents * (lo + hi) / 2 + sc.world.composition, SYNTHETIC_PASSAGE_TOKENS
 
+
 def _device(device: str, dtype: str) -> tuple[str, int]:
     """The device a run would use (``auto``: CUDA when torch sees one) and the bytes of a weight."""
     if device == "auto":
@@ -461,6 +553,7 @@ def _device(device: str, dtype: str) -> tuple[str, int]:
     if dtype == "auto":
         return device, 2 if on_cuda else 4
     return device, {"float32": 4, "bfloat16": 2, "float16": 2}[dtype]
+
 
 def memory_limit_gb(device: str) -> tuple[float | None, str]:
     """The default ``limits.max_memory_gb``: 90% of this machine's RAM (of the GPU's on CUDA)."""
@@ -476,24 +569,39 @@ def memory_limit_gb(device: str) -> tuple[float | None, str]:
     except (ValueError, OSError, AttributeError, RuntimeError):
         return None, ""
 
+
 def check_limits(sc: Scenario, source: str | Path | None = None) -> list[Problem]:
     """The estimated run time and memory against ``limits``; a problem naming what dominates."""
     e = estimate(sc, source)
     problems = []
     if e.hours > sc.limits.max_hours:
         part = max(e.seconds, key=e.seconds.get)
-        problems.append(Problem("limits.max_hours", (
-            f"the estimated run time is {hours(e.hours)} (generation {count(e.generated_tokens)} tokens, "
-            f"training {count(e.trained_tokens)} tokens, {count(e.answers)} answers; {part} dominates) "
-            f"> {hours(sc.limits.max_hours)}; lower {e.lever(part)} or raise limits.max_hours")))
-    limit, what = (sc.limits.max_memory_gb, "limits.max_memory_gb") if sc.limits.max_memory_gb else (
-        memory_limit_gb(e.device))
+        problems.append(
+            Problem(
+                "limits.max_hours",
+                (
+                    f"the estimated run time is {hours(e.hours)} (generation {count(e.generated_tokens)} tokens, "
+                    f"training {count(e.trained_tokens)} tokens, {count(e.answers)} answers; {part} dominates) "
+                    f"> {hours(sc.limits.max_hours)}; lower {e.lever(part)} or raise limits.max_hours"
+                ),
+            )
+        )
+    limit, what = (
+        (sc.limits.max_memory_gb, "limits.max_memory_gb") if sc.limits.max_memory_gb else (memory_limit_gb(e.device))
+    )
     if limit is not None and e.memory_gb > limit:
         parts = ", ".join(f"{k} {gigabytes(v)}" for k, v in e.memory.items() if v >= 0.05)
-        problems.append(Problem("limits.max_memory_gb", (
-            f"the estimated memory is {gigabytes(e.memory_gb)} ({parts}) > {gigabytes(limit)} ({what}); "
-            f"lower {e.lever('memory')} or raise limits.max_memory_gb")))
+        problems.append(
+            Problem(
+                "limits.max_memory_gb",
+                (
+                    f"the estimated memory is {gigabytes(e.memory_gb)} ({parts}) > {gigabytes(limit)} ({what}); "
+                    f"lower {e.lever('memory')} or raise limits.max_memory_gb"
+                ),
+            )
+        )
     return problems
+
 
 def count(n: float) -> str:
     """``480``, ``12k``, ``3.4M``, ``3.2e9``."""
@@ -504,7 +612,8 @@ def count(n: float) -> str:
     if n < 1e9:
         return f"{n / 1e6:.1f}M" if n < 1e7 else f"{n / 1e6:.0f}M"
     exponent = int(math.floor(math.log10(n)))
-    return f"{n / 10 ** exponent:.1f}e{exponent}"
+    return f"{n / 10**exponent:.1f}e{exponent}"
+
 
 def hours(h: float) -> str:
     """``4,100 h``, ``9.9 h``, ``45 min``, ``<1 min``."""
@@ -514,10 +623,12 @@ def hours(h: float) -> str:
         return f"{h * 60:.0f} min"
     return f"{h:,.0f} h" if h >= 10 else f"{h:.1f} h"
 
+
 def duration(h: float) -> str:
     if h < 1 / 60:
         return "<1 min"
     return f"~{h * 60:.0f} min" if h < 1.5 else f"~{hours(h)}"
+
 
 def gigabytes(gb: float) -> str:
     if gb < 0.1:

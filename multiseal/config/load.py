@@ -3,6 +3,7 @@
 ``load_scenario`` reports *all* problems of a file in one ``ScenarioError``, each named by its dotted
 key path (``topology.params.k: must be < 4``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,8 @@ from multiseal.config.schema import (
     Section,
     SelfEditSection,
     SharingSection,
-    TopologySection,
     TasksSection,
+    TopologySection,
     TrackingSection,
     WorldSection,
     _known_style,
@@ -47,8 +48,8 @@ from multiseal.sim.controls import validate_content
 from multiseal.sim.mitigations import validate_mitigations
 from multiseal.sim.schedulers import validate_scheduler_params
 from multiseal.sim.topologies import build_topology, validate_topology
-from multiseal.world.arrivals import build_arrivals, documents_needed
 from multiseal.world.arc import load_arc
+from multiseal.world.arrivals import build_arrivals, documents_needed
 from multiseal.world.grid_tasks import TaskShape, generate_task
 from multiseal.world.squad import load_squad_json
 from multiseal.world.synthetic import generate_world
@@ -97,6 +98,7 @@ def _section(raw: dict, key: str, model: type[Section]) -> Section | None:
     except (ValidationError, TypeError, ValueError):
         return None
 
+
 def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
     """Checks that span sections (agent ids vs agent count, topology params, data files...).
 
@@ -114,20 +116,33 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
     n = agents.count if agents else None
 
     if isinstance(raw.get("mitigations"), list):
-        problems += [Problem(k, m) for k, m in validate_mitigations(
-            raw["mitigations"], "mitigations")]
+        problems += [Problem(k, m) for k, m in validate_mitigations(raw["mitigations"], "mitigations")]
     if agents:
         for i, o in agents.overrides.items():
             if not 0 <= i < agents.count:
                 problems.append(Problem(f"agents.overrides.{i}", f"no such agent (agents are 0..{agents.count - 1})"))
             if o.mitigations is not None:
-                problems += [Problem(k, m) for k, m in validate_mitigations(
-                    [e.model_dump() for e in o.mitigations], f"agents.overrides.{i}.mitigations")]
-            if o.role == "adversary" and (o.attack or "false_values") == "false_values" and isinstance(
-                    raw.get("world"), dict) and raw["world"].get("kind") == "squad":
-                problems.append(Problem(f"agents.overrides.{i}.attack", (
-                    "'false_values' plants false values of the world's facts, and a SQuAD world has none; "
-                    "use attack: noise or a synthetic world")))
+                problems += [
+                    Problem(k, m)
+                    for k, m in validate_mitigations(
+                        [e.model_dump() for e in o.mitigations], f"agents.overrides.{i}.mitigations"
+                    )
+                ]
+            if (
+                o.role == "adversary"
+                and (o.attack or "false_values") == "false_values"
+                and isinstance(raw.get("world"), dict)
+                and raw["world"].get("kind") == "squad"
+            ):
+                problems.append(
+                    Problem(
+                        f"agents.overrides.{i}.attack",
+                        (
+                            "'false_values' plants false values of the world's facts, and a SQuAD world has none; "
+                            "use attack: noise or a synthetic world"
+                        ),
+                    )
+                )
             if o.style is not None:
                 try:
                     _known_style(o.style)
@@ -137,8 +152,15 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
         params = dict(topo.params)
         if "file" in params:
             params["file"] = str(resolve_relative(params["file"], source))
-        for key, msg in validate_topology(topo.kind, n, params, directed=topo.directed, weights=topo.weights,
-                                          rewire_every=topo.rewire_every, schedule=topo.schedule):
+        for key, msg in validate_topology(
+            topo.kind,
+            n,
+            params,
+            directed=topo.directed,
+            weights=topo.weights,
+            rewire_every=topo.rewire_every,
+            schedule=topo.schedule,
+        ):
             problems.append(Problem(f"topology.{key}", msg))
     if sched:
         for key, msg in validate_scheduler_params(sched.kind, sched.params):
@@ -158,9 +180,16 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
             n_docs = world.documents
             if world.composition:
                 try:
-                    generate_world(world.documents, world.seed if world.seed is not None else raw.get("seed", 0)
-                                   if isinstance(raw.get("seed", 0), int) else 0,
-                                   tuple(world.questions_per_doc), world.composition)
+                    generate_world(
+                        world.documents,
+                        world.seed
+                        if world.seed is not None
+                        else raw.get("seed", 0)
+                        if isinstance(raw.get("seed", 0), int)
+                        else 0,
+                        tuple(world.questions_per_doc),
+                        world.composition,
+                    )
                 except ValueError as e:
                     problems.append(Problem("world.composition", str(e)))
     if kind == "simulation" and arrivals and n and n_docs is not None and rounds:
@@ -174,16 +203,27 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
         problems += _check_tasks(raw, source)
     sharing = _section(raw, "sharing", SharingSection)
     if sharing:  # sharing.content: oracle needs facts (not SQuAD); shuffled excludes some schedulers
-        problems += [Problem(key, msg) for key, msg in validate_content(
-            sharing.content, world_has_facts=world.kind != "squad" if world else None,
-            scheduler=sched.kind if sched else None)]
+        problems += [
+            Problem(key, msg)
+            for key, msg in validate_content(
+                sharing.content,
+                world_has_facts=world.kind != "squad" if world else None,
+                scheduler=sched.kind if sched else None,
+            )
+        ]
     problems += _check_forgetting(raw, kind, agents, sharing)
     problems += _check_execution(_section(raw, "execution", ExecutionSection), kind, n)
     model, inner = _section(raw, "model", ModelSection), _section(raw, "inner_loop", InnerLoopSection)
     if model and inner and n and n > 1 and inner.batching == "together" and model.lora.dropout > 0:
-        problems.append(Problem("inner_loop.batching", (
-            "'together' trains in eval mode (peft's mixed-adapter batches), where LoRA dropout is off: "
-            f"set model.lora.dropout: 0 (it is {model.lora.dropout}) or inner_loop.batching: sequential")))
+        problems.append(
+            Problem(
+                "inner_loop.batching",
+                (
+                    "'together' trains in eval mode (peft's mixed-adapter batches), where LoRA dropout is off: "
+                    f"set model.lora.dropout: 0 (it is {model.lora.dropout}) or inner_loop.batching: sequential"
+                ),
+            )
+        )
     execution = raw.get("execution")
     if model and not (isinstance(execution, dict) and execution.get("kind") == "ray"):  # Ray: the workers' device
         problems += check_device(model.device)
@@ -203,17 +243,32 @@ def _check_tasks(raw: dict, source: str | Path | None) -> list[Problem]:
         return []
     if tasks.kind == "arc":
         try:
-            loaded = load_arc(resolve_relative(tasks.path, source),
-                              resolve_relative(tasks.solutions, source) if tasks.solutions else None)
+            loaded = load_arc(
+                resolve_relative(tasks.path, source),
+                resolve_relative(tasks.solutions, source) if tasks.solutions else None,
+            )
         except DataError as e:
-            return [Problem("tasks.solutions" if tasks.solutions and str(e).startswith(
-                str(resolve_relative(tasks.solutions, source))) else "tasks.path", str(e))]
+            return [
+                Problem(
+                    "tasks.solutions"
+                    if tasks.solutions and str(e).startswith(str(resolve_relative(tasks.solutions, source)))
+                    else "tasks.path",
+                    str(e),
+                )
+            ]
         if len(loaded) < 2:
-            return [Problem("tasks.path", f"{len(loaded)} task: the table needs training and held-out tasks (2 or more)")]
+            return [
+                Problem("tasks.path", f"{len(loaded)} task: the table needs training and held-out tasks (2 or more)")
+            ]
         return []
     seed = tasks.seed if tasks.seed is not None else raw.get("seed", 0) if isinstance(raw.get("seed", 0), int) else 0
-    shape = TaskShape(width=tuple(tasks.width), height=tuple(tasks.height), colours=tasks.colours,
-                      demonstrations=tasks.demonstrations, tests=tasks.tests)
+    shape = TaskShape(
+        width=tuple(tasks.width),
+        height=tuple(tasks.height),
+        colours=tasks.colours,
+        demonstrations=tasks.demonstrations,
+        tests=tasks.tests,
+    )
     for family in tasks.families:
         try:
             generate_task(family, 0, seed, shape)
@@ -222,17 +277,21 @@ def _check_tasks(raw: dict, source: str | Path | None) -> list[Problem]:
     return []
 
 
-def _check_forgetting(raw: dict, kind: str, agents: AgentsSection | None, sharing: SharingSection | None) -> list[Problem]:
+def _check_forgetting(
+    raw: dict, kind: str, agents: AgentsSection | None, sharing: SharingSection | None
+) -> list[Problem]:
     """Mitigations, trust and adversaries belong to the round loop (kind: simulation); adapters are
     gossip-averaged (sharing.mode: weights) only when they have one shape: one LoRA rank for every
     agent, and no combined adapter (it grows its rank)."""
     problems: list[Problem] = []
     entries = {"mitigations": raw.get("mitigations") if isinstance(raw.get("mitigations"), list) else []}
-    for i, o in (agents.overrides.items() if agents else []):
+    for i, o in agents.overrides.items() if agents else []:
         if o.mitigations is not None:
             entries[f"agents.overrides.{i}.mitigations"] = [e.model_dump() for e in o.mitigations]
         if o.role == "adversary" and kind != "simulation":
-            problems.append(Problem(f"agents.overrides.{i}.role", f"adversaries take part in kind: simulation only, not {kind}"))
+            problems.append(
+                Problem(f"agents.overrides.{i}.role", f"adversaries take part in kind: simulation only, not {kind}")
+            )
     if kind != "simulation":
         for key, value in entries.items():
             if value:
@@ -243,15 +302,27 @@ def _check_forgetting(raw: dict, kind: str, agents: AgentsSection | None, sharin
         for key, value in entries.items():
             for j, e in enumerate(value or []):
                 if isinstance(e, dict) and e.get("kind") == "combine":
-                    problems.append(Problem(f"{key}.{j}.kind", (
-                        "'combine' grows each adapter's rank round by round, and sharing.mode: weights "
-                        "averages adapters of one shape; use sharing.mode: notes or another mitigation")))
+                    problems.append(
+                        Problem(
+                            f"{key}.{j}.kind",
+                            (
+                                "'combine' grows each adapter's rank round by round, and sharing.mode: weights "
+                                "averages adapters of one shape; use sharing.mode: notes or another mitigation"
+                            ),
+                        )
+                    )
         model = _section(raw, "model", ModelSection)
-        for i, o in (agents.overrides.items() if agents and model else []):
+        for i, o in agents.overrides.items() if agents and model else []:
             if o.rank is not None and o.rank != model.lora.rank:
-                problems.append(Problem(f"agents.overrides.{i}.rank", (
-                    f"{o.rank} differs from model.lora.rank ({model.lora.rank}), and sharing.mode: weights averages "
-                    "adapters of one shape; give every agent the same rank or use sharing.mode: notes")))
+                problems.append(
+                    Problem(
+                        f"agents.overrides.{i}.rank",
+                        (
+                            f"{o.rank} differs from model.lora.rank ({model.lora.rank}), and sharing.mode: weights averages "
+                            "adapters of one shape; give every agent the same rank or use sharing.mode: notes"
+                        ),
+                    )
+                )
     return problems
 
 
@@ -262,9 +333,13 @@ def _check_execution(execution: ExecutionSection | None, kind: str, n: int | Non
         return []
     problems = []
     if kind != "simulation":
-        problems.append(Problem("execution", f"sharding agents over workers applies to kind: simulation only, not {kind}"))
+        problems.append(
+            Problem("execution", f"sharding agents over workers applies to kind: simulation only, not {kind}")
+        )
     elif n is not None and execution.workers > n:
-        problems.append(Problem("execution.workers", f"{execution.workers} workers for {n} agent(s): at most one per agent"))
+        problems.append(
+            Problem("execution.workers", f"{execution.workers} workers for {n} agent(s): at most one per agent")
+        )
     if execution.kind == "ray":
         import importlib.util
 
@@ -278,20 +353,30 @@ def _check_arrivals(arrivals: ArrivalsSection, n: int, n_docs: int, rounds: int)
     ids with the schedule cut to the rounds and agents the table names (never rounds x agents)."""
     try:
         table = arrivals.table or None
-        needed = documents_needed(arrivals.kind, n, rounds, docs_per_round=arrivals.docs_per_round,
-                                  copies=arrivals.copies, table=table, source=arrivals.source)
+        needed = documents_needed(
+            arrivals.kind,
+            n,
+            rounds,
+            docs_per_round=arrivals.docs_per_round,
+            copies=arrivals.copies,
+            table=table,
+            source=arrivals.source,
+        )
         if needed > n_docs:
             raise ValueError(f"arrival schedule needs {needed} documents but the world has {n_docs}")
         if table:
             ids = [f"d{i:03d}" for i in range(n_docs)]
-            build_arrivals("table", 1 + max(e["agent"] for e in table), ids, 1 + max(e["round"] for e in table),
-                           table=table)
+            build_arrivals(
+                "table", 1 + max(e["agent"] for e in table), ids, 1 + max(e["round"] for e in table), table=table
+            )
     except ValueError as e:
         return [Problem("arrivals", f"{e} (world.documents: {n_docs})")]
     return []
 
-def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection | None,
-                  n_docs: int | None, source: str | Path | None) -> list[Problem]:
+
+def _check_restem(
+    raw: dict, agents: AgentsSection | None, topo: TopologySection | None, n_docs: int | None, source: str | Path | None
+) -> list[Problem]:
     """ReST-EM needs keep <= candidates, enough documents for a disjoint split, note-writing styles
     and, for a neighbour reward, out-neighbours for every agent."""
     restem = _section(raw, "restem", RestemSection)
@@ -304,13 +389,25 @@ def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection
     if self_edit and self_edit.writer == "base":
         problems.append(Problem("self_edit.writer", "ReST-EM trains each agent's writer; 'base' would never use it"))
     if self_edit and self_edit.temperature == 0 and max(restem.candidates, restem.eval_samples) > 1:
-        problems.append(Problem("self_edit.temperature", (
-            "ReST-EM samples several notes per document (restem.candidates, restem.eval_samples); written "
-            "greedily (temperature 0) they are identical")))
+        problems.append(
+            Problem(
+                "self_edit.temperature",
+                (
+                    "ReST-EM samples several notes per document (restem.candidates, restem.eval_samples); written "
+                    "greedily (temperature 0) they are identical"
+                ),
+            )
+        )
     if n_docs is not None and restem.train_documents + restem.eval_documents > n_docs:
-        problems.append(Problem("restem.eval_documents", (
-            f"train_documents ({restem.train_documents}) + eval_documents ({restem.eval_documents}) "
-            f"must be <= the world's documents ({n_docs})")))
+        problems.append(
+            Problem(
+                "restem.eval_documents",
+                (
+                    f"train_documents ({restem.train_documents}) + eval_documents ({restem.eval_documents}) "
+                    f"must be <= the world's documents ({n_docs})"
+                ),
+            )
+        )
     styles = {"self_edit.style": self_edit.style} if self_edit else {}
     if agents:
         styles.update({f"agents.overrides.{i}.style": o.style for i, o in agents.overrides.items() if o.style})
@@ -322,20 +419,33 @@ def _check_restem(raw: dict, agents: AgentsSection | None, topo: TopologySection
         if "file" in params:
             params["file"] = str(resolve_relative(params["file"], source))
         try:
-            g = build_topology(topo.kind, agents.count, directed=topo.directed, params=params,
-                               weights=topo.weights, seed=raw.get("seed", 0) if isinstance(raw.get("seed", 0), int) else 0)
+            g = build_topology(
+                topo.kind,
+                agents.count,
+                directed=topo.directed,
+                params=params,
+                weights=topo.weights,
+                seed=raw.get("seed", 0) if isinstance(raw.get("seed", 0), int) else 0,
+            )
         except (ValueError, OSError):
             return problems  # the topology's own problems are reported by its check
         lonely = [a for a in range(agents.count) if g.out_degree(a) == 0]
         if lonely:
-            problems.append(Problem("restem.reward", (
-                f"'{restem.reward}' rewards notes by their readers, but agents {lonely} have no out-neighbours "
-                f"in topology '{topo.kind}' with {agents.count} agent(s)")))
+            problems.append(
+                Problem(
+                    "restem.reward",
+                    (
+                        f"'{restem.reward}' rewards notes by their readers, but agents {lonely} have no out-neighbours "
+                        f"in topology '{topo.kind}' with {agents.count} agent(s)"
+                    ),
+                )
+            )
     return problems
 
 
-def scenario_checks(raw: dict, model: ModelSection | None, source: str | Path | None,
-                    limits: bool = True) -> list[Problem]:
+def scenario_checks(
+    raw: dict, model: ModelSection | None, source: str | Path | None, limits: bool = True
+) -> list[Problem]:
     """The model's checks (:mod:`multiseal.config.checks`) when its section is valid, and the limits'
     (:mod:`multiseal.config.estimate`, when ``limits``) once the whole scenario is (its other problems
     come from the schema and the cross-section checks)."""

@@ -4,6 +4,7 @@ A key path must name a real scenario setting: ``topology.kind`` is fine, ``topol
 error naming the bad part. Free-form sections (``topology.params.*``, ``scheduler.params.*``,
 ``arrivals.table``) take any sub-key.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,6 @@ def check_key_path(path: str) -> str | None:
         ann = field.annotation
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return None
-
-
 
 
 def apply_overrides(raw: dict, overrides: dict[str, Any], source: str | Path | None = None) -> dict:

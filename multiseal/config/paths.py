@@ -1,5 +1,6 @@
 """Paths a scenario names: data files relative to the scenario file, and the folders a run writes to
 (the tracking store's and the run directories'), resolved with their defaults and checked by writing."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ runs its registrations (``@TOPOLOGIES.register(...)``, ``STYLES.register(...)``,
 scenario can name what it registered. Loading is opt-in only: a scenario without ``plugins:`` imports
 nothing of the user's, and multiseal never scans entry points by itself. See ``docs/extending.md``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,11 +26,18 @@ def load_plugins(plugins: Any) -> list[Problem]:
     problems = []
     for i, name in enumerate(plugins):
         if not isinstance(name, str) or not _MODULE.match(name):
-            problems.append(Problem(f"plugins[{i}]", f"must be a module name such as 'mypackage.topologies', got {shown(name)}"))
+            problems.append(
+                Problem(f"plugins[{i}]", f"must be a module name such as 'mypackage.topologies', got {shown(name)}")
+            )
             continue
         try:
             importlib.import_module(name)
         except Exception as e:  # noqa: BLE001 - whatever the user's module raises is reported, not a traceback
-            problems.append(Problem(f"plugins[{i}]", f"cannot import '{name}': {type(e).__name__}: {e} "
-                                                     "(is its folder on PYTHONPATH, or the package installed?)"))
+            problems.append(
+                Problem(
+                    f"plugins[{i}]",
+                    f"cannot import '{name}': {type(e).__name__}: {e} "
+                    "(is its folder on PYTHONPATH, or the package installed?)",
+                )
+            )
     return problems

@@ -4,6 +4,7 @@ Every section forbids unknown keys. Loading and the checks that span sections li
 :mod:`multiseal.config.load`; the rest of multiseal receives the typed sections through builders
 (:mod:`multiseal.config.builders`) and never reads the YAML tree.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -47,10 +48,14 @@ class ModelSection(Section):
     dtype: Literal["auto", "float32", "float64", "bfloat16", "float16"] = "auto"
     chat: bool | None = Field(None, description="use the chat template (default: when the tokenizer has one)")
     allow_download: bool = Field(False, description="let a HF id be fetched from the hub")
-    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (default: $MULTISEAL_THREADS or torch's own)")
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="CPU threads for torch (default: $MULTISEAL_THREADS or torch's own)"
+    )
     lora_kernel: Literal[LORA_KERNELS] = Field(
-        "grouped", description="how a batch mixing agents' adapters runs at inference: one grouped product per "
-        "layer (grouped), or peft's mixed-adapter forward, one product per adapter (peft, the old path)")
+        "grouped",
+        description="how a batch mixing agents' adapters runs at inference: one grouped product per "
+        "layer (grouped), or peft's mixed-adapter forward, one product per adapter (peft, the old path)",
+    )
     lora: LoraSection = LoraSection()
 
 
@@ -63,7 +68,7 @@ class WorldSection(Section):
     seed: Seed | None = Field(None, description="world seed (default: the scenario seed)")
 
     @model_validator(mode="after")
-    def _check(self) -> "WorldSection":
+    def _check(self) -> WorldSection:
         lo, hi = self.questions_per_doc
         if not 1 <= lo <= hi <= 6:
             raise ValueError("questions_per_doc must be [low, high] with 1 <= low <= high <= 6")
@@ -86,15 +91,18 @@ class AgentOverride(Section):
     rank: int | None = Field(None, ge=1, le=4096)
     alpha: float | None = Field(None, gt=0)
     mitigations: list[MitigationEntry] | None = Field(
-        None, description="this agent's mitigations, instead of the scenario's (an empty list: none)")
+        None, description="this agent's mitigations, instead of the scenario's (an empty list: none)"
+    )
     role: Literal["honest", "adversary"] = Field(
-        "honest", description="adversary: its notes plant false values (or carry off-topic noise)")
+        "honest", description="adversary: its notes plant false values (or carry off-topic noise)"
+    )
     rate: float | None = Field(None, gt=0, le=1, description="adversary: share of each document's facts stated falsely")
     attack: Literal["false_values", "noise"] | None = Field(
-        None, description="adversary: false_values (synthetic worlds) or noise (off-topic notes)")
+        None, description="adversary: false_values (synthetic worlds) or noise (off-topic notes)"
+    )
 
     @model_validator(mode="after")
-    def _adversary(self) -> "AgentOverride":
+    def _adversary(self) -> AgentOverride:
         if self.role != "adversary" and (self.rate is not None or self.attack is not None):
             raise ValueError("rate and attack apply to role: adversary only")
         return self
@@ -120,8 +128,10 @@ class SelfEditSection(Section):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1, le=8192)
     writer: Literal["adapter", "base"] = Field(
-        "adapter", description="who writes an agent's notes: its own adapted model, or the shared base model "
-        "(as in SEAL's inner loop, where the writer is never the model its notes updated)")
+        "adapter",
+        description="who writes an agent's notes: its own adapted model, or the shared base model "
+        "(as in SEAL's inner loop, where the writer is never the model its notes updated)",
+    )
 
     @field_validator("style")
     @classmethod
@@ -129,38 +139,63 @@ class SelfEditSection(Section):
         return _known_style(v)
 
     @model_validator(mode="after")
-    def _distinct(self) -> "SelfEditSection":
+    def _distinct(self) -> SelfEditSection:
         if self.candidates > 1 and self.temperature == 0:
-            raise ValueError(f"candidates: {self.candidates} notes written greedily (temperature 0) are identical; "
-                             "sample them (temperature > 0) or write candidates: 1")
+            raise ValueError(
+                f"candidates: {self.candidates} notes written greedily (temperature 0) are identical; "
+                "sample them (temperature > 0) or write candidates: 1"
+            )
         return self
 
 
 class InnerLoopSection(Section):
     epochs: int = Field(10, ge=0, le=10_000)
     lr: float = Field(1e-3, gt=0, le=1)
-    batch_size: int = Field(1, ge=1, le=4096, description="SEAL: 1; larger batches are length-bucketed but take fewer optimiser steps")
+    batch_size: int = Field(
+        1, ge=1, le=4096, description="SEAL: 1; larger batches are length-bucketed but take fewer optimiser steps"
+    )
     max_length: int = Field(256, ge=8, le=131_072)
     batching: Literal["together", "sequential"] = Field(
-        "together", description="together: the round's adapting agents share batches (one forward pass, one "
-        "adapter per row, each agent its own loss and optimiser); sequential: one agent after another")
-    rows_per_pass: int = Field(64, ge=1, le=65_536, description="together: the most sequences in one forward "
-                               "pass; a larger step runs as several passes (bounds the memory of the logits)")
+        "together",
+        description="together: the round's adapting agents share batches (one forward pass, one "
+        "adapter per row, each agent its own loss and optimiser); sequential: one agent after another",
+    )
+    rows_per_pass: int = Field(
+        64,
+        ge=1,
+        le=65_536,
+        description="together: the most sequences in one forward "
+        "pass; a larger step runs as several passes (bounds the memory of the logits)",
+    )
 
 
 class EvaluationSection(Section):
     max_new_tokens: int = Field(24, ge=1, le=8192)
     batch_size: int = Field(64, ge=1, le=65_536)
-    headline: str = Field("strict", description="the grader (multiseal.learning.grading.GRADERS) of the headline accuracy")
+    headline: str = Field(
+        "strict", description="the grader (multiseal.learning.grading.GRADERS) of the headline accuracy"
+    )
     retention_probe: int = Field(8, ge=0, le=10_000, description="max probe questions the base answers right")
-    drift_passages: int = Field(8, ge=0, le=300, description=(
-        "general-text passages on which each changed agent's perplexity ratio and KL to the base are "
-        "measured every round (0: off)"))
+    drift_passages: int = Field(
+        8,
+        ge=0,
+        le=300,
+        description=(
+            "general-text passages on which each changed agent's perplexity ratio and KL to the base are "
+            "measured every round (0: off)"
+        ),
+    )
     drift_length: int = Field(64, ge=8, le=4096, description="tokens per general-text passage")
-    sample_documents: int | None = Field(None, ge=1, le=1_000_000, description=(
-        "the evaluation budget: each changed agent answers about the documents it holds, received or was "
-        "reached by, plus this many others (stratified by introduction and graph distance); the final "
-        "round in full. None: every document every round"))
+    sample_documents: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "the evaluation budget: each changed agent answers about the documents it holds, received or was "
+            "reached by, plus this many others (stratified by introduction and graph distance); the final "
+            "round in full. None: every document every round"
+        ),
+    )
 
     @field_validator("headline")
     @classmethod
@@ -187,23 +222,36 @@ class SharingSection(Section):
     max_hops: int | None = Field(None, ge=1, le=1_000_000)
     mixing: Literal["uniform", "weighted"] = "uniform"
     content: Literal["notes", "passage", "oracle", "shuffled"] = Field(
-        "notes", description="what a note carries: self-edits, the passage, the gold facts (synthetic worlds), "
-                             "or distractor text of the same size (controls, docs/controls.md)")
+        "notes",
+        description="what a note carries: self-edits, the passage, the gold facts (synthetic worlds), "
+        "or distractor text of the same size (controls, docs/controls.md)",
+    )
 
     @model_validator(mode="after")
-    def _used(self) -> "SharingSection":
+    def _used(self) -> SharingSection:
         """In weights mode no note travels (adapters are averaged): a setting of notes on the move
         would be silently ignored, so it is an error."""
         if self.mode != "weights":
             return self
-        ignored = [(k, getattr(self, k)) for k, default in (("delay", 0), ("loss", 0.0), ("relay", False),
-                                                            ("max_hops", None)) if getattr(self, k) != default]
+        ignored = [
+            (k, getattr(self, k))
+            for k, default in (("delay", 0), ("loss", 0.0), ("relay", False), ("max_hops", None))
+            if getattr(self, k) != default
+        ]
         if self.content == "shuffled":  # passage and oracle still write the agents' own notes
             ignored.append(("content", self.content))
         if ignored:
-            raise FieldProblems(*[(k, f"{str(v).lower() if isinstance(v, bool) else shown(v)} applies to notes on "
-                                      "the move, and sharing.mode: weights sends none (it averages adapters); "
-                                      "remove it or use sharing.mode: notes") for k, v in ignored])
+            raise FieldProblems(
+                *[
+                    (
+                        k,
+                        f"{str(v).lower() if isinstance(v, bool) else shown(v)} applies to notes on "
+                        "the move, and sharing.mode: weights sends none (it averages adapters); "
+                        "remove it or use sharing.mode: notes",
+                    )
+                    for k, v in ignored
+                ]
+            )
         return self
 
 
@@ -246,7 +294,9 @@ TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "m
 
 
 class TrackingSection(Section):
-    uri: str | None = Field(None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    uri: str | None = Field(
+        None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
+    )
 
     @field_validator("uri")
     @classmethod
@@ -255,18 +305,24 @@ class TrackingSection(Section):
         if uri is not None and "://" in uri:
             scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()
             if scheme not in TRACKING_SCHEMES:
-                raise ValueError(f"'{uri}': the scheme '{scheme}' is not one MLflow can track to "
-                                 f"({', '.join(TRACKING_SCHEMES)}; or a folder path)")
+                raise ValueError(
+                    f"'{uri}': the scheme '{scheme}' is not one MLflow can track to "
+                    f"({', '.join(TRACKING_SCHEMES)}; or a folder path)"
+                )
         return uri
+
     experiment: str = Field("multiseal", description="the MLflow experiment; also a folder under run_dir")
 
     @field_validator("experiment")
     @classmethod
     def _experiment(cls, name: str) -> str:
         return experiment_name(name)
+
     run_name: str | None = None
     run_dir: str | None = Field(None, description="folder of run directories (default: $MULTISEAL_RUNS or ./runs)")
-    keep_checkpoints: int | None = Field(None, ge=1, description="keep only the newest K round checkpoints (default: all)")
+    keep_checkpoints: int | None = Field(
+        None, ge=1, description="keep only the newest K round checkpoints (default: all)"
+    )
 
 
 class LimitsSection(Section):
@@ -274,8 +330,9 @@ class LimitsSection(Section):
     above them fails validation, before any model loads."""
 
     max_hours: float = Field(72.0, gt=0, description="estimated run time, hours")
-    max_memory_gb: float | None = Field(None, gt=0, description="estimated peak memory, GB "
-                                        "(default: 90% of this machine's RAM; of the GPU's on CUDA)")
+    max_memory_gb: float | None = Field(
+        None, gt=0, description="estimated peak memory, GB (default: 90% of this machine's RAM; of the GPU's on CUDA)"
+    )
 
 
 class ExperimentSection(Section):
@@ -302,7 +359,8 @@ class RestemSection(Section):
     reward: Literal["self", "neighbours", "mixed"] = "self"
     mix_weight: float = Field(0.5, ge=0, le=1, description="mixed: weight of the author's own gain")
     policy: Literal["separate", "knowledge"] = Field(
-        "separate", description="where the writer lives: its own adapter per agent, or the knowledge adapter")
+        "separate", description="where the writer lives: its own adapter per agent, or the knowledge adapter"
+    )
     policy_lr: float = Field(3e-4, gt=0, le=1, description="writer SFT learning rate")
     policy_epochs: int = Field(2, ge=1, le=10_000, description="writer SFT epochs per iteration")
     policy_batch_size: int = Field(4, ge=1, le=4096)
@@ -311,15 +369,19 @@ class RestemSection(Section):
     eval_samples: int = Field(1, ge=1, le=64, description="self-edits per held-out (agent, document), averaged")
     trial_batch: int = Field(16, ge=1, le=4096, description="temporary adapters trained before one answering pass")
     baseline: Literal["before", "passage"] = Field(
-        "before", description="gain measured over the accuracy before the update, or after the passage alone")
+        "before", description="gain measured over the accuracy before the update, or after the passage alone"
+    )
 
 
 class TasksSection(Section):
     """kind: skills — few-shot grid tasks: generated (every family by default) or ARC JSON files."""
 
     kind: Literal["generated", "arc"] = "generated"
-    families: list[str] = Field(default_factory=lambda: list(FAMILIES), min_length=1,
-                                description="generated: task families (multiseal.world.grid_tasks)")
+    families: list[str] = Field(
+        default_factory=lambda: list(FAMILIES),
+        min_length=1,
+        description="generated: task families (multiseal.world.grid_tasks)",
+    )
     per_family: int = Field(4, ge=2, le=1000, description="generated: tasks per family")
     width: list[int] = Field(default_factory=lambda: [3, 5], min_length=2, max_length=2)
     height: list[int] = Field(default_factory=lambda: [2, 3], min_length=2, max_length=2)
@@ -342,7 +404,7 @@ class TasksSection(Section):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "TasksSection":
+    def _check(self) -> TasksSection:
         for name in ("width", "height"):
             lo, hi = getattr(self, name)
             if not 2 <= lo <= hi <= 12:
@@ -355,8 +417,11 @@ class TasksSection(Section):
 class SkillConfigSection(Section):
     """A test-time training configuration (the self-edit's six keys; see docs/skills.md)."""
 
-    augmentations: list[str] = Field(default_factory=lambda: ["identity"], min_length=1,
-                                     description="names from multiseal.learning.augment.AUGMENTATIONS")
+    augmentations: list[str] = Field(
+        default_factory=lambda: ["identity"],
+        min_length=1,
+        description="names from multiseal.learning.augment.AUGMENTATIONS",
+    )
     leave_one_out: bool = True
     repeat: int = 1
     learning_rate: float = 1e-3
@@ -364,7 +429,7 @@ class SkillConfigSection(Section):
     loss: Literal["output", "all"] = "output"
 
     @model_validator(mode="after")
-    def _check(self) -> "SkillConfigSection":
+    def _check(self) -> SkillConfigSection:
         try:
             skill_config(**self.model_dump())
         except ConfigInvalid as e:
@@ -377,23 +442,33 @@ class SkillsSection(Section):
     """kind: skills — SEAL's few-shot table: arms on held-out tasks, ReST-EM over configurations."""
 
     arms: list[Literal["in-context", "random", "self-edit", "oracle"]] = Field(
-        default_factory=lambda: ["in-context", "random", "self-edit", "oracle"], min_length=1,
-        description="what is scored on the held-out tasks (self-edit: before and after ReST-EM)")
+        default_factory=lambda: ["in-context", "random", "self-edit", "oracle"],
+        min_length=1,
+        description="what is scored on the held-out tasks (self-edit: before and after ReST-EM)",
+    )
     reference: Literal["in-context", "random", "self-edit", "oracle"] = Field(
-        "self-edit", description="the arm every other is paired with (by task)")
+        "self-edit", description="the arm every other is paired with (by task)"
+    )
     iterations: int = Field(1, ge=0, le=10, description="ReST-EM iterations on the training tasks")
     candidates: int = Field(3, ge=1, le=64, description="configurations sampled per training task and iteration")
     writer_lr: float = Field(3e-4, gt=0, le=1, description="the writer's fine-tuning on kept configurations")
     writer_epochs: int = Field(3, ge=1, le=100)
     writer_batch_size: int = Field(4, ge=1, le=4096)
     batch_size: int = Field(1, ge=1, le=4096, description="test-time training batch size")
-    max_length: int = Field(512, ge=32, le=8192, description="tokens of a test-time training example (longer: left out)")
+    max_length: int = Field(
+        512, ge=32, le=8192, description="tokens of a test-time training example (longer: left out)"
+    )
     form: Literal["keyed", "free"] = Field(
-        "keyed", description="keyed: each line is started with its key and the model writes the value; free: "
-                             "the model writes the whole form (SEAL's way; a 135M model does not manage it)")
+        "keyed",
+        description="keyed: each line is started with its key and the model writes the value; free: "
+        "the model writes the whole form (SEAL's way; a 135M model does not manage it)",
+    )
     oracle: list[SkillConfigSection] | None = Field(
-        None, min_length=1, max_length=64,
-        description="the oracle's grid of configurations (default: ORACLE_GRID in multiseal.learning.skill_config)")
+        None,
+        min_length=1,
+        max_length=64,
+        description="the oracle's grid of configurations (default: ORACLE_GRID in multiseal.learning.skill_config)",
+    )
 
     def oracle_grid(self) -> tuple[SkillConfig, ...]:
         """The configurations the ``oracle`` arm tries: ``oracle``, or :data:`ORACLE_GRID`."""
@@ -402,7 +477,7 @@ class SkillsSection(Section):
         return tuple(skill_config(**c.model_dump()) for c in self.oracle)
 
     @model_validator(mode="after")
-    def _check(self) -> "SkillsSection":
+    def _check(self) -> SkillsSection:
         if len(set(self.arms)) < len(self.arms):
             raise FieldProblems(("arms", "an arm is listed twice"))
         if self.reference not in self.arms:
@@ -412,7 +487,9 @@ class SkillsSection(Section):
 
 class Scenario(Section):
     name: str = "scenario"
-    plugins: list[str] = Field(default_factory=list, description="modules to import first: they register your own kinds")
+    plugins: list[str] = Field(
+        default_factory=list, description="modules to import first: they register your own kinds"
+    )
     kind: Literal["simulation", "knowledge", "restem", "skills"] = "simulation"
     seed: Seed = 0
     rounds: int = Field(2, ge=1, le=100_000)
@@ -427,7 +504,9 @@ class Scenario(Section):
     sharing: SharingSection = SharingSection()
     scheduler: SchedulerSection = SchedulerSection()
     replay: ReplaySection = ReplaySection()
-    mitigations: list[MitigationEntry] = Field(default_factory=list, description="every agent's mitigations of forgetting")
+    mitigations: list[MitigationEntry] = Field(
+        default_factory=list, description="every agent's mitigations of forgetting"
+    )
     trust: TrustSection = TrustSection()
     tracking: TrackingSection = TrackingSection()
     experiment: ExperimentSection = ExperimentSection()
@@ -454,8 +533,9 @@ def experiment_name(name: str) -> str:
     if not name.strip():
         raise ValueError("must not be empty (it names the run's MLflow experiment and its folder of run directories)")
     if name.strip() in (".", "..") or any(c in name for c in "/\\\x00"):
-        raise ValueError(f"{shown(name)} must name one folder under the run directories: not '.' or '..', "
-                         "and no '/' or '\\'")
+        raise ValueError(
+            f"{shown(name)} must name one folder under the run directories: not '.' or '..', and no '/' or '\\'"
+        )
     return name
 
 

@@ -10,6 +10,7 @@ document whose values, with every alias expanded, would number more than ``MAX_N
 before anything is constructed (an alias bomb, "billion laughs", is a few hundred bytes that expand to
 billions of values: every later pass over the tree, and every message showing it, would expand it).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,9 @@ def _expanded_sizes(root: yaml.Node) -> dict[int, int]:
         if key in sizes:
             continue
         if key in open_:
-            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it "
-                                              "(a recursive structure)", node.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to a node that contains it (a recursive structure)", node.start_mark
+            )
         open_.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
@@ -72,8 +74,13 @@ class TooLarge(yaml.constructor.ConstructorError):
 
     def __init__(self, key: str, mark: yaml.Mark):
         self.key = key
-        super().__init__(None, None, f"more than {MAX_NODES:,} values once its aliases (*name) are expanded; "
-                                     "an alias bomb, or a document too large to be a setting", mark)
+        super().__init__(
+            None,
+            None,
+            f"more than {MAX_NODES:,} values once its aliases (*name) are expanded; "
+            "an alias bomb, or a document too large to be a setting",
+            mark,
+        )
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -96,8 +103,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
-                                                  self.peek_event().start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -114,7 +122,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             return super().construct_yaml_int(node)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
             raise yaml.constructor.ConstructorError(
-                None, None, f"an integer of {len(node.value):,} characters is too long", node.start_mark) from None
+                None, None, f"an integer of {len(node.value):,} characters is too long", node.start_mark
+            ) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -127,8 +136,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' appears twice in one mapping (lines {seen[key]} and {line}); "
-                                "the second would silently win", key_node.start_mark)
+                    None,
+                    None,
+                    f"key '{key}' appears twice in one mapping (lines {seen[key]} and {line}); "
+                    "the second would silently win",
+                    key_node.start_mark,
+                )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -171,5 +184,12 @@ def parse_value(text: str, key: str = "--set") -> Any:
         return loads(text)
     except yaml.YAMLError as e:
         inner = getattr(e, "key", "")
-        raise ScenarioError("--set", [Problem(f"{key}.{inner}" if inner and not inner.startswith("[") else key + inner,
-                                              f"{shown(text)} is {_problem(e)}")]) from None
+        raise ScenarioError(
+            "--set",
+            [
+                Problem(
+                    f"{key}.{inner}" if inner and not inner.startswith("[") else key + inner,
+                    f"{shown(text)} is {_problem(e)}",
+                )
+            ],
+        ) from None

@@ -23,11 +23,12 @@ only the last one, the prompt shows the other demonstrations and the query's inp
 (:func:`multiseal.learning.grid_text.query_text`) and the target is the query's output. (SEAL's
 "repeat augmentations" tile a grid; here ``repeat`` copies the set, with fresh colours where chosen.)
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from multiseal.learning.grid_text import grid_text, query_text
 from multiseal.types import Grid, GridPair
@@ -56,24 +57,33 @@ def _colours(rng: random.Random) -> tuple[GridMap, GridMap]:
     return (lambda x: g.recolour(x, forward)), (lambda x: g.recolour(x, inverse))
 
 
-AUGMENTATIONS: dict[str, Augmentation] = {a.name: a for a in (
-    Augmentation("identity", _fixed(lambda x: x, lambda x: x)),
-    Augmentation("rotate90", _fixed(lambda x: g.rotate(x, 1), lambda x: g.rotate(x, 3))),
-    Augmentation("rotate180", _fixed(lambda x: g.rotate(x, 2), lambda x: g.rotate(x, 2))),
-    Augmentation("rotate270", _fixed(lambda x: g.rotate(x, 3), lambda x: g.rotate(x, 1))),
-    Augmentation("reverse", _fixed(g.flip_horizontal, g.flip_horizontal)),
-    Augmentation("flip_vertical", _fixed(g.flip_vertical, g.flip_vertical)),
-    Augmentation("transpose", _fixed(g.transpose, g.transpose)),
-    Augmentation("colours", _colours),
-)}
+AUGMENTATIONS: dict[str, Augmentation] = {
+    a.name: a
+    for a in (
+        Augmentation("identity", _fixed(lambda x: x, lambda x: x)),
+        Augmentation("rotate90", _fixed(lambda x: g.rotate(x, 1), lambda x: g.rotate(x, 3))),
+        Augmentation("rotate180", _fixed(lambda x: g.rotate(x, 2), lambda x: g.rotate(x, 2))),
+        Augmentation("rotate270", _fixed(lambda x: g.rotate(x, 3), lambda x: g.rotate(x, 1))),
+        Augmentation("reverse", _fixed(g.flip_horizontal, g.flip_horizontal)),
+        Augmentation("flip_vertical", _fixed(g.flip_vertical, g.flip_vertical)),
+        Augmentation("transpose", _fixed(g.transpose, g.transpose)),
+        Augmentation("colours", _colours),
+    )
+}
 
 
 def augment_pairs(pairs: tuple[GridPair, ...], forward: GridMap) -> tuple[GridPair, ...]:
     return tuple(GridPair(forward(p.input), forward(p.output)) for p in pairs)
 
 
-def training_pairs(demonstrations: tuple[GridPair, ...], augmentations: tuple[str, ...], *, leave_one_out: bool,
-                   repeat: int = 1, seed: int = 0) -> list[tuple[str, str]]:
+def training_pairs(
+    demonstrations: tuple[GridPair, ...],
+    augmentations: tuple[str, ...],
+    *,
+    leave_one_out: bool,
+    repeat: int = 1,
+    seed: int = 0,
+) -> list[tuple[str, str]]:
     """(prompt, target) pairs built from ``demonstrations`` (see the module docstring): the original
     and each chosen augmentation, the whole set ``repeat`` times (``colours`` draws a fresh
     permutation for every copy; a fixed map repeats its pairs, which weighs them as more epochs would)."""
@@ -86,6 +96,6 @@ def training_pairs(demonstrations: tuple[GridPair, ...], augmentations: tuple[st
             pairs = augment_pairs(demonstrations, forward)
             queries = range(len(pairs)) if leave_one_out and len(pairs) > 1 else [len(pairs) - 1]
             for q in queries:
-                shown = pairs[:q] + pairs[q + 1:]
+                shown = pairs[:q] + pairs[q + 1 :]
                 out.append((query_text(shown, pairs[q].input), grid_text(pairs[q].output)))
     return out

@@ -11,11 +11,12 @@ Both come from the same forward passes over a fixed set of general-text passages
 The base model's distributions are recomputed in each call (keeping them would take
 positions × vocabulary floats), so one call costs one forward pass per adapter plus one.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -62,7 +63,7 @@ def drift(model, adapters: Sequence[str], data: Sequence[Example], batch_size: i
     base_nll, n = 0.0, 0
     with model.serving(adapters) as serve:
         for i in range(0, len(data), batch_size):
-            enc = {k: v.to(model.device) for k, v in collate(data[i:i + batch_size], pad).items()}
+            enc = {k: v.to(model.device) for k, v in collate(data[i : i + batch_size], pad).items()}
             labels = shifted_labels(enc["labels"])
             scored = labels != -100
             n += int(scored.sum())
@@ -78,5 +79,6 @@ def drift(model, adapters: Sequence[str], data: Sequence[Example], batch_size: i
 
 
 def _nll_sum(logp: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.nll_loss(logp.view(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=-100,
-                                        reduction="sum")
+    return torch.nn.functional.nll_loss(
+        logp.view(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )

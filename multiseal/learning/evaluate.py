@@ -3,18 +3,15 @@
 All (adapter, question) pairs of a round go through the shared base in the same batches (peft's
 mixed-adapter inference), instead of one pass per agent.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from multiseal.learning.grading import grade_all
 from multiseal.types import EvalSettings, Graded, Question
 
 QA_INSTRUCTION = "Answer the question with a short phrase, without explanation."
-
-
-
-
 
 
 def question_prompt(model, question: Question) -> str:

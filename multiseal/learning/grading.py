@@ -16,12 +16,13 @@ but lets a judge take its place. Adding a grader, for instance a local LLM judge
 
 after which ``grade_all`` reports it next to ``em``, ``f1`` and ``strict``.
 """
+
 from __future__ import annotations
 
 import re
 import string
 from collections import Counter
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from multiseal.registry import Registry
 

@@ -10,9 +10,10 @@ colours (after leading blank lines), up to the first line that is not; every row
 Anything else (no row at all, a ragged grid, a colour outside 0..9) is not an answer (None), and
 success is an exact match of the whole grid (:func:`solved`).
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from multiseal.types import Grid, GridPair
 

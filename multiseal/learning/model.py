@@ -3,12 +3,13 @@
 Adapters are peft LoRA modules injected into the same base layers, so adding an agent adds only its
 adapter's parameters. Where the weights come from is :mod:`multiseal.learning.weights`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import torch
 from tqdm import tqdm
@@ -24,12 +25,14 @@ def chat_prompt(tokenizer, chat: bool, user_text: str) -> str:
     """The generation prompt: the chat template for instruct models (``chat``), the plain text otherwise."""
     if not chat:
         return user_text
-    return tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
-                                         add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def count_tokens(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
 
 @dataclass
 class SharedModel:
@@ -85,7 +88,7 @@ class SharedModel:
         del self.adapters[name]
 
     @staticmethod
-    def _pattern(name: str) -> "re.Pattern[str]":
+    def _pattern(name: str) -> re.Pattern[str]:
         # the adapter name sits right after the LoRA tag (``...lora_A.<name>.weight``); matching it
         # anywhere else would confuse an adapter called ``mlp`` with the module path
         return re.compile(rf"\.(lora_[AB]|lora_embedding_[AB])\.{re.escape(name)}(\.|$)")
@@ -154,7 +157,9 @@ class SharedModel:
                     return False
                 if any(n in module.lora_variant for n in names):
                     return False
-                shapes = {(module.lora_A[n].weight.shape, module.lora_B[n].weight.shape, module.scaling[n]) for n in names}
+                shapes = {
+                    (module.lora_A[n].weight.shape, module.lora_B[n].weight.shape, module.scaling[n]) for n in names
+                }
                 if len(shapes) > 1:
                     return False
         return True
@@ -177,8 +182,11 @@ class SharedModel:
             delta = torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2)) * module.scaling[names[0]]
             return output + delta.reshape(output.shape).to(output.dtype)
 
-        handles = [m.register_forward_hook(hook) for m in self.peft.modules()
-                   if isinstance(m, LoraLayer) and names[0] in m.lora_A]
+        handles = [
+            m.register_forward_hook(hook)
+            for m in self.peft.modules()
+            if isinstance(m, LoraLayer) and names[0] in m.lora_A
+        ]
         try:
             yield [BASE]
         finally:
@@ -244,7 +252,7 @@ class SharedModel:
         return out
 
     @contextlib.contextmanager
-    def serving(self, adapters: Sequence[str]) -> Iterator["Serving"]:
+    def serving(self, adapters: Sequence[str]) -> Iterator[Serving]:
         """Inference on rows that each name their adapter (or :data:`BASE` / None), any mix per batch,
         for adapters among ``adapters`` (read once, as they are when the context opens). With
         ``lora_kernel="grouped"`` and :meth:`stackable` adapters, every LoRA layer does one grouped

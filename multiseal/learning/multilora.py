@@ -21,18 +21,19 @@ and B, the BGMV shape), which copies the rows' weights per layer.
 
 Only for inference (no gradients reach the stacked copies): generation, evaluation, drift measures.
 """
+
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grouped_works(device_type: str, dtype: torch.dtype) -> bool:
     """Whether ``grouped_mm`` runs for this device and dtype here (a two-row probe, once per pair)."""
     if not hasattr(F, "grouped_mm") or dtype not in (torch.float32, torch.bfloat16, torch.float16):

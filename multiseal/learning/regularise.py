@@ -7,10 +7,11 @@
   (:class:`BaseReference`), one batch per step, cycling: the adapter is kept close to the base
   model's next-token distributions on ordinary text while it learns the new material.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -45,7 +46,7 @@ class BaseReference:
         was_training = model.peft.training
         with model.serving([]) as serve:
             for i in range(0, len(data), batch_size):
-                enc = {k: v.to(model.device) for k, v in collate(data[i:i + batch_size], pad).items()}
+                enc = {k: v.to(model.device) for k, v in collate(data[i : i + batch_size], pad).items()}
                 batches.append(enc)
                 logps.append(torch.log_softmax(serve.logits(enc, [None] * enc["input_ids"].shape[0]), dim=-1))
         model.peft.train(was_training)

@@ -4,11 +4,12 @@ A self-edit is the model's own fine-tuning data for a passage. As in SEAL's know
 code, a completion is split into lines (or question–answer pairs), each prefixed by the passage's
 title; the raw passage is appended as one more sequence by whoever has the passage.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from multiseal.registry import Registry
 from multiseal.types import Document, SelfEditSettings
@@ -20,8 +21,6 @@ class PromptStyle:
 
     instruction: str | None  # None: no self-edit is written (the passage-only baseline)
     parse: Callable[[str, str], list[str]]  # (completion, title) -> sequences
-
-
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)](?=\s|$)|\(\d+\))\s*")
@@ -64,19 +63,38 @@ def split_qa(completion: str, title: str) -> list[str]:
 
 STYLES: Registry[PromptStyle] = Registry("prompt style")
 # The instructions follow SEAL's knowledge-incorporation prompts (knowledge-incorporation/src/utils.py).
-STYLES.register("implications", PromptStyle(
-    "Read the following passage and produce a list of implications derived directly or indirectly "
-    "from the content. Write one implication per line.", split_lines))
-STYLES.register("implications-long", PromptStyle(
-    "Read the following passage and produce a long list of implications derived directly or "
-    "indirectly from the content. Write one implication per line, and restate every fact of the "
-    "passage in at least one of them.", split_lines))
-STYLES.register("rewrite", PromptStyle(
-    "Read the following passage and rewrite it in a few different ways, each one separated by a "
-    "blank line.", split_paragraphs))
-STYLES.register("self-qa", PromptStyle(
-    "Read the following passage and rewrite it in a question-answer format. Write each pair as "
-    "'Question: ...' on one line and 'Answer: ...' on the next.", split_qa))
+STYLES.register(
+    "implications",
+    PromptStyle(
+        "Read the following passage and produce a list of implications derived directly or indirectly "
+        "from the content. Write one implication per line.",
+        split_lines,
+    ),
+)
+STYLES.register(
+    "implications-long",
+    PromptStyle(
+        "Read the following passage and produce a long list of implications derived directly or "
+        "indirectly from the content. Write one implication per line, and restate every fact of the "
+        "passage in at least one of them.",
+        split_lines,
+    ),
+)
+STYLES.register(
+    "rewrite",
+    PromptStyle(
+        "Read the following passage and rewrite it in a few different ways, each one separated by a blank line.",
+        split_paragraphs,
+    ),
+)
+STYLES.register(
+    "self-qa",
+    PromptStyle(
+        "Read the following passage and rewrite it in a question-answer format. Write each pair as "
+        "'Question: ...' on one line and 'Answer: ...' on the next.",
+        split_qa,
+    ),
+)
 STYLES.register("passage-only", PromptStyle(None, lambda completion, title: []))
 
 

@@ -18,6 +18,7 @@ Anything else raises :class:`ConfigInvalid` with the reason: the caller counts i
 (``config_invalid``) and scores the attempt as a failure; an invalid configuration is never replaced
 by a default.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,18 +51,21 @@ class ConfigInvalid(ValueError):
 
 def config_text(config: SkillConfig) -> str:
     """``config`` in the form :func:`parse_config` reads (what a kept self-edit is trained to write)."""
-    return "\n".join([
-        f"augmentations: {', '.join(config.augmentations)}",
-        f"leave_one_out: {str(config.leave_one_out).lower()}",
-        f"repeat: {config.repeat}",
-        f"learning_rate: {config.learning_rate:g}",
-        f"epochs: {config.epochs}",
-        f"loss: {config.loss}",
-    ])
+    return "\n".join(
+        [
+            f"augmentations: {', '.join(config.augmentations)}",
+            f"leave_one_out: {str(config.leave_one_out).lower()}",
+            f"repeat: {config.repeat}",
+            f"learning_rate: {config.learning_rate:g}",
+            f"epochs: {config.epochs}",
+            f"loss: {config.loss}",
+        ]
+    )
 
 
-def skill_config(augmentations, leave_one_out: bool, repeat: int, learning_rate: float, epochs: int,
-                 loss: str) -> SkillConfig:
+def skill_config(
+    augmentations, leave_one_out: bool, repeat: int, learning_rate: float, epochs: int, loss: str
+) -> SkillConfig:
     """A configuration from typed values, checked against the menu (:class:`ConfigInvalid` naming the
     key): what :func:`parse_config` returns for a reply, and what a scenario's ``skills.oracle`` builds."""
     names = tuple(augmentations)
@@ -104,9 +108,14 @@ def parse_config(reply: str) -> SkillConfig:
         lr = float(values["learning_rate"])
     except ValueError:
         raise ConfigInvalid(f"learning_rate: '{values['learning_rate'][:20]}' is not a number") from None
-    return skill_config(tuple(n.strip() for n in values["augmentations"].split(",")),
-                        values["leave_one_out"] == "true", _int(values["repeat"], "repeat"), lr,
-                        _int(values["epochs"], "epochs"), values["loss"])
+    return skill_config(
+        tuple(n.strip() for n in values["augmentations"].split(",")),
+        values["leave_one_out"] == "true",
+        _int(values["repeat"], "repeat"),
+        lr,
+        _int(values["epochs"], "epochs"),
+        values["loss"],
+    )
 
 
 def _int(text: str, key: str) -> int:
@@ -123,18 +132,22 @@ _GEOMETRIC = ("rotate90", "rotate180", "rotate270", "reverse", "flip_vertical", 
 # that change the training set most (no augmentation, geometric, colours, both) at two learning rates.
 ORACLE_GRID: tuple[SkillConfig, ...] = tuple(
     SkillConfig(augs, True, 1, lr, 3, "output")
-    for augs in (("identity",), _GEOMETRIC, ("colours",), (*_GEOMETRIC, "colours")) for lr in (1e-3, 3e-3))
+    for augs in (("identity",), _GEOMETRIC, ("colours",), (*_GEOMETRIC, "colours"))
+    for lr in (1e-3, 3e-3)
+)
 
 
 def self_edit_prompt(task: SkillTask) -> str:
     """SEAL's few-shot prompt, adapted to the line form: the task's demonstrations, the menu, an example."""
     demos = "\n\n".join(pair_text(p) for p in task.train)
     menu = "\n".join(f"- {k}: {v}" for k, v in MENU.items())
-    return (f"Here are examples of a grid puzzle:\n\n{demos}\n\n------\n\n"
-            "You are configuring how a model trains on these examples before it solves a new one. "
-            f"Choose a value for each setting:\n{menu}\n\n"
-            "Answer with exactly these six lines and nothing else, for example:\n"
-            f"{config_text(EXAMPLE)}")
+    return (
+        f"Here are examples of a grid puzzle:\n\n{demos}\n\n------\n\n"
+        "You are configuring how a model trains on these examples before it solves a new one. "
+        f"Choose a value for each setting:\n{menu}\n\n"
+        "Answer with exactly these six lines and nothing else, for example:\n"
+        f"{config_text(EXAMPLE)}"
+    )
 
 
 def random_config(rng: random.Random) -> SkillConfig:
@@ -142,8 +155,14 @@ def random_config(rng: random.Random) -> SkillConfig:
     an untrained writer that at least writes the form."""
     names = [n for n in AUGMENTATIONS if rng.random() < 0.3] or ["identity"]
     lr = 10 ** rng.uniform(math.log10(LR_RANGE[0]), math.log10(LR_RANGE[1]))
-    return SkillConfig(tuple(names), rng.random() < 0.5, rng.randint(*REPEAT_RANGE), float(f"{lr:.1g}"),
-                       rng.randint(*EPOCHS_RANGE), rng.choice(LOSSES))
+    return SkillConfig(
+        tuple(names),
+        rng.random() < 0.5,
+        rng.randint(*REPEAT_RANGE),
+        float(f"{lr:.1g}"),
+        rng.randint(*EPOCHS_RANGE),
+        rng.choice(LOSSES),
+    )
 
 
 FORMS = ("keyed", "free")
@@ -151,9 +170,19 @@ FORMS = ("keyed", "free")
 VALUE_TOKENS = {"augmentations": 40, "leave_one_out": 6, "repeat": 6, "learning_rate": 10, "epochs": 6, "loss": 6}
 
 
-def write_configs(model, tasks: list[SkillTask], *, k: int = 1, writer: str | None = None, temperature: float = 1.0,
-                  top_p: float = 0.95, max_new_tokens: int = 64, seed: int = 0, form: str = "keyed",
-                  progress: str | None = None) -> list[list[tuple[str, SkillConfig | None]]]:
+def write_configs(
+    model,
+    tasks: list[SkillTask],
+    *,
+    k: int = 1,
+    writer: str | None = None,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    form: str = "keyed",
+    progress: str | None = None,
+) -> list[list[tuple[str, SkillConfig | None]]]:
     """``k`` self-edits per task, sampled from ``writer`` (an adapter; None: the base model) on
     :func:`self_edit_prompt`: per task, ``(reply, configuration or None when invalid)``.
 
@@ -168,17 +197,32 @@ def write_configs(model, tasks: list[SkillTask], *, k: int = 1, writer: str | No
     prompts = [model.prompt(self_edit_prompt(t)) for t in tasks for _ in range(k)]
     adapters = [writer] * len(prompts)
     if form == "free":
-        replies = model.generate(prompts, adapters, max_new_tokens=max_new_tokens, temperature=temperature,
-                                 top_p=top_p, seed=seed, progress=progress)
+        replies = model.generate(
+            prompts,
+            adapters,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            progress=progress,
+        )
     else:
         replies = [""] * len(prompts)
         for j, key in enumerate(KEYS):
             heads = [f"{r}{key}:" for r in replies]
-            values = model.generate([p + h for p, h in zip(prompts, heads)], adapters,
-                                    max_new_tokens=VALUE_TOKENS[key], temperature=temperature, top_p=top_p,
-                                    seed=seed + 7919 * j, progress=progress)
-            replies = [f"{h} {v.split(chr(10))[0].strip()}" + ("\n" if j < len(KEYS) - 1 else "")
-                       for h, v in zip(heads, values)]
+            values = model.generate(
+                [p + h for p, h in zip(prompts, heads)],
+                adapters,
+                max_new_tokens=VALUE_TOKENS[key],
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed + 7919 * j,
+                progress=progress,
+            )
+            replies = [
+                f"{h} {v.split(chr(10))[0].strip()}" + ("\n" if j < len(KEYS) - 1 else "")
+                for h, v in zip(heads, values)
+            ]
     out = []
     it = iter(replies)
     for _ in tasks:

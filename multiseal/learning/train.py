@@ -15,12 +15,13 @@ longest sequence (SEAL's server pads every sequence to a fixed length and trains
 fresh AdamW optimiser is made for each call (SEAL re-initialises it per self-edit); the training
 order and any dropout are fixed by ``seed``.
 """
+
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -136,14 +137,25 @@ class Job:
         return [b for _ in range(self.epochs) for b in length_buckets(lengths, self.batch_size, rng)]
 
 
-def train_examples(model, adapter: str, data: Sequence[Example], *, epochs: int, lr: float, batch_size: int,
-                   weight_decay: float = 0.0, seed: int = 0, progress: str | None = None) -> TrainStats:
+def train_examples(
+    model,
+    adapter: str,
+    data: Sequence[Example],
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    progress: str | None = None,
+) -> TrainStats:
     """One adapter: ``epochs`` passes of length-bucketed batches, AdamW, loss on the labelled tokens."""
     return train_jobs(model, [Job(adapter, data, epochs, lr, batch_size, weight_decay, seed)], progress=progress)[0]
 
 
-def train_jobs(model, jobs: Sequence[Job], *, together: bool = False, max_rows: int = 64,
-               progress: str | None = None) -> list[TrainStats]:
+def train_jobs(
+    model, jobs: Sequence[Job], *, together: bool = False, max_rows: int = 64, progress: str | None = None
+) -> list[TrainStats]:
     """The loop. Each job trains its own adapter in place; returns one ``TrainStats`` per job.
 
     ``together=False`` trains the jobs one after another, each through the model's active adapter.
@@ -169,12 +181,21 @@ def train_jobs(model, jobs: Sequence[Job], *, together: bool = False, max_rows: 
     stats: dict[int, TrainStats] = {}
     for group in groups:
         t0 = time.perf_counter()
-        result = (_train_group(model, group, max_rows, progress) if len(group) > 1
-                  else [_train_one(model, group[0], progress)])
+        result = (
+            _train_group(model, group, max_rows, progress)
+            if len(group) > 1
+            else [_train_one(model, group[0], progress)]
+        )
         seconds = time.perf_counter() - t0
         for job, (tokens, padded, losses) in zip(group, result):
-            stats[id(job)] = TrainStats(len(job.data), tokens, padded, seconds, losses[0] if losses else float("nan"),
-                                        losses[-1] if losses else float("nan"))
+            stats[id(job)] = TrainStats(
+                len(job.data),
+                tokens,
+                padded,
+                seconds,
+                losses[0] if losses else float("nan"),
+                losses[-1] if losses else float("nan"),
+            )
     return [stats[id(j)] for j in jobs]
 
 
@@ -186,8 +207,11 @@ def _train_one(model, job: Job, progress: str | None) -> tuple[int, int, list[fl
     schedule = job.schedule()
     tokens = padded = 0
     losses: list[float] = []
-    with (model.training(job.adapter) as params, torch.random.fork_rng(devices=[]),
-          tqdm(total=len(schedule), desc=progress, leave=False, unit="step", disable=not progress) as bar):
+    with (
+        model.training(job.adapter) as params,
+        torch.random.fork_rng(devices=[]),
+        tqdm(total=len(schedule), desc=progress, leave=False, unit="step", disable=not progress) as bar,
+    ):
         torch.manual_seed(job.seed)
         opt = torch.optim.AdamW(params, lr=job.lr, weight_decay=job.weight_decay)
         for batch in schedule:
@@ -210,8 +234,11 @@ def _active_forward(model) -> Forward:
 
 def _named_forward(model, adapter: str) -> Forward:
     """A batch through ``adapter`` by name (shared batches, eval mode)."""
-    return lambda enc: model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                  adapter_names=[adapter] * enc["input_ids"].shape[0]).logits.float()
+    return lambda enc: model.peft(
+        input_ids=enc["input_ids"],
+        attention_mask=enc["attention_mask"],
+        adapter_names=[adapter] * enc["input_ids"].shape[0],
+    ).logits.float()
 
 
 def _forward(model, enc: dict[str, torch.Tensor], adapters: list[str], row_adapters: list[str], stacked: bool):
@@ -220,10 +247,12 @@ def _forward(model, enc: dict[str, torch.Tensor], adapters: list[str], row_adapt
     mixed-adapter forward."""
     if stacked:
         with model.stacked(adapters) as base:
-            return model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                              adapter_names=base * len(row_adapters)).logits.float()
-    return model.peft(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                      adapter_names=row_adapters).logits.float()
+            return model.peft(
+                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], adapter_names=base * len(row_adapters)
+            ).logits.float()
+    return model.peft(
+        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], adapter_names=row_adapters
+    ).logits.float()
 
 
 def _chunks(active: Sequence[int], rows: Sequence[int], max_rows: int) -> list[list[int]]:
@@ -246,8 +275,11 @@ def _train_group(model, jobs: Sequence[Job], max_rows: int, progress: str | None
     steps = max((len(s) for s in schedules), default=0)
     tokens, padded = [0] * len(jobs), [0] * len(jobs)
     losses: list[list[float]] = [[] for _ in jobs]
-    with (model.training_many([j.adapter for j in jobs]) as params, torch.random.fork_rng(devices=[]),
-          tqdm(total=steps, desc=progress, leave=False, unit="step", disable=not progress) as bar):
+    with (
+        model.training_many([j.adapter for j in jobs]) as params,
+        torch.random.fork_rng(devices=[]),
+        tqdm(total=steps, desc=progress, leave=False, unit="step", disable=not progress) as bar,
+    ):
         torch.manual_seed(jobs[0].seed)
         opts = [torch.optim.AdamW(params[j.adapter], lr=j.lr, weight_decay=j.weight_decay) for j in jobs]
         stackable = model.stackable([j.adapter for j in jobs])
@@ -257,11 +289,17 @@ def _train_group(model, jobs: Sequence[Job], max_rows: int, progress: str | None
                 rows = [(i, jobs[i].data[x]) for i in chunk for x in schedules[i][k]]
                 enc = {key: v.to(model.device) for key, v in collate([e for _, e in rows], pad).items()}
                 owner = torch.tensor([i for i, _ in rows], device=model.device)
-                logits = _forward(model, enc, [jobs[i].adapter for i in chunk], [jobs[i].adapter for i, _ in rows],
-                                  stackable and len({len(schedules[i][k]) for i in chunk}) == 1)
+                logits = _forward(
+                    model,
+                    enc,
+                    [jobs[i].adapter for i in chunk],
+                    [jobs[i].adapter for i, _ in rows],
+                    stackable and len({len(schedules[i][k]) for i in chunk}) == 1,
+                )
                 labels = shifted_labels(enc["labels"])
-                nll = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.reshape(-1),
-                                                        ignore_index=-100, reduction="none").view(labels.shape)
+                nll = torch.nn.functional.cross_entropy(
+                    logits.view(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
+                ).view(labels.shape)
                 scored = labels != -100
                 total = logits.new_zeros(())
                 for i in chunk:
@@ -281,25 +319,46 @@ def _train_group(model, jobs: Sequence[Job], max_rows: int, progress: str | None
     return [(tokens[i], padded[i], losses[i]) for i in range(len(jobs))]
 
 
-def inner_loop_job(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0,
-                   penalty: Penalty | None = None) -> Job:
+def inner_loop_job(
+    model,
+    adapter: str,
+    sequences: Sequence[str],
+    settings: TrainSettings,
+    seed: int = 0,
+    penalty: Penalty | None = None,
+) -> Job:
     """The inner loop's job for ``adapter``: every token of each sequence scored."""
     data = [Example(ids) for ids in tokenize_sequences(model.tokenizer, sequences, settings.max_length)]
     return Job(adapter, data, settings.epochs, settings.lr, settings.batch_size, settings.weight_decay, seed, penalty)
 
 
-def train_adapter(model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0,
-                  progress: str | None = None) -> TrainStats:
+def train_adapter(
+    model, adapter: str, sequences: Sequence[str], settings: TrainSettings, seed: int = 0, progress: str | None = None
+) -> TrainStats:
     """The inner loop: fine-tune ``adapter`` in place on ``sequences``, every token scored."""
     return train_jobs(model, [inner_loop_job(model, adapter, sequences, settings, seed)], progress=progress)[0]
 
 
-def finetune_on_completions(model, adapter: str, pairs: Sequence[tuple[str, str]], settings: TrainSettings,
-                            seed: int = 0, progress: str | None = None) -> TrainStats:
+def finetune_on_completions(
+    model,
+    adapter: str,
+    pairs: Sequence[tuple[str, str]],
+    settings: TrainSettings,
+    seed: int = 0,
+    progress: str | None = None,
+) -> TrainStats:
     """ReST-EM's M-step: train ``adapter`` to write each completion after its (formatted) prompt."""
     data = tokenize_pairs(model.tokenizer, pairs, settings.max_length)
-    return train_examples(model, adapter, data, epochs=settings.epochs, lr=settings.lr,
-                          batch_size=settings.batch_size, seed=seed, progress=progress)
+    return train_examples(
+        model,
+        adapter,
+        data,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        batch_size=settings.batch_size,
+        seed=seed,
+        progress=progress,
+    )
 
 
 @torch.no_grad()

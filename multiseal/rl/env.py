@@ -7,10 +7,12 @@ Observations, actions, masks and rewards are specified in ``docs/env.md`` and co
 simulation on the same loaded base model. To make an env from a scenario file, use
 :func:`multiseal.run.pettingzoo.parallel_env` (or ``env`` for the AEC form).
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -22,14 +24,16 @@ from multiseal.sim.schedulers import PolicyScheduler
 from multiseal.types import RoundRecord
 
 
-def round_rewards(sim: Simulation, record: RoundRecord, *, population_weight: float = 0.0,
-                  comm_cost: float = 0.0) -> dict[int, dict[str, float]]:
+def round_rewards(
+    sim: Simulation, record: RoundRecord, *, population_weight: float = 0.0, comm_cost: float = 0.0
+) -> dict[int, dict[str, float]]:
     """Per agent for ``record``'s round: ``own_gain``, ``population_gain``, ``notes_sent`` and ``reward``
     (the formula in the module docstring; NaN counts as 0 in every term)."""
     r = record.round
     prev = sim.records[r - 1] if r > 0 else None
     pop_gain = _nz(record.population.get("pop.acc_all.mean")) - _nz(
-        prev.population.get("pop.acc_all.mean") if prev else None)
+        prev.population.get("pop.acc_all.mean") if prev else None
+    )
     sent: dict[int, int] = {}
     for (rr, u, _), c in sim.state.postbox.stats.items():
         if rr == r:
@@ -38,28 +42,52 @@ def round_rewards(sim: Simulation, record: RoundRecord, *, population_weight: fl
     for a, m in record.agents.items():
         own_gain = _nz(m.get("acc_own")) - _nz(prev.agents[a].get("acc_own") if prev else None)
         n = sent.get(a, 0)
-        out[a] = {"own_gain": own_gain, "population_gain": pop_gain, "notes_sent": float(n),
-                  "reward": own_gain + population_weight * pop_gain - comm_cost * n}
+        out[a] = {
+            "own_gain": own_gain,
+            "population_gain": pop_gain,
+            "notes_sent": float(n),
+            "reward": own_gain + population_weight * pop_gain - comm_cost * n,
+        }
     return out
 
+
 _ENV_IDS = itertools.count()
+
 
 class MultiSealEnv(ParallelEnv):
     """A multiseal scenario as a PettingZoo ``ParallelEnv`` (see the module docstring)."""
 
     metadata = {"name": "multiseal_v0", "render_modes": [], "is_parallelizable": True}
 
-    def __init__(self, make_simulation: Callable[[int], Simulation], *, seed: int, agent_styles: Sequence[str],
-                 rounds: int, note_tokens: int, inbox_slots: int = 8, history: int = 2,
-                 styles: Sequence[str] | None = None, population_weight: float = 0.0, comm_cost: float = 0.0,
-                 visible_neighbour_metrics: bool = True):
+    def __init__(
+        self,
+        make_simulation: Callable[[int], Simulation],
+        *,
+        seed: int,
+        agent_styles: Sequence[str],
+        rounds: int,
+        note_tokens: int,
+        inbox_slots: int = 8,
+        history: int = 2,
+        styles: Sequence[str] | None = None,
+        population_weight: float = 0.0,
+        comm_cost: float = 0.0,
+        visible_neighbour_metrics: bool = True,
+    ):
         """``make_simulation(seed)`` builds one episode's simulation (not started); ``seed`` is the first
         episode's; ``agent_styles``, ``rounds`` and ``note_tokens`` (the note budget) shape the interface."""
         self.make_simulation, self.first_seed = make_simulation, seed
         self.population_weight, self.comm_cost = population_weight, comm_cost
-        self.interface = Interface(len(agent_styles), list(agent_styles), rounds=rounds, note_tokens=note_tokens,
-                                   styles=styles, inbox_slots=inbox_slots, history=history,
-                                   visible_neighbour_metrics=visible_neighbour_metrics)
+        self.interface = Interface(
+            len(agent_styles),
+            list(agent_styles),
+            rounds=rounds,
+            note_tokens=note_tokens,
+            styles=styles,
+            inbox_slots=inbox_slots,
+            history=history,
+            visible_neighbour_metrics=visible_neighbour_metrics,
+        )
         self.styles = self.interface.styles
         self.possible_agents = list(self.interface.names)
         self.agents: list[str] = []
@@ -122,10 +150,15 @@ class MultiSealEnv(ParallelEnv):
         return {agent_name(a): o for a, o in self.interface.observe(self.sim).items()}
 
     def _infos(self, invalid: Mapping[int, dict[str, int]], terms: Mapping[int, dict[str, float]]) -> dict[str, dict]:
-        return {name: {**self.interface.info(self.sim, a),
-                       "invalid": dict(invalid.get(a) or dict.fromkeys(ACTION_KEYS, 0)),
-                       "invalid_actions": self._invalid[name], "reward_terms": dict(terms[a])}
-                for a, name in enumerate(self.possible_agents)}
+        return {
+            name: {
+                **self.interface.info(self.sim, a),
+                "invalid": dict(invalid.get(a) or dict.fromkeys(ACTION_KEYS, 0)),
+                "invalid_actions": self._invalid[name],
+                "reward_terms": dict(terms[a]),
+            }
+            for a, name in enumerate(self.possible_agents)
+        }
 
     def _teardown(self) -> None:
         if self.sim is not None:

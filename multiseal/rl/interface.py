@@ -4,12 +4,14 @@ Shared by the environment (:mod:`multiseal.rl.env`) and by policy-driven runs
 (:func:`multiseal.rl.policies.policy_driver`), so a policy sees the same thing in both. The
 observation and action layout, the masks and the rewards are specified once, in ``docs/env.md``.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -31,20 +33,25 @@ ACTION_KEYS = ("style", "adapt", "adapt_new", "send")
 
 _WORD = re.compile(r"\w+")
 
+
 def _nz(x: float | None) -> float:
     return 0.0 if x is None or not math.isfinite(x) else float(x)
+
 
 def _unit(x: float) -> float:
     return min(max(_nz(x), 0.0), 1.0)
 
+
 def agent_name(i: int) -> str:
     return f"agent_{i}"
+
 
 def default_styles(agent_styles: Sequence[str] = ()) -> list[str]:
     """Every registered style that writes a self-edit, then any agent's configured style not among them
     (so the scenario's own choice can always be taken)."""
     out = [s for s in STYLES.names() if STYLES.get(s).instruction is not None]
     return out + [s for s in dict.fromkeys(agent_styles) if s not in out]
+
 
 @dataclass
 class Translation:
@@ -54,15 +61,25 @@ class Translation:
     decisions: dict[int, Decision] = field(default_factory=dict)
     invalid: dict[int, dict[str, int]] = field(default_factory=dict)
 
+
 class Interface:
     """Fixed-shape observations and actions over a :class:`Simulation` (see the module docstring).
 
     Shared by :class:`MultiSealEnv` and by policy-driven runs, so a policy sees the same thing in both.
     """
 
-    def __init__(self, n_agents: int, agent_styles: Sequence[str], *, rounds: int, note_tokens: int,
-                 styles: Sequence[str] | None = None, inbox_slots: int = 8, history: int = 2,
-                 visible_neighbour_metrics: bool = True):
+    def __init__(
+        self,
+        n_agents: int,
+        agent_styles: Sequence[str],
+        *,
+        rounds: int,
+        note_tokens: int,
+        styles: Sequence[str] | None = None,
+        inbox_slots: int = 8,
+        history: int = 2,
+        visible_neighbour_metrics: bool = True,
+    ):
         if inbox_slots < 1 or history < 1:
             raise ValueError(f"inbox_slots and history must be >= 1, got {inbox_slots} and {history}")
         self.styles = list(styles) if styles is not None else default_styles(agent_styles)
@@ -73,15 +90,24 @@ class Interface:
         self.rounds, self.note_tokens = rounds, max(note_tokens, 1)
         self.inbox_slots, self.history, self.visible = inbox_slots, history, visible_neighbour_metrics
         self.names = [agent_name(i) for i in range(n_agents)]
-        self.shapes = {"own": (len(OWN_FEATURES),), "history": (history, len(HISTORY_METRICS)),
-                       "slots": (inbox_slots, len(SLOT_FEATURES)), "neighbours": (n_agents, len(NEIGHBOUR_FEATURES))}
+        self.shapes = {
+            "own": (len(OWN_FEATURES),),
+            "history": (history, len(HISTORY_METRICS)),
+            "slots": (inbox_slots, len(SLOT_FEATURES)),
+            "neighbours": (n_agents, len(NEIGHBOUR_FEATURES)),
+        }
         self.size = sum(int(np.prod(s)) for s in self.shapes.values())
         self._words: dict[str, frozenset[str]] = {}
 
     @classmethod
     def for_simulation(cls, sim: Simulation, **options: Any) -> Interface:
-        return cls(len(sim.setup.agents), [s.style for s in sim.setup.agents], rounds=sim.setup.rounds,
-                   note_tokens=sim.setup.self_edit.max_new_tokens, **options)
+        return cls(
+            len(sim.setup.agents),
+            [s.style for s in sim.setup.agents],
+            rounds=sim.setup.rounds,
+            note_tokens=sim.setup.self_edit.max_new_tokens,
+            **options,
+        )
 
     # -- spaces ---------------------------------------------------------------
     def observation_space(self) -> spaces.Box:
@@ -89,8 +115,14 @@ class Interface:
 
     def action_space(self) -> spaces.Dict:
         A = self.n_agents
-        return spaces.Dict({"style": spaces.Discrete(len(self.styles)), "adapt": spaces.MultiBinary(self.inbox_slots),
-                            "adapt_new": spaces.MultiBinary(A), "send": spaces.MultiBinary(A)})
+        return spaces.Dict(
+            {
+                "style": spaces.Discrete(len(self.styles)),
+                "adapt": spaces.MultiBinary(self.inbox_slots),
+                "adapt_new": spaces.MultiBinary(A),
+                "send": spaces.MultiBinary(A),
+            }
+        )
 
     def feature_names(self) -> list[str]:
         """One name per observation entry: ``own.round``, ``history0.acc_own``, ``slot3.trust``, ``nb2.acc_all``."""
@@ -104,7 +136,7 @@ class Interface:
         out, start = {}, 0
         for key, shape in self.shapes.items():
             n = int(np.prod(shape))
-            out[key] = np.asarray(obs[start:start + n]).reshape(shape)
+            out[key] = np.asarray(obs[start : start + n]).reshape(shape)
             start += n
         return out
 
@@ -115,8 +147,9 @@ class Interface:
 
     def slots(self, sim: Simulation, agent: int) -> list[InboxItem]:
         """The agent's pending items in slot order (at most ``inbox_slots``)."""
-        items = sorted(sim.state.postbox.inbox(agent),
-                       key=lambda it: (-it.note.round, it.hops, -it.weight, it.note.note_id))
+        items = sorted(
+            sim.state.postbox.inbox(agent), key=lambda it: (-it.note.round, it.hops, -it.weight, it.note.note_id)
+        )
         return items[: self.inbox_slots]
 
     def _words_of(self, text: str) -> frozenset[str]:
@@ -146,8 +179,11 @@ class Interface:
         for a in range(self.n_agents):
             blocks = {k: np.zeros(s, dtype=np.float32) for k, s in self.shapes.items()}
             pending = sim.state.postbox.inbox(a)
-            blocks["own"][:] = [sim.round / max(self.rounds, 1), float(bool(arriving.get(a))),
-                                min(len(pending) / self.inbox_slots, 1.0)]
+            blocks["own"][:] = [
+                sim.round / max(self.rounds, 1),
+                float(bool(arriving.get(a))),
+                min(len(pending) / self.inbox_slots, 1.0),
+            ]
             for h in range(self.history):
                 if len(sim.state.history) > h:
                     m = sim.state.history[-1 - h][a]
@@ -157,8 +193,12 @@ class Interface:
                 n = it.note
                 words = self._words_of(n.text)
                 blocks["slots"][i] = [
-                    1.0, float(n.author == a), n.author / max(self.n_agents - 1, 1), _unit(it.weight),
-                    _unit((sim.round - n.round) / max(self.rounds, 1)), _unit(n.tokens / self.note_tokens),
+                    1.0,
+                    float(n.author == a),
+                    n.author / max(self.n_agents - 1, 1),
+                    _unit(it.weight),
+                    _unit((sim.round - n.round) / max(self.rounds, 1)),
+                    _unit(n.tokens / self.note_tokens),
                     float(sim.state.learnt[a, sim.setup.doc_index[n.doc_id]] >= 0),
                     len(words & vocab) / len(words) if words else 0.0,
                 ]
@@ -189,18 +229,23 @@ class Interface:
     def info(self, sim: Simulation, agent: int) -> dict[str, Any]:
         """What a policy may read besides the observation: ``action_mask``, ``round`` and ``slots``
         (the note ids in slot order)."""
-        return {"action_mask": self.action_mask(sim, agent), "round": sim.round,
-                "slots": tuple(it.note.note_id for it in self.slots(sim, agent))}
+        return {
+            "action_mask": self.action_mask(sim, agent),
+            "round": sim.round,
+            "slots": tuple(it.note.note_id for it in self.slots(sim, agent)),
+        }
 
     # -- acting -----------------------------------------------------------------
     def _bits(self, action: Mapping[str, Any], key: str, n: int, agent: int) -> np.ndarray:
         if key not in action:
-            raise ValueError(f"the action of {agent_name(agent)} has no '{key}' "
-                             f"(expected keys {', '.join(ACTION_KEYS)})")
+            raise ValueError(
+                f"the action of {agent_name(agent)} has no '{key}' (expected keys {', '.join(ACTION_KEYS)})"
+            )
         bits = np.asarray(action[key]).reshape(-1)
         if bits.shape != (n,):
-            raise ValueError(f"{agent_name(agent)}: action '{key}' must have {n} entries, "
-                             f"got shape {np.shape(action[key])}")
+            raise ValueError(
+                f"{agent_name(agent)}: action '{key}' must have {n} entries, got shape {np.shape(action[key])}"
+            )
         return bits != 0
 
     def translate(self, sim: Simulation, actions: Mapping[int, Mapping[str, Any]]) -> Translation:
@@ -232,8 +277,9 @@ class Interface:
     def apply(self, sim: Simulation, actions: Mapping[int, Mapping[str, Any]]) -> Translation:
         """Translate, hand the decisions to the simulation's :class:`PolicyScheduler`; return the translation."""
         if not isinstance(sim.setup.scheduler, PolicyScheduler):
-            raise TypeError("a policy drives a simulation whose scheduler is a PolicyScheduler "
-                            "(scheduler.kind: policy)")
+            raise TypeError(
+                "a policy drives a simulation whose scheduler is a PolicyScheduler (scheduler.kind: policy)"
+            )
         tr = self.translate(sim, actions)
         sim.setup.scheduler.decide(tr.decisions)
         return tr

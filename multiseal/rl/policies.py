@@ -34,6 +34,7 @@ shape the interface: ``inbox_slots``, ``history``, ``styles``, ``visible_neighbo
 options of the same names); the ``policy`` scheduler kind's own model
 (:class:`multiseal.sim.schedulers.PolicySchedulerParams`) checks them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -58,8 +59,8 @@ PolicyFactory = Callable[..., Policy]
 POLICIES: KindRegistry[PolicyFactory] = KindRegistry("policy")
 
 
-
 # ---------------------------------------------------------------- built-in policies
+
 
 class RandomPolicy:
     """Every agent draws a valid action uniformly (``action_space.sample`` under the action mask);
@@ -127,14 +128,22 @@ class GreedyPolicy:
             a = self.interface.names.index(name)
             mask = infos[name]["action_mask"]
             slots = self.interface.unflatten(obs)["slots"]
-            chosen = [i for i in range(len(slots)) if slots[i, f["present"]] > 0 and mask["adapt"][i]
-                      and (slots[i, f["own"]] > 0 or slots[i, f["known_doc"]] == 0)]
+            chosen = [
+                i
+                for i in range(len(slots))
+                if slots[i, f["present"]] > 0
+                and mask["adapt"][i]
+                and (slots[i, f["own"]] > 0 or slots[i, f["known_doc"]] == 0)
+            ]
             chosen.sort(key=lambda i: (-slots[i, f["own"]], slots[i, f["overlap"]], -slots[i, f["trust"]], i))
             adapt = np.zeros(len(slots), dtype=np.int8)
             adapt[chosen[: self.budget] if self.budget is not None else chosen] = 1
-            out[name] = {"style": self.style[a], "adapt": adapt,
-                         "adapt_new": (mask["adapt_new"] != 0).astype(np.int8),
-                         "send": (mask["send"] != 0).astype(np.int8)}
+            out[name] = {
+                "style": self.style[a],
+                "adapt": adapt,
+                "adapt_new": (mask["adapt_new"] != 0).astype(np.int8),
+                "send": (mask["send"] != 0).astype(np.int8),
+            }
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -154,6 +163,7 @@ def _greedy(interface: Interface, *, seed: int = 0, budget: int | None = None) -
 
 
 # ---------------------------------------------------------------- loading and checking
+
 
 def load_callable(path: str) -> Callable:
     """``package.module:attr`` (``attr`` may be dotted) → the object; raises ``ImportError`` /
@@ -187,8 +197,12 @@ def validate_policy_params(params: Mapping[str, Any]) -> Problems:
     if not _IMPORT_PATH.match(name):
         return [("params.policy", f"{name!r} is not one of {known} (nor an import path 'package.module:callable')")]
     if allow is not True:
-        return [("params.policy", (f"'{name}' is an import path; loading code from it needs "
-                                   "scheduler.params.allow_import: true"))]
+        return [
+            (
+                "params.policy",
+                (f"'{name}' is an import path; loading code from it needs scheduler.params.allow_import: true"),
+            )
+        ]
     try:
         load_callable(name)
     except (ImportError, AttributeError, TypeError) as e:
@@ -196,8 +210,14 @@ def validate_policy_params(params: Mapping[str, Any]) -> Problems:
     return []
 
 
-def build_policy(name: str, interface: Interface, *, seed: int = 0, params: Mapping[str, Any] | None = None,
-                 allow_import: bool = False) -> Policy:
+def build_policy(
+    name: str,
+    interface: Interface,
+    *,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+    allow_import: bool = False,
+) -> Policy:
     """The policy ``name`` (registered, or an import path when ``allow_import``) for ``interface``.
 
     A registered factory gets its parsed ``params`` as keyword arguments; raises ``ParamsError``."""
@@ -238,11 +258,13 @@ def check_policy(policy: Policy, env: Any, *, seed: int = 0) -> dict[str, float]
 
 # ---------------------------------------------------------------- policy-driven runs
 
+
 def policy_actions(sim: Simulation, policy: Policy, interface: Interface) -> dict[int, AgentAction]:
     """One round of a policy-driven run: observe, ask the policy, hand its decisions to the scheduler."""
     obs = interface.observe(sim)
-    chosen = policy({interface.names[a]: o for a, o in obs.items()},
-                    {interface.names[a]: interface.info(sim, a) for a in obs})
+    chosen = policy(
+        {interface.names[a]: o for a, o in obs.items()}, {interface.names[a]: interface.info(sim, a) for a in obs}
+    )
     index = {n: i for i, n in enumerate(interface.names)}
     return interface.apply(sim, {index[k]: v for k, v in chosen.items()}).actions
 
@@ -265,6 +287,11 @@ def policy_driver(sim: Simulation, params: Mapping[str, Any], seed: int = 0) -> 
     ``visible_neighbour_metrics``) and the policy (``policy``, ``policy_params``, ``allow_import``)
     once, then decides every round."""
     interface = Interface.for_simulation(sim, **{k: params[k] for k in INTERFACE_PARAMS if k in params})
-    policy = build_policy(params["policy"], interface, seed=seed, params=params.get("policy_params"),
-                          allow_import=bool(params.get("allow_import", False)))
+    policy = build_policy(
+        params["policy"],
+        interface,
+        seed=seed,
+        params=params.get("policy_params"),
+        allow_import=bool(params.get("allow_import", False)),
+    )
     return PolicyDriver(policy, interface)

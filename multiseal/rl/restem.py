@@ -33,11 +33,12 @@ adapters of a batch are trained, then one ``answer_and_grade`` pass answers ever
 pair of the batch. Identical trials (same learner, document and sequences) run once. Pre-update
 accuracies per (learner, document) are cached and recomputed only for adapters the M-step changed.
 """
+
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 from multiseal.learning.model import SharedModel
 from multiseal.learning.self_edit import (
@@ -109,31 +110,57 @@ def _gain(score: dict[str, float], base: dict[str, float], metric: str) -> float
     return score[metric] - base[metric]
 
 
-def sample_candidates(model: SharedModel, agents: Sequence[RestemAgent], docs: Sequence[Document],
-                      self_edit: SelfEditSettings, k: int, seed: int,
-                      progress: str | None = None) -> list[Candidate]:
+def sample_candidates(
+    model: SharedModel,
+    agents: Sequence[RestemAgent],
+    docs: Sequence[Document],
+    self_edit: SelfEditSettings,
+    k: int,
+    seed: int,
+    progress: str | None = None,
+) -> list[Candidate]:
     """``k`` self-edits per (agent, document), written by the agents' writers in one batched pass."""
     requests = _requests(agents, docs)
     samples = sample_self_edits(
-        model, [(d, agents[a].writer, agents[a].style) for a, d in requests],
-        replace(self_edit, candidates=k), seed=seed, progress=progress,
+        model,
+        [(d, agents[a].writer, agents[a].style) for a, d in requests],
+        replace(self_edit, candidates=k),
+        seed=seed,
+        progress=progress,
     )
     out = []
     for (a, d), completions in zip(requests, samples):
         for j, c in enumerate(completions):
             style = agents[a].style
-            out.append(Candidate(
-                agent=a, doc=d, index=j, style=style, completion=c,
-                lines=len(parse_completion(c, d, style)),
-                sequences=tuple(training_sequences(c, d, style)),
-            ))
+            out.append(
+                Candidate(
+                    agent=a,
+                    doc=d,
+                    index=j,
+                    style=style,
+                    completion=c,
+                    lines=len(parse_completion(c, d, style)),
+                    sequences=tuple(training_sequences(c, d, style)),
+                )
+            )
     return out
 
 
-def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: list[Candidate],
-                     settings: RestemSettings, evaluation: EvalSettings, cache: BaselineCache, *,
-                     roles: Callable[[int], list[tuple[str, int]]], seed: int, clock: Clock, prefix: str = "",
-                     passage: bool = False, progress: bool = False) -> None:
+def score_candidates(
+    model: SharedModel,
+    agents: Sequence[RestemAgent],
+    cands: list[Candidate],
+    settings: RestemSettings,
+    evaluation: EvalSettings,
+    cache: BaselineCache,
+    *,
+    roles: Callable[[int], list[tuple[str, int]]],
+    seed: int,
+    clock: Clock,
+    prefix: str = "",
+    passage: bool = False,
+    progress: bool = False,
+) -> None:
     """Run every (candidate, learner) trial and store per-learner scores and gains in the candidates.
 
     ``roles(author)`` lists ``("self" | "neighbour", learner)`` pairs. Sets each candidate's ``scores``
@@ -150,17 +177,31 @@ def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: l
             trials.append(Trial(learner, c.doc, c.sequences))
             owners.append((c, role, learner))
     with clock(prefix + "baseline"):
-        cache.ensure(model, [(agents[t.learner].adapter, t.doc) for t in trials], evaluation,
-                     progress="pre-update answers" if progress else None)
+        cache.ensure(
+            model,
+            [(agents[t.learner].adapter, t.doc) for t in trials],
+            evaluation,
+            progress="pre-update answers" if progress else None,
+        )
     extra: dict[tuple[str, str], Trial] = {}
     if passage:
         for t in trials:
             key = (agents[t.learner].adapter, t.doc.doc_id)
             if not cache.has_passage(*key):
                 extra.setdefault(key, Trial(t.learner, t.doc, (passage_sequence(t.doc),)))
-    results = run_trials(model, trials + list(extra.values()), agents, evaluation, batch=settings.trial_batch,
-                         seed=seed, clock=clock, prefix=prefix, progress=progress, together=settings.together)
-    for key, score in zip(extra, results[len(trials):]):
+    results = run_trials(
+        model,
+        trials + list(extra.values()),
+        agents,
+        evaluation,
+        batch=settings.trial_batch,
+        seed=seed,
+        clock=clock,
+        prefix=prefix,
+        progress=progress,
+        together=settings.together,
+    )
+    for key, score in zip(extra, results[len(trials) :]):
         cache.put_passage(*key, score)
     for c in cands:
         c.clear_scores()
@@ -178,10 +219,19 @@ def score_candidates(model: SharedModel, agents: Sequence[RestemAgent], cands: l
             c.neighbour_weights.append(dict(agents[c.agent].neighbours)[learner])
 
 
-def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_docs: Sequence[Document],
-                       settings: RestemSettings, evaluation: EvalSettings, self_edit: SelfEditSettings,
-                       cache: BaselineCache, *, seed: int, clock: Clock,
-                       progress: bool = False) -> tuple[dict[str, float], list[Candidate]]:
+def heldout_evaluation(
+    model: SharedModel,
+    agents: Sequence[RestemAgent],
+    eval_docs: Sequence[Document],
+    settings: RestemSettings,
+    evaluation: EvalSettings,
+    self_edit: SelfEditSettings,
+    cache: BaselineCache,
+    *,
+    seed: int,
+    clock: Clock,
+    progress: bool = False,
+) -> tuple[dict[str, float], list[Candidate]]:
     """Accuracy after training on the agents' own notes about held-out documents (paper's protocol).
 
     Keys: ``<metric>`` (authors adapting on their own notes, the headline), ``base.<metric>`` (before
@@ -191,15 +241,34 @@ def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_d
     same notes).
     """
     with clock("heldout.generate"):
-        notes = sample_candidates(model, agents, eval_docs, self_edit, settings.eval_samples, seed=seed,
-                                  progress="held-out notes" if progress else None)
+        notes = sample_candidates(
+            model,
+            agents,
+            eval_docs,
+            self_edit,
+            settings.eval_samples,
+            seed=seed,
+            progress="held-out notes" if progress else None,
+        )
     with_nb = settings.reward != "self"
 
     def roles(a: int) -> list[tuple[str, int]]:
         return [("self", a)] + ([("neighbour", v) for v, _ in agents[a].neighbours] if with_nb else [])
 
-    score_candidates(model, agents, notes, settings, evaluation, cache, roles=roles, seed=seed, clock=clock,
-                     prefix="heldout.", passage=True, progress=progress)
+    score_candidates(
+        model,
+        agents,
+        notes,
+        settings,
+        evaluation,
+        cache,
+        roles=roles,
+        seed=seed,
+        clock=clock,
+        prefix="heldout.",
+        passage=True,
+        progress=progress,
+    )
     out: dict[str, float] = {}
     metrics = list(notes[0].scores[notes[0].agent]) if notes else []
     for m in metrics:
@@ -216,7 +285,8 @@ def heldout_evaluation(model: SharedModel, agents: Sequence[RestemAgent], eval_d
                 out[f"neighbours.{m}"] = statistics.fmean(s[m] for s, _ in nb)
                 out[f"neighbours.base.{m}"] = statistics.fmean(b[m] for _, b in nb)
                 out[f"neighbours.passage.{m}"] = statistics.fmean(
-                    n.passage[v][m] for n in notes for v, _ in agents[n.agent].neighbours)
+                    n.passage[v][m] for n in notes for v, _ in agents[n.agent].neighbours
+                )
     return out, notes
 
 
@@ -260,64 +330,111 @@ def run_restem(
 
     clock = Clock()
     rec = IterationRecord(0)
-    finish(rec, clock, heldout_evaluation(model, agents, eval_docs, settings, evaluation, self_edit, cache,
-                                          seed=heldout_seed, clock=clock, progress=progress))
+    finish(
+        rec,
+        clock,
+        heldout_evaluation(
+            model,
+            agents,
+            eval_docs,
+            settings,
+            evaluation,
+            self_edit,
+            cache,
+            seed=heldout_seed,
+            clock=clock,
+            progress=progress,
+        ),
+    )
     for it in range(1, settings.iterations + 1):
         clock = Clock()
         rec = IterationRecord(it)
         with clock("generate"):
-            cands = sample_candidates(model, agents, train_docs, self_edit, settings.candidates,
-                                      seed=seed * 1000 + it, progress=f"iteration {it}: self-edits" if progress else None)
+            cands = sample_candidates(
+                model,
+                agents,
+                train_docs,
+                self_edit,
+                settings.candidates,
+                seed=seed * 1000 + it,
+                progress=f"iteration {it}: self-edits" if progress else None,
+            )
 
         def roles(a: int) -> list[tuple[str, int]]:
             return [("self" if v == a else "neighbour", v) for v in learners(a, agents, settings.reward)]
 
         answered, passage_trials = cache.answered, cache.passage_trials
-        score_candidates(model, agents, cands, settings, evaluation, cache, roles=roles, seed=seed, clock=clock,
-                         progress=progress)
+        score_candidates(
+            model, agents, cands, settings, evaluation, cache, roles=roles, seed=seed, clock=clock, progress=progress
+        )
         reward_and_select(cands, settings)
         rec.candidates = [c.row(it) for c in cands]
         rec.rewards = reward_stats([c.reward for c in cands])
         rec.gains = gain_stats(cands)
         rec.counts = {
-            "candidates": len(cands), "kept": sum(c.kept for c in cands),
+            "candidates": len(cands),
+            "kept": sum(c.kept for c in cands),
             "trials": sum(len(c.scores) for c in cands),
             "baseline_questions": cache.answered - answered,
             "passage_trials": cache.passage_trials - passage_trials,
         }
         with clock("sft"):
             rec.sft = train_writers(model, agents, cands, settings, cache, seed=seed * 1000 + it, progress=progress)
-        finish(rec, clock, heldout_evaluation(model, agents, eval_docs, settings, evaluation, self_edit, cache,
-                                              seed=heldout_seed, clock=clock, progress=progress))
+        finish(
+            rec,
+            clock,
+            heldout_evaluation(
+                model,
+                agents,
+                eval_docs,
+                settings,
+                evaluation,
+                self_edit,
+                cache,
+                seed=heldout_seed,
+                clock=clock,
+                progress=progress,
+            ),
+        )
     return records
 
 
 def reward_and_select(cands: list[Candidate], settings: RestemSettings) -> None:
     """Reward every candidate, then mark the kept ones per (agent, document)."""
     for c in cands:
-        c.reward = combine_reward(settings.reward, c.self_gain, c.neighbour_gains, c.neighbour_weights,
-                                  settings.mix_weight)
+        c.reward = combine_reward(
+            settings.reward, c.self_gain, c.neighbour_gains, c.neighbour_weights, settings.mix_weight
+        )
         c.kept = False
     groups: dict[tuple[int, str], list[Candidate]] = {}
     for c in cands:
         groups.setdefault((c.agent, c.doc.doc_id), []).append(c)
     for group in groups.values():
-        for i in select_candidates([c.reward for c in group], settings.keep,
-                                   eligible=[c.lines > 0 for c in group]):
+        for i in select_candidates([c.reward for c in group], settings.keep, eligible=[c.lines > 0 for c in group]):
             group[i].kept = True
 
 
-def train_writers(model: SharedModel, agents: Sequence[RestemAgent], cands: Sequence[Candidate],
-                   settings: RestemSettings, cache: BaselineCache, *, seed: int, progress: bool) -> dict[str, float]:
+def train_writers(
+    model: SharedModel,
+    agents: Sequence[RestemAgent],
+    cands: Sequence[Candidate],
+    settings: RestemSettings,
+    cache: BaselineCache,
+    *,
+    seed: int,
+    progress: bool,
+) -> dict[str, float]:
     """The M-step: each writer fine-tuned on (its prompt → its kept self-edits)."""
     firsts, lasts, trained = [], [], 0
     for a, agent in enumerate(agents):
-        pairs = [(model.prompt(self_edit_request(c.doc, c.style)), c.completion)
-                 for c in cands if c.agent == a and c.kept]
+        pairs = [
+            (model.prompt(self_edit_request(c.doc, c.style)), c.completion) for c in cands if c.agent == a and c.kept
+        ]
         if not pairs:
             continue
-        stats = finetune_on_completions(model, agent.writer, pairs, settings.sft, seed=seed + a,
-                                        progress=f"SFT writer {a}" if progress else None)
+        stats = finetune_on_completions(
+            model, agent.writer, pairs, settings.sft, seed=seed + a, progress=f"SFT writer {a}" if progress else None
+        )
         trained += 1
         if stats.tokens:
             firsts.append(stats.loss_first)

@@ -7,6 +7,7 @@ each learner, selection its reward and whether it is kept. ``Candidate.row`` and
 ``restem/kept_iter<t>.jsonl``) and ``restem/heldout_notes.jsonl``. An :class:`IterationRecord` holds
 those rows and the statistics of one iteration.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,18 +51,31 @@ class Candidate:
     def row(self, iteration: int) -> dict[str, Any]:
         """The logged row of a training candidate (``restem/candidates.jsonl``)."""
         return {
-            "iteration": iteration, "agent": self.agent, "doc_id": self.doc.doc_id, "candidate": self.index,
-            "style": self.style, "completion": self.completion, "lines": self.lines,
-            "self_gain": self.self_gain, "neighbour_gains": self.neighbour_gains, "reward": self.reward,
-            "kept": self.kept, "scores": {str(k): v for k, v in self.scores.items()},
+            "iteration": iteration,
+            "agent": self.agent,
+            "doc_id": self.doc.doc_id,
+            "candidate": self.index,
+            "style": self.style,
+            "completion": self.completion,
+            "lines": self.lines,
+            "self_gain": self.self_gain,
+            "neighbour_gains": self.neighbour_gains,
+            "reward": self.reward,
+            "kept": self.kept,
+            "scores": {str(k): v for k, v in self.scores.items()},
             "passage": {str(k): v for k, v in self.passage.items()},
         }
 
     def note_row(self, iteration: int) -> dict[str, Any]:
         """The logged row of a held-out note (``restem/heldout_notes.jsonl``)."""
         return {
-            "iteration": iteration, "agent": self.agent, "doc_id": self.doc.doc_id, "sample": self.index,
-            "completion": self.completion, "lines": self.lines, "self_gain": self.self_gain,
+            "iteration": iteration,
+            "agent": self.agent,
+            "doc_id": self.doc.doc_id,
+            "sample": self.index,
+            "completion": self.completion,
+            "lines": self.lines,
+            "self_gain": self.self_gain,
             "scores": {str(k): v for k, v in self.scores.items()},
             "passage": {str(k): v for k, v in self.passage.items()},
         }

@@ -5,11 +5,12 @@ adapts on whose notes, and the disjoint split into training and held-out documen
 (``writer<i>``), so the knowledge adapter that answers questions never sees the SFT on writing;
 ``knowledge`` lets the agent's knowledge adapter write and be SFT-trained, as SEAL trains one model.
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from multiseal.learning.model import SharedModel
 from multiseal.types import AgentSpec, Document, TrainSettings
@@ -31,8 +32,13 @@ class RestemAgent:
     neighbours: tuple[tuple[int, float], ...] = ()  # (agent index, trust weight of the edge)
 
 
-def make_agents(model: SharedModel, specs: Sequence[AgentSpec], neighbours: Sequence[Sequence[tuple[int, float]]],
-                policy: str, seed: int = 0) -> list[RestemAgent]:
+def make_agents(
+    model: SharedModel,
+    specs: Sequence[AgentSpec],
+    neighbours: Sequence[Sequence[tuple[int, float]]],
+    policy: str,
+    seed: int = 0,
+) -> list[RestemAgent]:
     """Create every agent's knowledge adapter (and writer, for ``separate``) on ``model``.
 
     ``specs`` give each agent's adapter name, style, LoRA shape and inner loop;
@@ -53,8 +59,9 @@ def make_agents(model: SharedModel, specs: Sequence[AgentSpec], neighbours: Sequ
 
 def neighbours_from_graph(graph, n: int) -> list[tuple[tuple[int, float], ...]]:
     """Out-neighbours (notes travel u → v) with the edge's trust weight, per agent of an nx.DiGraph."""
-    return [tuple((int(v), float(graph[u][v].get("weight", 1.0))) for v in sorted(graph.successors(u)))
-            for u in range(n)]
+    return [
+        tuple((int(v), float(graph[u][v].get("weight", 1.0))) for v in sorted(graph.successors(u))) for u in range(n)
+    ]
 
 
 def learners(author: int, agents: Sequence[RestemAgent], reward: str) -> list[int]:
@@ -68,13 +75,15 @@ def learners(author: int, agents: Sequence[RestemAgent], reward: str) -> list[in
 # --------------------------------------------------------------------------- documents
 
 
-def split_documents(documents: Sequence[Document], n_train: int, n_eval: int,
-                    seed: int = 0) -> tuple[list[Document], list[Document]]:
+def split_documents(
+    documents: Sequence[Document], n_train: int, n_eval: int, seed: int = 0
+) -> tuple[list[Document], list[Document]]:
     """A seeded, disjoint (training, held-out) split of the documents that have questions."""
     docs = [d for d in documents if d.questions]
     if n_train + n_eval > len(docs):
-        raise ValueError(f"{n_train} training + {n_eval} held-out documents, but only {len(docs)} "
-                         "documents with questions")
+        raise ValueError(
+            f"{n_train} training + {n_eval} held-out documents, but only {len(docs)} documents with questions"
+        )
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     return [docs[i] for i in order[:n_train]], [docs[i] for i in order[n_train : n_train + n_eval]]
@@ -86,5 +95,7 @@ def check_disjoint(train_docs: Sequence[Document], eval_docs: Sequence[Document]
     texts = {d.context for d in train_docs} & {d.context for d in eval_docs}
     qids = {q.qid for d in train_docs for q in d.questions} & {q.qid for d in eval_docs for q in d.questions}
     if ids or texts or qids:
-        raise ValueError(f"held-out documents leak into training: ids {sorted(ids)}, "
-                         f"{len(texts)} shared passages, questions {sorted(qids)}")
+        raise ValueError(
+            f"held-out documents leak into training: ids {sorted(ids)}, "
+            f"{len(texts)} shared passages, questions {sorted(qids)}"
+        )

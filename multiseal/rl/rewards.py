@@ -7,11 +7,12 @@ The reward of a candidate from the gains ``g = acc_after − acc_ref`` it produc
     neighbours:  r = Σ_v w_v g_v / Σ_v w_v      (v: out-neighbours, w_v: trust weight of a → v)
     mixed:       r = m · g_author + (1 − m) · neighbours        (m = mix_weight)
 """
+
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 from multiseal.rl.restem_records import Candidate
 
@@ -29,8 +30,13 @@ def neighbour_gain(gains: Sequence[float], weights: Sequence[float] | None = Non
     return sum(g * w for g, w in zip(gains, weights)) / total if total > 0 else math.nan
 
 
-def combine_reward(kind: str, self_gain: float | None, neighbour_gains: Sequence[float] = (),
-                   weights: Sequence[float] | None = None, mix_weight: float = 0.5) -> float:
+def combine_reward(
+    kind: str,
+    self_gain: float | None,
+    neighbour_gains: Sequence[float] = (),
+    weights: Sequence[float] | None = None,
+    mix_weight: float = 0.5,
+) -> float:
     """The reward of one candidate from the gains it produced (see the module docstring)."""
     if kind == "self":
         if self_gain is None:
@@ -48,15 +54,17 @@ def combine_reward(kind: str, self_gain: float | None, neighbour_gains: Sequence
     raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {kind!r}")
 
 
-def select_candidates(rewards: Sequence[float], keep: int, min_reward: float = 0.0,
-                      eligible: Sequence[bool] | None = None) -> list[int]:
+def select_candidates(
+    rewards: Sequence[float], keep: int, min_reward: float = 0.0, eligible: Sequence[bool] | None = None
+) -> list[int]:
     """Indices of the ``keep`` highest rewards strictly above ``min_reward``, best first.
 
     Ties go to the earlier candidate; ``eligible[i] == False`` (a completion with no usable line)
     is never kept; NaN rewards are never kept.
     """
-    ok = [i for i, r in enumerate(rewards)
-          if not math.isnan(r) and r > min_reward and (eligible is None or eligible[i])]
+    ok = [
+        i for i, r in enumerate(rewards) if not math.isnan(r) and r > min_reward and (eligible is None or eligible[i])
+    ]
     return sorted(ok, key=lambda i: (-rewards[i], i))[:keep]
 
 

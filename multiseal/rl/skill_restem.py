@@ -16,12 +16,13 @@ writer's own configuration, one sample per task; after ReST-EM, the trained writ
 :data:`multiseal.learning.skill_config.ORACLE_GRID` — solved if one solves: the best configuration in
 hindsight on that grid).
 """
+
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from multiseal.learning.skill_config import (
     ORACLE_GRID,
@@ -87,8 +88,12 @@ class IterationRecord:
 
     def metrics(self) -> dict[str, float]:
         n = self.candidates or 1
-        return {"restem.candidates": self.candidates, "restem.config_invalid": self.invalid / n,
-                "restem.reward.mean": self.rewarded / n, "restem.kept": len(self.kept)}
+        return {
+            "restem.candidates": self.candidates,
+            "restem.config_invalid": self.invalid / n,
+            "restem.reward.mean": self.rewarded / n,
+            "restem.kept": len(self.kept),
+        }
 
 
 def menu_counts(configs: Sequence[SkillConfig | None]) -> Counter:
@@ -99,19 +104,49 @@ def menu_counts(configs: Sequence[SkillConfig | None]) -> Counter:
         if c is None:
             continue
         out.update(f"aug.{a}" for a in c.augmentations)
-        out.update([f"loo.{str(c.leave_one_out).lower()}", f"loss.{c.loss}", f"epochs.{c.epochs}",
-                    f"repeat.{c.repeat}", f"lr.{c.learning_rate:g}"])
+        out.update(
+            [
+                f"loo.{str(c.leave_one_out).lower()}",
+                f"loss.{c.loss}",
+                f"epochs.{c.epochs}",
+                f"repeat.{c.repeat}",
+                f"lr.{c.learning_rate:g}",
+            ]
+        )
     return out
 
 
-def _try(model, tasks: Sequence[SkillTask], configs: Sequence[SkillConfig | None], s: SkillSettings, seed: int,
-         progress: str | None) -> list[Attempt]:
-    return attempt_tasks(model, tasks, configs, s.lora, batch_size=s.ttt_batch_size, max_length=s.max_length,
-                         seed=seed, together=s.together, progress=progress)
+def _try(
+    model,
+    tasks: Sequence[SkillTask],
+    configs: Sequence[SkillConfig | None],
+    s: SkillSettings,
+    seed: int,
+    progress: str | None,
+) -> list[Attempt]:
+    return attempt_tasks(
+        model,
+        tasks,
+        configs,
+        s.lora,
+        batch_size=s.ttt_batch_size,
+        max_length=s.max_length,
+        seed=seed,
+        together=s.together,
+        progress=progress,
+    )
 
 
-def evaluate_arm(model, arm: str, tasks: Sequence[SkillTask], s: SkillSettings, *, writer: str | None = None,
-                 seed: int = 0, progress: bool = False) -> ArmResult:
+def evaluate_arm(
+    model,
+    arm: str,
+    tasks: Sequence[SkillTask],
+    s: SkillSettings,
+    *,
+    writer: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> ArmResult:
     """Score ``arm`` (see the module docstring) on ``tasks``; ``writer``: the adapter that writes
     ``self-edit`` configurations (None: the base model)."""
     result = ArmResult(arm)
@@ -122,8 +157,17 @@ def evaluate_arm(model, arm: str, tasks: Sequence[SkillTask], s: SkillSettings, 
         rng = random.Random(f"multiseal-random-config:{seed}")
         result.attempts = _try(model, tasks, [random_config(rng) for _ in tasks], s, seed, bar)
     elif arm == "self-edit":
-        written = write_configs(model, list(tasks), k=1, writer=writer, temperature=s.temperature, top_p=s.top_p,
-                                max_new_tokens=s.max_new_tokens, seed=seed, form=s.form)
+        written = write_configs(
+            model,
+            list(tasks),
+            k=1,
+            writer=writer,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_new_tokens=s.max_new_tokens,
+            seed=seed,
+            form=s.form,
+        )
         configs = [row[0][1] for row in written]
         result.written, result.invalid = len(configs), sum(c is None for c in configs)
         result.attempts = _try(model, tasks, configs, s, seed, bar)
@@ -137,22 +181,50 @@ def evaluate_arm(model, arm: str, tasks: Sequence[SkillTask], s: SkillSettings, 
     return result
 
 
-def restem_iteration(model, writer: str, tasks: Sequence[SkillTask], s: SkillSettings, iteration: int,
-                     seed: int = 0, progress: bool = False) -> IterationRecord:
+def restem_iteration(
+    model,
+    writer: str,
+    tasks: Sequence[SkillTask],
+    s: SkillSettings,
+    iteration: int,
+    seed: int = 0,
+    progress: bool = False,
+) -> IterationRecord:
     """Sample, try, reward and keep; then fine-tune ``writer`` on the kept configurations."""
     rec = IterationRecord(iteration)
-    written = write_configs(model, list(tasks), k=s.candidates, writer=writer, temperature=s.temperature,
-                            top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed + iteration, form=s.form)
+    written = write_configs(
+        model,
+        list(tasks),
+        k=s.candidates,
+        writer=writer,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_new_tokens=s.max_new_tokens,
+        seed=seed + iteration,
+        form=s.form,
+    )
     flat = [(task, reply, config) for task, row in zip(tasks, written) for reply, config in row]
-    attempts = _try(model, [t for t, _, _ in flat], [c for _, _, c in flat], s, seed + 7919 * iteration,
-                    f"iteration {iteration}: trying {len(flat)} configurations" if progress else None)
+    attempts = _try(
+        model,
+        [t for t, _, _ in flat],
+        [c for _, _, c in flat],
+        s,
+        seed + 7919 * iteration,
+        f"iteration {iteration}: trying {len(flat)} configurations" if progress else None,
+    )
     for (task, reply, config), attempt in zip(flat, attempts):
         reward = float(attempt.solved)
         rec.candidates += 1
         rec.invalid += config is None
         rec.rewarded += reward > 0
-        row = {"iteration": iteration, "task_id": task.task_id, "family": task.family, "reply": reply,
-               "config": config_text(config) if config else None, "reward": reward}
+        row = {
+            "iteration": iteration,
+            "task_id": task.task_id,
+            "family": task.family,
+            "reply": reply,
+            "config": config_text(config) if config else None,
+            "reward": reward,
+        }
         rec.rows.append(row)
         if reward > 0:
             rec.kept.append({**row, "prompt": self_edit_prompt(task)})
@@ -162,9 +234,16 @@ def restem_iteration(model, writer: str, tasks: Sequence[SkillTask], s: SkillSet
     return rec
 
 
-def run_skill_restem(model, train_tasks: Sequence[SkillTask], s: SkillSettings, *, writer: str = "skill_writer",
-                     seed: int = 0, progress: bool = False,
-                     on_iteration: Callable[[IterationRecord], None] | None = None) -> list[IterationRecord]:
+def run_skill_restem(
+    model,
+    train_tasks: Sequence[SkillTask],
+    s: SkillSettings,
+    *,
+    writer: str = "skill_writer",
+    seed: int = 0,
+    progress: bool = False,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
+) -> list[IterationRecord]:
     """``s.iterations`` iterations on ``train_tasks``; the writer adapter ``writer`` is created here
     (as the base model) and left on ``model`` for the held-out evaluation."""
     model.add_adapter(writer, s.lora, seed=seed)

@@ -6,14 +6,16 @@ batches: all temporary adapters of a batch are trained first, then one ``answer_
 answers every (adapter, question) pair of the batch in shared generation batches. Identical trials
 run once. ``BaselineCache`` holds the learners' pre-update scores, the other side of a gain.
 """
+
 from __future__ import annotations
 
 import contextlib
 import itertools
 import time
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 from multiseal.learning.evaluate import answer_and_grade, mean_scores
 from multiseal.learning.model import SharedModel
@@ -59,10 +61,16 @@ class BaselineCache:
         self.answered = 0  # questions answered to fill the cache (for cost accounting)
         self.passage_trials = 0
 
-    def ensure(self, model: SharedModel, needed: Iterable[tuple[str, Document]], evaluation: EvalSettings,
-               progress: str | None = None) -> None:
-        todo = [(a, d) for (a, _), d in {(a, d.doc_id): d for a, d in needed}.items()
-                if (a, d.doc_id) not in self._scores]
+    def ensure(
+        self,
+        model: SharedModel,
+        needed: Iterable[tuple[str, Document]],
+        evaluation: EvalSettings,
+        progress: str | None = None,
+    ) -> None:
+        todo = [
+            (a, d) for (a, _), d in {(a, d.doc_id): d for a, d in needed}.items() if (a, d.doc_id) not in self._scores
+        ]
         if not todo:
             return
         pairs = [(a, q) for a, d in todo for q in d.questions]
@@ -108,9 +116,19 @@ class Trial:
     sequences: tuple[str, ...]
 
 
-def run_trials(model: SharedModel, trials: Sequence[Trial], agents: Sequence[Learner],
-               evaluation: EvalSettings, *, batch: int = 16, seed: int = 0, clock: Clock | None = None,
-               prefix: str = "", progress: bool = False, together: bool = False) -> list[dict[str, float]]:
+def run_trials(
+    model: SharedModel,
+    trials: Sequence[Trial],
+    agents: Sequence[Learner],
+    evaluation: EvalSettings,
+    *,
+    batch: int = 16,
+    seed: int = 0,
+    clock: Clock | None = None,
+    prefix: str = "",
+    progress: bool = False,
+    together: bool = False,
+) -> list[dict[str, float]]:
     """Mean grades of each trial on its document's questions, in batches of ``batch`` adapters.
 
     Within a batch every temporary adapter is trained first (in shared batches with ``together``; see
@@ -140,8 +158,12 @@ def run_trials(model: SharedModel, trials: Sequence[Trial], agents: Sequence[Lea
                     names.append(name)
                     jobs.append(inner_loop_job(model, name, list(t.sequences), agent.inner, seed=seed))
                 if together:
-                    train_jobs(model, jobs, together=True,
-                               progress=f"trials {start + 1}-{start + len(chunk)}/{len(unique)}" if progress else None)
+                    train_jobs(
+                        model,
+                        jobs,
+                        together=True,
+                        progress=f"trials {start + 1}-{start + len(chunk)}/{len(unique)}" if progress else None,
+                    )
                 else:
                     for k, job in enumerate(jobs):
                         train_jobs(model, [job], progress=f"trial {start + k + 1}/{len(unique)}" if progress else None)

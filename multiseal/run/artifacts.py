@@ -2,6 +2,7 @@
 a figure), the notes (with the facts each states correctly, wrongly or not at all), every graded
 answer, per-fact diffusion (``facts.jsonl``, worlds with facts), and the communication per edge.
 ``plot_graph`` is the one graph figure, used here and by the reports (:mod:`multiseal.analysis.figures`)."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def plot_graph(graph: nx.DiGraph, path: str | Path, title: str = "") -> Path:
     nodes = list(graph.nodes)
     values = [float(graph.nodes[n].get("final_accuracy", math.nan)) for n in nodes]
     pos = nx.circular_layout(graph)
-    drawn = nx.draw_networkx_nodes(graph, pos, nodelist=nodes, ax=ax, node_color=values, cmap="viridis",
-                                   vmin=0.0, vmax=1.0, node_size=500)
+    drawn = nx.draw_networkx_nodes(
+        graph, pos, nodelist=nodes, ax=ax, node_color=values, cmap="viridis", vmin=0.0, vmax=1.0, node_size=500
+    )
     nx.draw_networkx_labels(graph, pos, ax=ax, font_color="white")
     one_way = graph.is_directed() and any(not graph.has_edge(v, u) for u, v in graph.edges)
     nx.draw_networkx_edges(graph, pos, ax=ax, arrows=one_way, alpha=0.5, node_size=500)
@@ -50,9 +52,16 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
     setup, state = sim.setup, sim.state
     folder = tracker.artifact_dir()
     tensor = folder / "accuracy.npz"
-    np.savez_compressed(tensor, acc=state.acc, asked=state.asked, composition=state.composition,
-                        introduced=state.introduced, own=state.own, learnt_round=state.learnt,
-                        doc_ids=np.array([d.doc_id for d in setup.world.documents]))
+    np.savez_compressed(
+        tensor,
+        acc=state.acc,
+        asked=state.asked,
+        composition=state.composition,
+        introduced=state.introduced,
+        own=state.own,
+        learnt_round=state.learnt,
+        doc_ids=np.array([d.doc_id for d in setup.world.documents]),
+    )
     tracker.artifact_file(tensor)
     g = nx.DiGraph(setup.graphs.at(max(sim.round - 1, 0)))
     final = np.nanmean(state.acc[sim.round], axis=1) if sim.round else np.nanmean(state.acc[0], axis=1)
@@ -64,22 +73,40 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
     tracker.artifact_file(gml)
     tracker.artifact_file(plot_graph(g, folder / "graph.png"))
     facts = setup.facts
-    tracker.artifact_jsonl("notes.jsonl", [
-        {"note_id": n.note_id, "author": n.author, "doc_id": n.doc_id, "round": n.round, "style": n.style,
-         "tokens": n.tokens, "text": n.text, "sequences": list(n.sequences), **_fact_fields(facts, n)}
-        for n in state.notes_log])
+    tracker.artifact_jsonl(
+        "notes.jsonl",
+        [
+            {
+                "note_id": n.note_id,
+                "author": n.author,
+                "doc_id": n.doc_id,
+                "round": n.round,
+                "style": n.style,
+                "tokens": n.tokens,
+                "text": n.text,
+                "sequences": list(n.sequences),
+                **_fact_fields(facts, n),
+            }
+            for n in state.notes_log
+        ],
+    )
     tracker.artifact_jsonl("answers.jsonl", state.outcomes)
     if facts:
         rows, qids = range(sim.round + 1), sorted(facts.question.values())
         grades = [[dict(zip(qids, m)) for m in item_matrix(setup, state, t, qids)] for t in rows]
         distances = [distance_matrix(setup, setup.graphs.at(max(t - 1, 0))) for t in rows]
         tracker.artifact_jsonl("facts.jsonl", fact_rows(facts, grades, state.introduced, distances, setup.doc_index))
-    tracker.artifact_text("communication.json", json.dumps(
-        {f"{u}->{v}": c for (u, v), c in state.postbox.sent_by_edge().items()}, indent=1))
+    tracker.artifact_text(
+        "communication.json",
+        json.dumps({f"{u}->{v}": c for (u, v), c in state.postbox.sent_by_edge().items()}, indent=1),
+    )
 
 
 def _fact_fields(facts: FactIndex, note: Note) -> dict[str, list[str]]:
     """A note's ``facts_correct``, ``facts_wrong`` and ``facts_omitted`` (fact ids; :mod:`multiseal.sim.facts`)."""
     scored = facts.score(note)
-    return {"facts_correct": list(scored.correct), "facts_wrong": list(scored.wrong),
-            "facts_omitted": list(scored.omitted)}
+    return {
+        "facts_correct": list(scored.correct),
+        "facts_wrong": list(scored.wrong),
+        "facts_omitted": list(scored.omitted),
+    }

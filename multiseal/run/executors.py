@@ -3,6 +3,7 @@
 Neither module imports Ray itself at import time; :mod:`multiseal.run.ray_sweep` imports it when a sweep
 runs on Ray, so a local sweep works without Ray installed.
 """
+
 from __future__ import annotations
 
 from typing import TextIO

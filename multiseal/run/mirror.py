@@ -13,6 +13,7 @@ holds in memory, and the run's own writes report the disk.
 Artifacts are uploaded file by file, and a symbolic link among them (to a file or a folder, inside
 the run directory or out of it) is never followed: it is skipped, with a warning naming it.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,9 +70,13 @@ class Mirror:
                 raise
             self.offline = True
             reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            print(f"multiseal: warning: the tracking store {self.uri} failed ({what}: {reason}); the run goes on "
-                  f"into {self.run.path}. Upload it later with: multiseal sync {self.run.path} --tracking-uri "
-                  f"{self.uri}", file=self.out, flush=True)
+            print(
+                f"multiseal: warning: the tracking store {self.uri} failed ({what}: {reason}); the run goes on "
+                f"into {self.run.path}. Upload it later with: multiseal sync {self.run.path} --tracking-uri "
+                f"{self.uri}",
+                file=self.out,
+                flush=True,
+            )
             return None
 
     # ------------------------------------------------------------------ the MLflow run
@@ -125,8 +130,11 @@ class Mirror:
         done = self._state["entries"]
         for n, entry in enumerate(journal[done:], start=done):
             stamp = int(entry.get("time", 0) * 1000)
-            items = [Metric(metric_key(k), float(v), stamp, int(entry["step"]))
-                     for k, v in entry["metrics"].items() if v is not None and math.isfinite(float(v))]
+            items = [
+                Metric(metric_key(k), float(v), stamp, int(entry["step"]))
+                for k, v in entry["metrics"].items()
+                if v is not None and math.isfinite(float(v))
+            ]
             for i in range(0, len(items), 1000):
                 self._client.log_batch(self.run_id, metrics=items[i : i + 1000])
             self._note(entries=n + 1)
@@ -175,5 +183,9 @@ class Mirror:
                     self._client.log_artifact(self.run_id, str(path), None if below == "." else below)
 
     def _skip_link(self, path: Path) -> None:
-        print(f"multiseal: warning: {path} is a symbolic link, not uploaded (links in a run directory are "
-              "never followed)", file=self.out, flush=True)
+        print(
+            f"multiseal: warning: {path} is a symbolic link, not uploaded (links in a run directory are "
+            "never followed)",
+            file=self.out,
+            flush=True,
+        )

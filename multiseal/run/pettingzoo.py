@@ -6,6 +6,7 @@
 The environment itself is :class:`multiseal.rl.env.MultiSealEnv`; its observations, actions and
 rewards are specified in ``docs/env.md``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,14 @@ from multiseal.rl.env import MultiSealEnv
 from multiseal.sim.loop import Simulation
 
 
-def parallel_env(scenario: Scenario | str | Path, *, model: SharedModel | None = None,
-                 source: str | Path | None = None, progress: bool = False, **options: Any) -> MultiSealEnv:
+def parallel_env(
+    scenario: Scenario | str | Path,
+    *,
+    model: SharedModel | None = None,
+    source: str | Path | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> MultiSealEnv:
     """The scenario (a ``Scenario`` or a YAML path) as a ``ParallelEnv``; ``model`` reuses a loaded
     ``SharedModel`` (else the scenario's model is loaded). ``options``: ``inbox_slots=8, history=2,
     styles=None, population_weight=0.0, comm_cost=0.0, visible_neighbour_metrics=True``.
@@ -40,11 +47,22 @@ def parallel_env(scenario: Scenario | str | Path, *, model: SharedModel | None =
     def make_simulation(seed: int) -> Simulation:
         return build_simulation(scenario.model_copy(update={"seed": seed}), model, source, progress=progress)
 
-    return MultiSealEnv(make_simulation, seed=scenario.seed, agent_styles=[s.style for s in agent_specs(scenario)],
-                        rounds=scenario.rounds, note_tokens=scenario.self_edit.max_new_tokens, **options)
+    return MultiSealEnv(
+        make_simulation,
+        seed=scenario.seed,
+        agent_styles=[s.style for s in agent_specs(scenario)],
+        rounds=scenario.rounds,
+        note_tokens=scenario.self_edit.max_new_tokens,
+        **options,
+    )
 
 
-def env(scenario: Scenario | str | Path, *, model: SharedModel | None = None, source: str | Path | None = None,
-        **options: Any):
+def env(
+    scenario: Scenario | str | Path,
+    *,
+    model: SharedModel | None = None,
+    source: str | Path | None = None,
+    **options: Any,
+):
     """The AEC form, through PettingZoo's own ``parallel_to_aec`` conversion."""
     return parallel_to_aec(parallel_env(scenario, model=model, source=source, **options))

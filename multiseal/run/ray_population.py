@@ -15,6 +15,7 @@ run with :class:`WorkerLost`, naming the worker, its agents and its node; the ro
 never logged, and the run is marked FAILED. Ray stays out of a local run's imports: this module imports
 it only when a sharded run starts.
 """
+
 from __future__ import annotations
 
 import os
@@ -86,8 +87,10 @@ class RayPopulation(Population):
     def lost(self, g: int, error: Exception) -> str:
         info = self.actors_info[g] if g < len(self.actors_info) else {}
         agents = ", ".join(map(str, self.groups[g])) if g < len(self.groups) else "?"
-        return (f"worker {g} (agents {agents}; pid {info.get('pid', '?')} on {info.get('node', '?')}) died during "
-                f"{self.stage}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        return (
+            f"worker {g} (agents {agents}; pid {info.get('pid', '?')} on {info.get('node', '?')}) died during "
+            f"{self.stage}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        )
 
     def shutdown(self) -> None:
         """Stop the workers (their models and adapters go with them)."""
@@ -118,12 +121,16 @@ def start(model: ModelSection, execution: ExecutionSection, progress: bool = Tru
     if res.cpus * execution.workers > total.get("CPU", 0) or res.gpus * execution.workers > total.get("GPU", 0):
         raise InputError(
             f"execution: {execution.workers} worker(s) × ({res.cpus:g} CPU, {res.gpus:g} GPU) need more than the "
-            f"Ray cluster has ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU)")
+            f"Ray cluster has ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU)"
+        )
     actor = ray.remote(ShardWorker).options(num_cpus=res.cpus, num_gpus=res.gpus, max_restarts=0)
     threads = max(1, int(res.cpus))
     if progress:
-        print(f"starting {execution.workers} Ray worker(s) ({res.cpus:g} CPU, {res.gpus:g} GPU each), "
-              f"each loading {model.base}", flush=True)
+        print(
+            f"starting {execution.workers} Ray worker(s) ({res.cpus:g} CPU, {res.gpus:g} GPU each), "
+            f"each loading {model.base}",
+            flush=True,
+        )
     actors = [actor.remote(model.model_dump(), threads, g) for g in range(execution.workers)]
     try:
         info = ray.get([a.where.remote() for a in actors])

@@ -17,6 +17,7 @@ working directory, so every node needs multiseal installed and the sweep's files
 shared filesystem or the same checkout): docs/cluster.md. With more than one node the tracking store
 must be reachable from all of them: a ``sqlite:`` or file store is refused before anything runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,16 +67,22 @@ def check_tracking(uri: str, nodes: int) -> None:
             f"tracking: the store {uri} is a file on this machine, and the Ray cluster has {nodes} nodes whose "
             "runs could not write to it. Start an MLflow server that every node reaches, e.g. on this machine\n"
             "    mlflow server --host 0.0.0.0 --port 5000 --backend-store-uri sqlite:///mlflow.db\n"
-            "and run the sweep with --tracking-uri http://<this machine's address>:5000 (docs/cluster.md)")
+            "and run the sweep with --tracking-uri http://<this machine's address>:5000 (docs/cluster.md)"
+        )
 
 
 def _run_point(args: list[str], env: dict[str, str], cwd: str) -> dict[str, Any]:
     """The Ray task: one point's ``multiseal run`` in a subprocess on this node."""
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, *args], env={**os.environ, **env}, cwd=cwd, capture_output=True,
-                          text=True, check=False)
-    return {"rc": proc.returncode, "output": proc.stdout + proc.stderr, "seconds": time.monotonic() - t0,
-            "node": socket.gethostname()}
+    proc = subprocess.run(
+        [sys.executable, *args], env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    return {
+        "rc": proc.returncode,
+        "output": proc.stdout + proc.stderr,
+        "seconds": time.monotonic() - t0,
+        "node": socket.gethostname(),
+    }
 
 
 def _point_args(sweep: Sweep, point: Point) -> list[str]:
@@ -98,16 +105,26 @@ def run_on_ray(sweep: Sweep, out: TextIO | None = None) -> SweepResult:
     result = SweepResult([PointResult(p, "skipped") for p in sweep.points if p.id in done])
     res = sweep.resources
     total = ray.cluster_resources()
-    print(f"sweep '{sweep.name}' on Ray ({len(nodes)} node(s), {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU; "
-          f"{res.cpus:g} CPU and {res.gpus:g} GPU per point): {len(sweep.points)} point(s), "
-          f"{len(result.results)} finished already, {len(todo)} to run "
-          f"(experiment '{sweep.experiment}' at {sweep.tracking_uri})", file=out, flush=True)
+    print(
+        f"sweep '{sweep.name}' on Ray ({len(nodes)} node(s), {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU; "
+        f"{res.cpus:g} CPU and {res.gpus:g} GPU per point): {len(sweep.points)} point(s), "
+        f"{len(result.results)} finished already, {len(todo)} to run "
+        f"(experiment '{sweep.experiment}' at {sweep.tracking_uri})",
+        file=out,
+        flush=True,
+    )
     if res.cpus > total.get("CPU", 0) or res.gpus > total.get("GPU", 0):
-        raise InputError(f"resources: a point needs {res.cpus:g} CPU and {res.gpus:g} GPU, more than the whole "
-                         f"cluster has ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU)")
+        raise InputError(
+            f"resources: a point needs {res.cpus:g} CPU and {res.gpus:g} GPU, more than the whole "
+            f"cluster has ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU)"
+        )
     threads = str(max(1, int(res.cpus)))
-    env = {"TOKENIZERS_PARALLELISM": "false", "MULTISEAL_THREADS": threads, "OMP_NUM_THREADS": threads,
-           "MKL_NUM_THREADS": threads}
+    env = {
+        "TOKENIZERS_PARALLELISM": "false",
+        "MULTISEAL_THREADS": threads,
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+    }
     if "MULTISEAL_RUNS" in os.environ:
         env["MULTISEAL_RUNS"] = os.environ["MULTISEAL_RUNS"]
     task = ray.remote(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=0)(_run_point)
@@ -117,8 +134,11 @@ def run_on_ray(sweep: Sweep, out: TextIO | None = None) -> SweepResult:
 
     def submit(point: Point) -> None:
         attempts[point.id] = attempts.get(point.id, 0) + 1
-        print(f"[{point.id}] {point.label}" + (f" (attempt {attempts[point.id]})" if attempts[point.id] > 1 else ""),
-              file=out, flush=True)
+        print(
+            f"[{point.id}] {point.label}" + (f" (attempt {attempts[point.id]})" if attempts[point.id] > 1 else ""),
+            file=out,
+            flush=True,
+        )
         pending[task.remote(_point_args(sweep, point), env, cwd)] = point
 
     for p in todo:
@@ -132,7 +152,11 @@ def run_on_ray(sweep: Sweep, out: TextIO | None = None) -> SweepResult:
             except Exception as e:  # noqa: BLE001 - the worker or its node died: Ray says how
                 got = {"rc": None, "output": f"{type(e).__name__}: {e}", "seconds": 0.0, "node": _node_of(e)}
             ok = got["rc"] == 0
-            status = "finished" if ok else ("FAILED (exit %s)" % got["rc"] if got["rc"] is not None else "FAILED (worker lost)")
+            status = (
+                "finished"
+                if ok
+                else (f"FAILED (exit {got['rc']})" if got["rc"] is not None else "FAILED (worker lost)")
+            )
             print(f"  {point.id} {status} in {got['seconds']:.0f} s on {got['node']}", file=out)
             lines = got["output"].strip().splitlines()
             print("\n".join("    " + line for line in (lines if ok else lines[-40:])), file=out, flush=True)
@@ -146,8 +170,12 @@ def run_on_ray(sweep: Sweep, out: TextIO | None = None) -> SweepResult:
             ray.cancel(ref, force=False)  # the task's subprocess gets SIGINT... then SIGTERM from its parent's death
         raise
     failed = result.failed
-    print(f"sweep '{sweep.name}': {len(result.results) - len(failed)} of {len(sweep.points)} point(s) finished"
-          + (f", {len(failed)} failed: {', '.join(r.point.id for r in failed)}" if failed else ""), file=out, flush=True)
+    print(
+        f"sweep '{sweep.name}': {len(result.results) - len(failed)} of {len(sweep.points)} point(s) finished"
+        + (f", {len(failed)} failed: {', '.join(r.point.id for r in failed)}" if failed else ""),
+        file=out,
+        flush=True,
+    )
     return result
 
 

@@ -7,13 +7,14 @@ the graded answers, the end-of-run summary and cost line. Everything is read fro
 (the source of truth, :mod:`multiseal.run.rundir`), so a run opens the same with or without a
 tracking store, and nothing is read through a symbolic link.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class RunResult:
         self._journal: list[dict[str, Any]] | None = None
 
     @classmethod
-    def open(cls, ref: str | Path, root: str | Path | None = None) -> "RunResult":
+    def open(cls, ref: str | Path, root: str | Path | None = None) -> RunResult:
         """A run by its directory, its uid or its MLflow run id (searched under ``root``:
         ``$MULTISEAL_RUNS`` or ``./runs`` by default)."""
         return cls(resolve_run(str(ref), runs_root(root)))
@@ -133,8 +134,13 @@ class RunResult:
 
     def agent_history(self, metric: str) -> dict[int, list[tuple[int, float]]]:
         """``{agent: [(step, value), ...]}`` of ``agent.<agent>.<metric>``."""
-        agents = sorted({int(k.split(".")[1]) for k in self.metric_names
-                         if k.startswith("agent.") and k.split(".", 2)[2:] == [metric]})
+        agents = sorted(
+            {
+                int(k.split(".")[1])
+                for k in self.metric_names
+                if k.startswith("agent.") and k.split(".", 2)[2:] == [metric]
+            }
+        )
         return {a: self.history(f"agent.{a}.{metric}") for a in agents}
 
     # -- artifacts --------------------------------------------------------------
@@ -144,7 +150,7 @@ class RunResult:
         folder, is refused."""
         top = self.run.path / "artifacts"
         path = top / name
-        for part in (top, *reversed(path.parents[:len(Path(name).parts) - 1]), path):
+        for part in (top, *reversed(path.parents[: len(Path(name).parts) - 1]), path):
             if part.is_symlink():
                 raise InputError(f"{part}: a symbolic link; multiseal reads nothing of a run directory through a link")
         if not path.resolve().is_relative_to(top.resolve()):

@@ -29,6 +29,7 @@ uploaded (see :mod:`multiseal.run.mirror`), so a run directory cannot make ``syn
 from elsewhere. A ``run.json`` that cannot be read, or is not the object multiseal wrote, makes the
 run *corrupt* (:class:`CorruptRun`): listed as such, never resumed or marked.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,8 +43,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from multiseal.errors import FileReadError, InputError, read_bytes
 from multiseal.run.statefile import StateError, dump_files, load_files
@@ -145,7 +147,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def _number(value: Any) -> float | None:
@@ -178,16 +180,35 @@ class RunDir:
 
     # ------------------------------------------------------------------ life cycle
     @classmethod
-    def create(cls, root: str | Path, experiment: str, name: str, scenario: dict[str, Any],
-               tags: dict[str, str] | None = None, kind: str = "simulation", source: str | Path | None = None) -> RunDir:
+    def create(
+        cls,
+        root: str | Path,
+        experiment: str,
+        name: str,
+        scenario: dict[str, Any],
+        tags: dict[str, str] | None = None,
+        kind: str = "simulation",
+        source: str | Path | None = None,
+    ) -> RunDir:
         uid = uuid.uuid4().hex[:12]
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run = cls(Path(root) / _slug(experiment) / f"{_slug(name)}-{stamp}-{uid}")
         run.path.mkdir(parents=True)
         atomic_write(run.path / "scenario.json", json.dumps(scenario, indent=2))
-        run._write_meta({"uid": uid, "experiment": experiment, "name": name, "kind": kind, "tags": dict(tags or {}),
-                         "status": ACTIVE, "created": _now(), **_owner(), "rounds_total": scenario.get("rounds"),
-                         "source": str(Path(source).resolve()) if source else None})
+        run._write_meta(
+            {
+                "uid": uid,
+                "experiment": experiment,
+                "name": name,
+                "kind": kind,
+                "tags": dict(tags or {}),
+                "status": ACTIVE,
+                "created": _now(),
+                **_owner(),
+                "rounds_total": scenario.get("rounds"),
+                "source": str(Path(source).resolve()) if source else None,
+            }
+        )
         return run
 
     @classmethod
@@ -246,12 +267,14 @@ class RunDir:
     def start_heartbeat(self, every: float = HEARTBEAT_SECONDS) -> None:
         """Refresh ``heartbeat`` in run.json every ``every`` seconds from a daemon thread, so
         ``multiseal runs`` can tell a live run from one whose process is gone."""
+
         def beat() -> None:
             while not self._stop_beat.wait(every):
                 try:
                     self.update(heartbeat=time.time())
                 except (OSError, CorruptRun):  # a full disk, a clobbered run.json: the run itself will tell
                     pass
+
         self._stop_beat.clear()
         self._beat = threading.Thread(target=beat, name="multiseal-heartbeat", daemon=True)
         self._beat.start()
@@ -314,8 +337,14 @@ class RunDir:
         scenario = self.scenario
         return {"seed": scenario.get("seed"), "scenario_sha256": scenario_hash(scenario)}
 
-    def checkpoint(self, round: int, state: dict[str, Any], tensors: dict[str, Any], keep: int | None = None,
-                   types: Mapping[str, type] | None = None) -> int:
+    def checkpoint(
+        self,
+        round: int,
+        state: dict[str, Any],
+        tensors: dict[str, Any],
+        keep: int | None = None,
+        types: Mapping[str, type] | None = None,
+    ) -> int:
         """Write the checkpoint after ``round`` (1-based rounds played) atomically; returns its bytes.
         ``state`` is stored as data (:mod:`multiseal.run.statefile`; ``types``: the classes allowed in
         it), ``tensors`` as safetensors, and a manifest with every file's sha256 last. ``keep``: only
@@ -324,8 +353,13 @@ class RunDir:
 
         files = dump_files(state, types or {})
         files["adapters.safetensors"] = save({k: v.contiguous() for k, v in tensors.items()})
-        manifest = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "round": round, **self.identity(),
-                    "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()}}
+        manifest = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "round": round,
+            **self.identity(),
+            "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()},
+        }
         final = self.path / "checkpoints" / f"round-{round:04d}"
         tmp = self.path / "checkpoints" / f".tmp-round-{round:04d}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -356,8 +390,13 @@ class RunDir:
     def complete_rounds(self) -> list[int]:
         """Rounds whose journal line is written and whose checkpoint folder exists, oldest first."""
         have = {p.name for p in self.checkpoints()}
-        return sorted({e["round"] for e in self.journal()
-                       if isinstance(e.get("round"), int) and e["round"] > 0 and f"round-{e['round']:04d}" in have})
+        return sorted(
+            {
+                e["round"]
+                for e in self.journal()
+                if isinstance(e.get("round"), int) and e["round"] > 0 and f"round-{e['round']:04d}" in have
+            }
+        )
 
     def refuse_pickles(self) -> None:
         """Raise :class:`PickledCheckpoint` if any checkpoint is a pickle from an older multiseal."""
@@ -366,7 +405,8 @@ class RunDir:
                 raise PickledCheckpoint(
                     f"{folder / 'state.pkl'}: a checkpoint pickled by an older multiseal. Pickles can run code "
                     "when loaded, so this version never loads them; start the run again from its scenario "
-                    f"(`multiseal run` with {self.path / 'scenario.json'})")
+                    f"(`multiseal run` with {self.path / 'scenario.json'})"
+                )
 
     def verify_checkpoint(self, round: int) -> dict[str, bytes]:
         """The checkpoint's files, once each is proved: the manifest is for this run (seed, scenario
@@ -381,16 +421,22 @@ class RunDir:
         if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{where}/{MANIFEST}: not a multiseal checkpoint manifest")
         if manifest.get("version") != CHECKPOINT_VERSION:
-            raise CheckpointError(f"{where}/{MANIFEST}: format version {str(manifest.get('version'))[:20]}, "
-                                  f"this multiseal reads {CHECKPOINT_VERSION}")
+            raise CheckpointError(
+                f"{where}/{MANIFEST}: format version {str(manifest.get('version'))[:20]}, "
+                f"this multiseal reads {CHECKPOINT_VERSION}"
+            )
         if manifest.get("round") != round:
-            raise CheckpointError(f"{where}/{MANIFEST}: written for round {str(manifest.get('round'))[:20]}, "
-                                  f"found in the folder of round {round}")
+            raise CheckpointError(
+                f"{where}/{MANIFEST}: written for round {str(manifest.get('round'))[:20]}, "
+                f"found in the folder of round {round}"
+            )
         identity = self.identity()
         for key, want in identity.items():
             if manifest.get(key) != want:
-                raise CheckpointError(f"{where}/{MANIFEST}: {key} {str(manifest.get(key))[:70]} belongs to "
-                                      f"another run (this run's: {want})")
+                raise CheckpointError(
+                    f"{where}/{MANIFEST}: {key} {str(manifest.get(key))[:70]} belongs to "
+                    f"another run (this run's: {want})"
+                )
         listed = manifest.get("files")
         needed = {"state.json", "state.npz", "state.safetensors", "adapters.safetensors"}
         if not isinstance(listed, dict) or not needed <= set(listed):
@@ -407,7 +453,9 @@ class RunDir:
             files[name] = data
         return files
 
-    def load_checkpoint(self, round: int, types: Mapping[str, type] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def load_checkpoint(
+        self, round: int, types: Mapping[str, type] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The state and adapter tensors of a proved checkpoint (:meth:`verify_checkpoint`); raises
         :class:`CheckpointError` if it does not prove itself or its state does not decode."""
         from safetensors.torch import load
@@ -422,12 +470,16 @@ class RunDir:
         except Exception as e:  # noqa: BLE001 - safetensors' own errors: a damaged file
             raise CheckpointError(f"{where}/adapters.safetensors: unreadable ({_short(e)})") from None
         if not isinstance(state, dict) or state.get("round", round) != round:
-            raise CheckpointError(f"{where}/state.json: the state of round {state.get('round') if isinstance(state, dict) else '?'}, "
-                                  f"not of round {round}")
+            raise CheckpointError(
+                f"{where}/state.json: the state of round {state.get('round') if isinstance(state, dict) else '?'}, "
+                f"not of round {round}"
+            )
         return state, tensors
 
-    def newest_intact(self, types: Mapping[str, type] | None = None,
-                      ) -> tuple[int, dict[str, Any] | None, dict[str, Any] | None, list[str]]:
+    def newest_intact(
+        self,
+        types: Mapping[str, type] | None = None,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, Any] | None, list[str]]:
         """The newest complete round whose checkpoint proves itself and loads: ``(round, state,
         tensors, problems)``, ``problems`` naming each newer checkpoint passed over; ``(0, None,
         None, problems)`` when none does (the run goes on from its start)."""
@@ -519,7 +571,9 @@ def find_runs(root: str | Path = DEFAULT_ROOT) -> Iterator[RunDir]:
     root = Path(root)
     if not root.exists():
         return iter(())
-    return (RunDir(p.parent) for p in sorted(root.glob("*/*/run.json"), key=lambda p: p.parent.name.rsplit("-", 3)[-3:]))
+    return (
+        RunDir(p.parent) for p in sorted(root.glob("*/*/run.json"), key=lambda p: p.parent.name.rsplit("-", 3)[-3:])
+    )
 
 
 def resolve_run(ref: str, root: str | Path = DEFAULT_ROOT) -> RunDir:

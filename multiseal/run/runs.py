@@ -4,11 +4,12 @@ A run directory whose run.json cannot be read is listed as ``corrupt`` (with the
 is: never resumed, marked or uploaded. ``sync`` never follows a symbolic link in a run directory: a
 linked artifact is skipped with a warning naming it (see :mod:`multiseal.run.mirror`).
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from multiseal.config.load import validate_scenario
 from multiseal.config.schema import Scenario
@@ -27,7 +28,9 @@ def resumable(ref: str, uri: str | None = None, root: str | Path | None = None) 
     except CorruptRun as e:
         raise InputError(f"--resume {ref}: cannot resume: {e}") from None
     if meta.get("kind") != "simulation":
-        raise InputError(f"--resume {ref}: only simulation runs checkpoint their rounds (this one is '{meta.get('kind')}')")
+        raise InputError(
+            f"--resume {ref}: only simulation runs checkpoint their rounds (this one is '{meta.get('kind')}')"
+        )
     if meta["status"] == "FINISHED":
         raise InputError(f"--resume {ref}: the run in {run.path} has already FINISHED")
     if meta["status"] == ACTIVE and run.process_alive():
@@ -36,8 +39,9 @@ def resumable(ref: str, uri: str | None = None, root: str | Path | None = None) 
     try:
         raw = run.scenario
     except (OSError, ValueError) as e:
-        raise InputError(f"--resume {ref}: cannot resume: {run.path / 'scenario.json'}: unreadable "
-                         f"({str(e)[:80]})") from None
+        raise InputError(
+            f"--resume {ref}: cannot resume: {run.path / 'scenario.json'}: unreadable ({str(e)[:80]})"
+        ) from None
     if not isinstance(raw, dict):
         raise InputError(f"--resume {ref}: cannot resume: {run.path / 'scenario.json'} is not a JSON object")
     if uri:
@@ -61,13 +65,17 @@ def sync_runs(paths: Sequence[str], uri: str | None = None, out=None) -> int:
             failed += 1
             print(f"{path}: not uploaded to {mirror.uri}: {e}", file=out)
             continue
-        print(f"{path}: in {mirror.uri} as run {mirror.run_id} ({run.meta['status']}, "
-              f"{len(run.journal())} journal entries)", file=out)
+        print(
+            f"{path}: in {mirror.uri} as run {mirror.run_id} ({run.meta['status']}, "
+            f"{len(run.journal())} journal entries)",
+            file=out,
+        )
     return 1 if failed else 0
 
 
-def list_runs(root: str | Path | None = None, *, mark_killed: bool = False, resume: bool = False,
-              uri: str | None = None, out=None) -> int:
+def list_runs(
+    root: str | Path | None = None, *, mark_killed: bool = False, resume: bool = False, uri: str | None = None, out=None
+) -> int:
     """Print every run directory with its status; a RUNNING one whose process is gone is 'gone'.
     ``mark_killed`` marks gone runs KILLED (in the directory and in MLflow); ``resume`` resumes
     gone simulation runs instead."""
@@ -110,8 +118,11 @@ def list_runs(root: str | Path | None = None, *, mark_killed: bool = False, resu
                 Mirror(run, store, live=True, out=out).close("KILLED")
             print(f"marked KILLED: {run.path}", file=out)
     elif gone:
-        print(f"{len(gone)} run(s) gone: resume with `multiseal run --resume DIR`, or mark them with "
-              "`multiseal runs --mark-killed`", file=out)
+        print(
+            f"{len(gone)} run(s) gone: resume with `multiseal run --resume DIR`, or mark them with "
+            "`multiseal runs --mark-killed`",
+            file=out,
+        )
     if corrupt:
         print(f"{corrupt} run(s) corrupt: their run.json cannot be read; left as they are", file=out)
     return 0

@@ -21,13 +21,15 @@ The JSON tree, tagged where JSON has no type of its own::
 Shared references come back shared (as with pickle): two attributes holding one list still hold one
 list after a resume, so a later change through either is seen by both.
 """
+
 from __future__ import annotations
 
 import base64
 import collections
 import dataclasses
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,9 +118,11 @@ class _Encoder:
         cls = type(x)
         name = self.allowed.get(cls)
         if name is None:
-            raise StateError(f"{where}: an object of class {class_name(cls)} cannot be stored in a checkpoint "
-                             "(only plain data and the classes the checkpoint allows; a plugin registers its "
-                             "own with multiseal.sim.checkpoint.allow_in_checkpoints)")
+            raise StateError(
+                f"{where}: an object of class {class_name(cls)} cannot be stored in a checkpoint "
+                "(only plain data and the classes the checkpoint allows; a plugin registers its "
+                "own with multiseal.sim.checkpoint.allow_in_checkpoints)"
+            )
         if _own(cls, "__getstate__"):
             state = x.__getstate__()
         elif dataclasses.is_dataclass(x):
@@ -141,8 +145,9 @@ def encode(obj: Any, types: Mapping[str, type]) -> tuple[Any, dict[str, np.ndarr
 
 
 class _Decoder:
-    def __init__(self, types: Mapping[str, type], arrays: Mapping[str, np.ndarray],
-                 tensors: Mapping[str, torch.Tensor]):
+    def __init__(
+        self, types: Mapping[str, type], arrays: Mapping[str, np.ndarray], tensors: Mapping[str, torch.Tensor]
+    ):
         self.types, self.arrays, self.tensors = types, arrays, tensors
         self.refs: dict[int, Any] = {}
 
@@ -230,8 +235,9 @@ def _plain_dtype(text: Any) -> np.dtype:
     return dtype
 
 
-def decode(tree: Any, types: Mapping[str, type], arrays: Mapping[str, np.ndarray],
-           tensors: Mapping[str, torch.Tensor]) -> Any:
+def decode(
+    tree: Any, types: Mapping[str, type], arrays: Mapping[str, np.ndarray], tensors: Mapping[str, torch.Tensor]
+) -> Any:
     """:func:`encode`'s inverse. Raises :class:`StateError` on anything malformed or not allowed."""
     try:
         return _Decoder(types, arrays, tensors)(tree)
@@ -248,6 +254,7 @@ def allowed_types(classes: Iterable[type]) -> dict[str, type]:
 
 # --------------------------------------------------------------------------- files
 
+
 def dump_files(obj: Any, types: Mapping[str, type]) -> dict[str, bytes]:
     """``obj`` as the bytes of ``state.json``, ``state.npz`` and ``state.safetensors``."""
     import io
@@ -257,9 +264,11 @@ def dump_files(obj: Any, types: Mapping[str, type]) -> dict[str, bytes]:
     tree, arrays, tensors = encode(obj, types)
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # no object arrays reach here (encode refuses them): no pickles inside
-    return {"state.json": json.dumps({"format": FORMAT, "version": VERSION, "state": tree}).encode(),
-            "state.npz": buf.getvalue(),
-            "state.safetensors": save(tensors) if tensors else save({})}
+    return {
+        "state.json": json.dumps({"format": FORMAT, "version": VERSION, "state": tree}).encode(),
+        "state.npz": buf.getvalue(),
+        "state.safetensors": save(tensors) if tensors else save({}),
+    }
 
 
 def load_files(files: Mapping[str, bytes], types: Mapping[str, type]) -> Any:
@@ -275,7 +284,9 @@ def load_files(files: Mapping[str, bytes], types: Mapping[str, type]) -> Any:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError("state.json is not a multiseal state file")
     if doc.get("version") != VERSION:
-        raise StateError(f"state.json has format version {str(doc.get('version'))[:20]}, this multiseal reads {VERSION}")
+        raise StateError(
+            f"state.json has format version {str(doc.get('version'))[:20]}, this multiseal reads {VERSION}"
+        )
     try:
         with np.load(io.BytesIO(files["state.npz"]), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -5,6 +5,7 @@ Points whose MLflow run FINISHED are skipped, so re-running a sweep resumes it. 
 ``multiseal.reference.<key>`` when the sweep file names a ``reference:`` point. The
 sweep file format is in ``docs/sweeps.md`` and :mod:`multiseal.run.sweep_file`.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ class PointResult:
     status: str  # "finished", "failed" or "skipped"
     seconds: float = 0.0
     output: str = ""
+
 
 @dataclass
 class SweepResult:
@@ -98,13 +100,18 @@ def point_command(sweep: Sweep, point: Point, progress: bool = False) -> list[st
 def describe(sweep: Sweep, done: set[str] | None = None) -> str:
     """The points as a table (what ``--dry-run`` prints)."""
     done = finished_points(sweep) if done is None else done
-    lines = [f"sweep '{sweep.name}': {len(sweep.points)} point(s) of {sweep.base} -> experiment "
-             f"'{sweep.experiment}' at {sweep.tracking_uri}", f"{'point':<10}  {'status':<8}  overrides"]
+    lines = [
+        f"sweep '{sweep.name}': {len(sweep.points)} point(s) of {sweep.base} -> experiment "
+        f"'{sweep.experiment}' at {sweep.tracking_uri}",
+        f"{'point':<10}  {'status':<8}  overrides",
+    ]
     for p in sweep.points:
         lines.append(f"{p.id:<10}  {'finished' if p.id in done else 'to run':<8}  {p.label}")
     if sweep.reference:
-        lines.append("reference (paired comparisons in the report): "
-                     + " ".join(f"{k}={tag_value(v)}" for k, v in sweep.reference.items()))
+        lines.append(
+            "reference (paired comparisons in the report): "
+            + " ".join(f"{k}={tag_value(v)}" for k, v in sweep.reference.items())
+        )
     if sweep.fixed:
         lines.append("every point also sets: " + " ".join(f"{k}={tag_value(v)}" for k, v in sweep.fixed.items()))
     return "\n".join(lines)
@@ -122,9 +129,13 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
     done = finished_points(sweep)
     todo = [p for p in sweep.points if p.id not in done]
     result = SweepResult([PointResult(p, "skipped") for p in sweep.points if p.id in done])
-    print(f"sweep '{sweep.name}': {len(sweep.points)} point(s), {len(result.results)} finished already, "
-          f"{len(todo)} to run, {min(sweep.jobs, max(len(todo), 1))} at a time "
-          f"(experiment '{sweep.experiment}' at {sweep.tracking_uri})", file=out, flush=True)
+    print(
+        f"sweep '{sweep.name}': {len(sweep.points)} point(s), {len(result.results)} finished already, "
+        f"{len(todo)} to run, {min(sweep.jobs, max(len(todo), 1))} at a time "
+        f"(experiment '{sweep.experiment}' at {sweep.tracking_uri})",
+        file=out,
+        flush=True,
+    )
     if todo and sweep.jobs > 1:
         prepare_store(sweep)
     env = _child_env(sweep.jobs)
@@ -143,12 +154,21 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
                 command = point_command(sweep, point, progress and stream)
                 interrupted = interrupted_run(sweep, point)
                 if interrupted is not None:  # continue it from its last round instead of starting over
-                    print(f"  resuming {interrupted.path} from round {interrupted.last_complete_round()}",
-                          file=out, flush=True)
+                    print(
+                        f"  resuming {interrupted.path} from round {interrupted.last_complete_round()}",
+                        file=out,
+                        flush=True,
+                    )
                     command = [sys.executable, "-m", "multiseal", "run", "--resume", str(interrupted.path)]
                     command += [] if progress and stream else ["--no-progress"]
-                proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
-                                        text=True, preexec_fn=_die_with_parent)
+                proc = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT if log else None,
+                    text=True,
+                    preexec_fn=_die_with_parent,
+                )
                 running[proc] = (point, time.monotonic(), log)
             for proc in [p for p in running if p.poll() is not None]:
                 point, t0, log = running.pop(proc)
@@ -165,8 +185,12 @@ def run_sweep(sweep: Sweep, progress: bool = True, out: TextIO | None = None) ->
         _stop(list(running))
         raise
     failed = result.failed
-    print(f"sweep '{sweep.name}': {len(result.results) - len(failed)} of {len(sweep.points)} point(s) finished"
-          + (f", {len(failed)} failed: {', '.join(r.point.id for r in failed)}" if failed else ""), file=out, flush=True)
+    print(
+        f"sweep '{sweep.name}': {len(result.results) - len(failed)} of {len(sweep.points)} point(s) finished"
+        + (f", {len(failed)} failed: {', '.join(r.point.id for r in failed)}" if failed else ""),
+        file=out,
+        flush=True,
+    )
     return result
 
 
@@ -276,4 +300,3 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
-

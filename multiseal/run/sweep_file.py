@@ -5,6 +5,7 @@ scenario) before anything runs, and all problems are reported at once, named by 
 sweep file (``grid.topology.kind``, ``points[1].scheduler.kind``). A point's id is a hash of its
 overrides, so it is stable across re-runs (:mod:`multiseal.run.sweep` skips finished points).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,19 +54,27 @@ class SweepFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str | None = Field(None, pattern=rf"^{NAME_PATTERN.pattern}$", description="sweep name (default: the file's stem)")
+    name: str | None = Field(
+        None, pattern=rf"^{NAME_PATTERN.pattern}$", description="sweep name (default: the file's stem)"
+    )
     base: str = Field(description="base scenario file, relative to the sweep file")
     experiment: str | None = Field(None, description="MLflow experiment (default: the sweep name)")
     fixed: dict[str, Any] = Field(default_factory=dict, alias="set", description="overrides for every point")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="key path -> values; all combinations")
     points: list[dict[str, Any]] = Field(default_factory=list, description="explicit points, crossed with the grid")
     jobs: int = Field(1, ge=1, description="points run at once, in separate processes")
-    reference: dict[str, Any] = Field(default_factory=dict, description="key path -> value of the point the "
-                                      "report compares every other point with, paired by seed")
-    executor: Literal["local", "ray"] = Field("local", description="local: processes on this machine; ray: "
-                                              "Ray tasks on a cluster (pip install 'multiseal[ray]')")
-    address: str | None = Field(None, description="ray: the cluster to join (default $RAY_ADDRESS, else a "
-                                "local Ray instance started for the sweep)")
+    reference: dict[str, Any] = Field(
+        default_factory=dict,
+        description="key path -> value of the point the report compares every other point with, paired by seed",
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="local: processes on this machine; ray: Ray tasks on a cluster (pip install 'multiseal[ray]')",
+    )
+    address: str | None = Field(
+        None,
+        description="ray: the cluster to join (default $RAY_ADDRESS, else a local Ray instance started for the sweep)",
+    )
     resources: Resources = Field(default_factory=Resources, description="ray: what each point needs")
     retries: int = Field(0, ge=0, le=5, description="times a failed point is run again before it counts as failed")
 
@@ -126,8 +135,11 @@ class Sweep:
     def settings(self, point: Point) -> dict[str, Any]:
         """Every override a point's run gets, in the order they are applied."""
         return {
-            "tracking.run_name": f"{self.name}: {point.label}", **self.fixed, **point.overrides,
-            "tracking.uri": self.tracking_uri, "tracking.experiment": self.experiment,
+            "tracking.run_name": f"{self.name}: {point.label}",
+            **self.fixed,
+            **point.overrides,
+            "tracking.uri": self.tracking_uri,
+            "tracking.experiment": self.experiment,
         }
 
 
@@ -164,10 +176,21 @@ def read_sweep_file(path: str | Path) -> SweepFile:
         raise ScenarioError(path, pydantic_problems(e)) from None
     size = max(1, len(spec.points)) * math.prod(len(v) for v in spec.grid.values())
     if size > MAX_POINTS:
-        factors = [f"{len(v)} {k}" for k, v in spec.grid.items()] + ([f"{len(spec.points)} points"] if spec.points else [])
-        raise ScenarioError(path, [Problem("grid" if spec.grid else "points", (
-            f"{size:,} points ({' × '.join(factors)}): more than {MAX_POINTS:,}, the most one sweep may have; "
-            "split it into several sweep files"))])
+        factors = [f"{len(v)} {k}" for k, v in spec.grid.items()] + (
+            [f"{len(spec.points)} points"] if spec.points else []
+        )
+        raise ScenarioError(
+            path,
+            [
+                Problem(
+                    "grid" if spec.grid else "points",
+                    (
+                        f"{size:,} points ({' × '.join(factors)}): more than {MAX_POINTS:,}, the most one sweep may have; "
+                        "split it into several sweep files"
+                    ),
+                )
+            ],
+        )
     return spec
 
 
@@ -194,7 +217,9 @@ def _key_problems(spec: SweepFile) -> tuple[list[Problem], set[str]]:
     problems, bad = [], set()
     for place, key in places:
         if key in RESERVED_KEYS:
-            problems.append(Problem(place, "is set by the sweep (use the sweep file's `experiment:` or --tracking-uri)"))
+            problems.append(
+                Problem(place, "is set by the sweep (use the sweep file's `experiment:` or --tracking-uri)")
+            )
             bad.add(key)
         elif msg := check_key_path(key):
             problems.append(Problem(place, msg))
@@ -208,8 +233,13 @@ def _key_problems(spec: SweepFile) -> tuple[list[Problem], set[str]]:
     return problems, bad
 
 
-def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | None = None,
-               executor: str | None = None, address: str | None = None) -> Sweep:
+def load_sweep(
+    path: str | Path,
+    tracking_uri: str | None = None,
+    jobs: int | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+) -> Sweep:
     """Read a sweep file and validate every point's scenario; raise ScenarioError with every problem.
 
     ``tracking_uri`` (e.g. from the command line) wins over the base scenario's ``tracking.uri``;
@@ -223,12 +253,26 @@ def load_sweep(path: str | Path, tracking_uri: str | None = None, jobs: int | No
     problems, bad_keys = _key_problems(spec)  # bad keys are left out below, so the rest is still checked
     name = spec.name or path.stem
     if not NAME_PATTERN.fullmatch(name):
-        raise ScenarioError(path, [Problem("name", f"'{name}' (the file's stem): use letters, digits, '_', '-', '.', ' '")])
+        raise ScenarioError(
+            path, [Problem("name", f"'{name}' (the file's stem): use letters, digits, '_', '-', '.', ' '")]
+        )
     base_raw = read_yaml(base)
     uri = resolve_uri(tracking_uri or _base_uri(base_raw))
-    sweep = Sweep(name, path, base, spec.experiment or name, uri, dict(spec.fixed), [], jobs or spec.jobs,
-                  dict(spec.reference), executor or spec.executor, address or spec.address, spec.resources,
-                  spec.retries)
+    sweep = Sweep(
+        name,
+        path,
+        base,
+        spec.experiment or name,
+        uri,
+        dict(spec.fixed),
+        [],
+        jobs or spec.jobs,
+        dict(spec.reference),
+        executor or spec.executor,
+        address or spec.address,
+        spec.resources,
+        spec.retries,
+    )
     seen: set[str] = set()
     for overrides, origin in zip(*expand_points(spec)):
         point = Point(overrides, origin, point_id({**spec.fixed, **overrides}))
@@ -251,15 +295,26 @@ def _reference_problems(spec: SweepFile, points: list[Point]) -> list[Problem]:
     problems = []
     for key, value in spec.reference.items():
         if key == "seed":
-            problems.append(Problem("reference.seed", "runs are paired by seed: name the other keys of the reference point"))
+            problems.append(
+                Problem("reference.seed", "runs are paired by seed: name the other keys of the reference point")
+            )
         elif key not in varying:
-            problems.append(Problem(f"reference.{key}", "is not a key the grid or points vary (they vary: "
-                                    f"{', '.join(k for k in varying if k != 'seed') or 'nothing'})"))
+            problems.append(
+                Problem(
+                    f"reference.{key}",
+                    "is not a key the grid or points vary (they vary: "
+                    f"{', '.join(k for k in varying if k != 'seed') or 'nothing'})",
+                )
+            )
         else:
             values = list(dict.fromkeys(tag_value(p.overrides[key]) for p in points if key in p.overrides))
             if tag_value(value) not in values:
-                problems.append(Problem(f"reference.{key}", f"'{tag_value(value)}' is not one of the values the sweep "
-                                        f"gives it: {', '.join(values)}"))
+                problems.append(
+                    Problem(
+                        f"reference.{key}",
+                        f"'{tag_value(value)}' is not one of the values the sweep gives it: {', '.join(values)}",
+                    )
+                )
     if spec.reference and not problems:
         wanted = {k: tag_value(v) for k, v in spec.reference.items()}
         if not any(all(k in p.overrides and tag_value(p.overrides[k]) == v for k, v in wanted.items()) for p in points):
@@ -306,5 +361,3 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     for p in problems:
         seen.setdefault((p.path, p.message), p)
     return list(seen.values())
-
-

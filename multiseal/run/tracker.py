@@ -5,6 +5,7 @@ never FINISHED. A store that fails mid-run does not stop the run (see :mod:`mult
 A full disk does: the run is marked FAILED wherever that can still be written (run.json, else at
 least the store), and the error raised names the path that could not be written.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,9 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from multiseal.run.mirror import Mirror
 from multiseal.run.rundir import CorruptRun, RunDir, write_error
@@ -27,13 +29,29 @@ class Tracker:
     to continue an existing run directory (``--resume``); otherwise one is created under ``root``.
     """
 
-    def __init__(self, uri: str | None, experiment: str, run_name: str | None = None,
-                 params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None, *,
-                 run: Any = None, root: str | Path | None = None, kind: str = "simulation",
-                 source: str | Path | None = None):
+    def __init__(
+        self,
+        uri: str | None,
+        experiment: str,
+        run_name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        *,
+        run: Any = None,
+        root: str | Path | None = None,
+        kind: str = "simulation",
+        source: str | Path | None = None,
+    ):
         if run is None:
-            run = RunDir.create(runs_root(root), experiment, run_name or experiment, dict(params or {}),
-                                tags=dict(tags or {}), kind=kind, source=source)
+            run = RunDir.create(
+                runs_root(root),
+                experiment,
+                run_name or experiment,
+                dict(params or {}),
+                tags=dict(tags or {}),
+                kind=kind,
+                source=source,
+            )
         else:
             run.claim()
         self.run = run
@@ -51,9 +69,11 @@ class Tracker:
     def metrics(self, values: Mapping[str, float], step: int, round: int | None = None) -> None:
         """Journal finite values at ``step`` (NaN means undefined and is skipped), then mirror them.
         ``round``: this entry completes a checkpointed round."""
-        entry: dict[str, Any] = {"step": int(step), "time": time.time(),
-                                 "metrics": {k: float(v) for k, v in values.items()
-                                             if v is not None and math.isfinite(float(v))}}
+        entry: dict[str, Any] = {
+            "step": int(step),
+            "time": time.time(),
+            "metrics": {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))},
+        }
         if round is not None:
             entry["round"] = round
         self.run.append(entry)
@@ -93,12 +113,16 @@ class Tracker:
         except (OSError, CorruptRun) as e:
             error, status = e, "FAILED" if status == "FINISHED" else status
         if not self.mirror.close(status):
-            print(f"multiseal: the run is complete in {self.run.path} but not in {self.uri}; upload it with: "
-                  f"multiseal sync {self.run.path} --tracking-uri {self.uri}", file=sys.stderr, flush=True)
+            print(
+                f"multiseal: the run is complete in {self.run.path} but not in {self.uri}; upload it with: "
+                f"multiseal sync {self.run.path} --tracking-uri {self.uri}",
+                file=sys.stderr,
+                flush=True,
+            )
         if error is not None:
             raise error
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -114,15 +138,22 @@ class Tracker:
             raise disk from exc
         return False
 
-def open_tracker(scenario: Any, source: str | Path | None, tags: Mapping[str, str] | None = None,
-                 run: Any = None) -> Tracker:
+
+def open_tracker(
+    scenario: Any, source: str | Path | None, tags: Mapping[str, str] | None = None, run: Any = None
+) -> Tracker:
     """The tracker of a scenario's run (``scenario``: a :class:`multiseal.config.schema.Scenario`);
     ``run`` continues an existing run directory."""
     resolved = scenario.model_dump(mode="json")
     tracker = Tracker(
-        scenario.tracking.uri, scenario.tracking.experiment, scenario.tracking.run_name or scenario.name,
-        params=resolved, tags={"multiseal.kind": scenario.kind, "multiseal.scenario": scenario.name, **(tags or {})},
-        run=run, root=scenario.tracking.run_dir, kind=scenario.kind,
+        scenario.tracking.uri,
+        scenario.tracking.experiment,
+        scenario.tracking.run_name or scenario.name,
+        params=resolved,
+        tags={"multiseal.kind": scenario.kind, "multiseal.scenario": scenario.name, **(tags or {})},
+        run=run,
+        root=scenario.tracking.run_dir,
+        kind=scenario.kind,
         source=source if source is not None and Path(source).exists() else None,
     )
     if run is None:

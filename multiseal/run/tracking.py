@@ -6,6 +6,7 @@ The default store is embedded and local (``sqlite:///mlflow.db`` in the working 
 directory (:mod:`multiseal.run.rundir`), mirrored to the store (:mod:`multiseal.run.mirror`) by its
 :class:`~multiseal.run.tracker.Tracker`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,17 +14,20 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from multiseal.config.paths import DEFAULT_URI, runs_root, tracking_uri  # noqa: F401 - defined with the scenario's paths
-from multiseal.config.paths import local_store, store_problem
+from multiseal.config.paths import DEFAULT_URI, local_store, runs_root, store_problem, tracking_uri  # noqa: F401 - defined with the scenario's paths
 from multiseal.errors import InputError
 
 # A tracking server that stops answering must not freeze a run for minutes: MLflow's own defaults
 # retry 7 times with exponential backoff and wait 120 s per request. The user's settings win.
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
 
 
 @contextlib.contextmanager
@@ -54,8 +58,10 @@ def client(uri: str | None = None, create: bool = True):  # -> mlflow.MlflowClie
 
     local = local_store(tracking_uri(uri))
     if not create and local is not None and not local[0].exists():
-        raise InputError(f"tracking store {tracking_uri(uri)}: {local[0]} does not exist (nothing was ever logged "
-                         "there); give the store your runs are in with --tracking-uri or $MLFLOW_TRACKING_URI")
+        raise InputError(
+            f"tracking store {tracking_uri(uri)}: {local[0]} does not exist (nothing was ever logged "
+            "there); give the store your runs are in with --tracking-uri or $MLFLOW_TRACKING_URI"
+        )
 
     for key, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -85,20 +91,25 @@ def check_reachable(uri: str | None, timeout: float = 5.0) -> None:
                 reply.read(64)
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
-            raise InputError(f"tracking.uri: cannot reach the MLflow server at {uri} within {timeout:g} s "
-                             f"({reason}); start it (mlflow server --host 127.0.0.1 --port 5000) or set "
-                             "--tracking-uri") from None
+            raise InputError(
+                f"tracking.uri: cannot reach the MLflow server at {uri} within {timeout:g} s "
+                f"({reason}); start it (mlflow server --host 127.0.0.1 --port 5000) or set "
+                "--tracking-uri"
+            ) from None
         try:  # /health can answer while the API hangs (a stuck backend store)
-            with urllib.request.urlopen(base + "/api/2.0/mlflow/experiments/search?max_results=1",
-                                        timeout=timeout) as reply:
+            with urllib.request.urlopen(
+                base + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=timeout
+            ) as reply:
                 reply.read(64)
         except urllib.error.HTTPError:
             pass
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
-            raise InputError(f"tracking.uri: the MLflow server at {uri} answers /health but its API did not "
-                             f"answer within {timeout:g} s ({reason}); check the server and its backend store, "
-                             "or set --tracking-uri") from None
+            raise InputError(
+                f"tracking.uri: the MLflow server at {uri} answers /health but its API did not "
+                f"answer within {timeout:g} s ({reason}); check the server and its backend store, "
+                "or set --tracking-uri"
+            ) from None
     elif problem := store_problem(uri):  # a local store: written to, not judged by permission bits
         raise InputError(f"tracking.uri: {uri}: {problem}")
 
@@ -126,7 +137,3 @@ def param_value(v: Any) -> str:
 def metric_key(k: str) -> str:
     # MLflow allows alphanumerics, _ - . space / ; anything else becomes '_'
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in k)
-
-
-
-

@@ -21,6 +21,7 @@ Per-agent functions return an array over agents with NaN where the metric has no
 The shape checks and NaN-aware masked reductions here are shared by :mod:`multiseal.sim.continual`,
 :mod:`multiseal.sim.diffusion` and :mod:`multiseal.sim.metrics`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,7 @@ def acc_tensor(acc: npt.ArrayLike, t: int | None = None) -> FloatArray:
 
 def agent_doc(x: npt.ArrayLike, acc: FloatArray, name: str, dtype: type = bool) -> np.ndarray:
     """An (A, D) array matching ``acc``'s agents and documents."""
-    arr = np.asarray(x, dtype=dtype)
+    arr: np.ndarray = np.asarray(x, dtype=dtype)
     if arr.shape != acc.shape[1:]:
         raise ValueError(f"{name} must have shape (agents, documents) = {acc.shape[1:]}, got {arr.shape}")
     return arr
@@ -57,8 +58,7 @@ def introduced_row(introduced: npt.ArrayLike, acc: FloatArray, t: int) -> BoolAr
     intro = np.asarray(introduced, dtype=bool)
     if intro.shape != (acc.shape[0], acc.shape[2]):
         raise ValueError(
-            f"introduced must have shape (rounds + 1, documents) = {(acc.shape[0], acc.shape[2])}, "
-            f"got {intro.shape}"
+            f"introduced must have shape (rounds + 1, documents) = {(acc.shape[0], acc.shape[2])}, got {intro.shape}"
         )
     return intro[t]
 

@@ -18,12 +18,14 @@ has stated it falsely, and its *distance* is the hops from that adversary to the
   ``pop.adv.acc_drop``: their difference (unaffected − affected), the cost of the planted values
   measured inside one run (the facts falsified are a random share of each document's).
 """
+
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import networkx as nx
 import numpy as np
@@ -40,12 +42,15 @@ class Adversary:
     attack: Literal["false_values", "noise"] = "false_values"
 
 
-def false_note(doc: Document, author: int, round: int, rate: float, index: FactIndex, rng: random.Random,
-               count_tokens: CountTokens) -> tuple[Note, dict[str, str]]:
+def false_note(
+    doc: Document, author: int, round: int, rate: float, index: FactIndex, rng: random.Random, count_tokens: CountTokens
+) -> tuple[Note, dict[str, str]]:
     """An adversary's note about ``doc`` and the values it plants (fact id -> false value): ``rate`` of
     the facts that have an alternative (at least one when ``rate`` > 0) get one."""
     if not doc.facts:
-        raise ValueError(f"document {doc.doc_id} has no facts to falsify (attack: false_values needs a synthetic world)")
+        raise ValueError(
+            f"document {doc.doc_id} has no facts to falsify (attack: false_values needs a synthetic world)"
+        )
     candidates = [f for f in doc.facts if index.alternatives(f)]
     k = min(len(candidates), max(1, round_half_up(rate * len(doc.facts))))
     chosen = {f.fact_id for f in rng.sample(candidates, k)}
@@ -56,8 +61,16 @@ def false_note(doc: Document, author: int, round: int, rate: float, index: FactI
             value = planted[f.fact_id] = rng.choice(index.alternatives(f))
         lines.append(fact_sentence(f.entity, f.relation, value))
     text = "\n".join(lines)
-    note = Note(f"r{round}.a{author}.{doc.doc_id}.0", author, doc.doc_id, round, "adversary", text,
-                tuple(f"{doc.title}\n{line}" for line in lines), count_tokens(text))
+    note = Note(
+        f"r{round}.a{author}.{doc.doc_id}.0",
+        author,
+        doc.doc_id,
+        round,
+        "adversary",
+        text,
+        tuple(f"{doc.title}\n{line}" for line in lines),
+        count_tokens(text),
+    )
     return note, planted
 
 
@@ -67,8 +80,16 @@ def noise_note(doc: Document, author: int, round: int, distractor: Document, cou
     pool = oracle_lines(distractor) or [distractor.context]
     lines = [pool[i % len(pool)] for i in range(n)]
     text = "\n".join(lines)
-    return Note(f"r{round}.a{author}.{doc.doc_id}.0", author, doc.doc_id, round, "noise", text,
-                tuple(f"{distractor.title}\n{line}" for line in lines), count_tokens(text))
+    return Note(
+        f"r{round}.a{author}.{doc.doc_id}.0",
+        author,
+        doc.doc_id,
+        round,
+        "noise",
+        text,
+        tuple(f"{distractor.title}\n{line}" for line in lines),
+        count_tokens(text),
+    )
 
 
 def round_half_up(x: float) -> int:
@@ -79,9 +100,16 @@ def note_rng(seed: int, round: int, author: int, doc_id: str) -> random.Random:
     return random.Random(f"multiseal-adversary-{seed}-{round}-{author}-{doc_id}")
 
 
-def adversary_metrics(index: FactIndex, *, planted: Mapping[str, Mapping[int, set[str]]], adversaries: Sequence[int],
-                      grades: Sequence[Mapping[str, float]], answers: Sequence[Mapping[str, str]],
-                      written: Mapping[str, set[int]], graph: nx.DiGraph) -> dict[str, float]:
+def adversary_metrics(
+    index: FactIndex,
+    *,
+    planted: Mapping[str, Mapping[int, set[str]]],
+    adversaries: Sequence[int],
+    grades: Sequence[Mapping[str, float]],
+    answers: Sequence[Mapping[str, str]],
+    written: Mapping[str, set[int]],
+    graph: nx.DiGraph,
+) -> dict[str, float]:
     """The metrics of the module docstring for one row.
 
     ``planted[fact_id][adversary]``: values that adversary planted for the fact so far; ``written[doc_id]``:
@@ -89,7 +117,8 @@ def adversary_metrics(index: FactIndex, *, planted: Mapping[str, Mapping[int, se
     grade / answer per question id; ``graph``: the current communication graph."""
     honest = [a for a in range(len(grades)) if a not in set(adversaries)]
     hops = {u: nx.single_source_shortest_path_length(graph, u) for u in adversaries}
-    hit, by_distance = [], {}
+    hit: list = []
+    by_distance: dict[int, list] = {}
     affected, unaffected = [], []
     for f in index.asked():
         qid = index.question[f.fact_id]
@@ -110,10 +139,12 @@ def adversary_metrics(index: FactIndex, *, planted: Mapping[str, Mapping[int, se
             hit.append(h)
             d = min((hops[u].get(a, -1) for u in by if hops[u].get(a, -1) >= 0), default=-1)
             by_distance.setdefault(d, []).append(h)
-    out = {"pop.adv.planted_answered": float(np.mean(hit)) if hit else math.nan,
-           "pop.adv.planted_pairs": float(len(hit)),
-           "pop.adv.acc_affected": float(np.mean(affected)) if affected else math.nan,
-           "pop.adv.acc_unaffected": float(np.mean(unaffected)) if unaffected else math.nan}
+    out = {
+        "pop.adv.planted_answered": float(np.mean(hit)) if hit else math.nan,
+        "pop.adv.planted_pairs": float(len(hit)),
+        "pop.adv.acc_affected": float(np.mean(affected)) if affected else math.nan,
+        "pop.adv.acc_unaffected": float(np.mean(unaffected)) if unaffected else math.nan,
+    }
     out["pop.adv.acc_drop"] = out["pop.adv.acc_unaffected"] - out["pop.adv.acc_affected"]
     for d, v in sorted(by_distance.items()):
         out[f"pop.adv.planted_answered.d{d}" if d >= 0 else "pop.adv.planted_answered.unreachable"] = float(np.mean(v))

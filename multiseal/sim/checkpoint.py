@@ -16,6 +16,7 @@ The state holds plain data and objects of the classes in :data:`STATE_CLASSES` o
 directory stores it as data (:mod:`multiseal.run.statefile`), never as a pickle. A plugin whose
 scheduler keeps objects of its own classes allows them with :func:`allow_in_checkpoints`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,18 @@ from multiseal.sim.state import RoundState
 # own stateful parts); rebuilt from their attributes, never by running code named in the file.
 STATE_CLASSES: dict[str, type] = {
     f"{cls.__module__}:{cls.__qualname__}": cls
-    for cls in [*(c for c in vars(_types).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
-                  and c.__module__ == _types.__name__), RoundState, Postbox, Sample, NoteFacts, FactIndex]
+    for cls in [
+        *(
+            c
+            for c in vars(_types).values()
+            if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == _types.__name__
+        ),
+        RoundState,
+        Postbox,
+        Sample,
+        NoteFacts,
+        FactIndex,
+    ]
 }
 
 
@@ -52,10 +63,17 @@ def capture(sim: Simulation) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The state after the last played round, and every agent's adapter weights (``"<agent>/<key>"``).
     The round state is a shallow copy: its fields are the live objects, to be written out at once;
     ``round`` is repeated at the top, where the run directory checks it against the checkpoint's name."""
-    state = {"round": sim.state.round, "state": dataclasses.replace(sim.state), "scheduler_state": _scheduler_state(sim.setup.scheduler),
-             "rng": {"random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}}
-    tensors = {f"{a}/{k}": t.contiguous() for a, spec in enumerate(sim.setup.agents)
-               for k, t in sim.setup.model.adapter_state(spec.adapter).items()}
+    state = {
+        "round": sim.state.round,
+        "state": dataclasses.replace(sim.state),
+        "scheduler_state": _scheduler_state(sim.setup.scheduler),
+        "rng": {"random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+    }
+    tensors = {
+        f"{a}/{k}": t.contiguous()
+        for a, spec in enumerate(sim.setup.agents)
+        for k, t in sim.setup.model.adapter_state(spec.adapter).items()
+    }
     return state, tensors
 
 
@@ -78,8 +96,9 @@ def restore(sim: Simulation, state: dict[str, Any], tensors: dict[str, torch.Ten
         vars(sim.setup.scheduler).update(state["scheduler_state"])
     for a, spec in enumerate(sim.setup.agents):
         prefix = f"{a}/"
-        sim.setup.model.set_adapter_state(spec.adapter, {k[len(prefix):]: t for k, t in tensors.items()
-                                                         if k.startswith(prefix)})
+        sim.setup.model.set_adapter_state(
+            spec.adapter, {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
+        )
     rng = state["rng"]
     random.setstate(rng["random"])
     np.random.set_state(rng["numpy"])

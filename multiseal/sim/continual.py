@@ -5,6 +5,7 @@ Sources: GEM = Lopez-Paz & Ranzato, "Gradient Episodic Memory for Continual Lear
 (ACC, BWT, FWT); Chaudhry et al., "Riemannian Walk for Incremental Learning", ECCV 2018
 (forgetting); SEAL = Zweiger et al. 2025 (the continual-learning accuracy matrix, row 0 = base).
 """
+
 from __future__ import annotations
 
 import numpy as np

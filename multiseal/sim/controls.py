@@ -17,9 +17,10 @@ Compute matching is a scheduler's business (the ``isolated`` scheduler's ``match
 scheduler with a ``reference(view) -> Plan`` method has every agent's training set repeated to the
 number of sequences the reference plan would have given it (:func:`pad_to`).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import networkx as nx
 
@@ -31,8 +32,10 @@ from multiseal.world.vocabulary import fact_sentence
 CONTENTS: tuple[str, ...] = ("notes", "passage", "oracle", "shuffled")
 # Schedulers a content control cannot run with, and why.
 _UNSUPPORTED = {
-    "shuffled": {"policy": "a policy's observation looks distractor documents up in the world",
-                 "oracle": "the oracle scheduler hands every agent the real notes, bypassing the control"},
+    "shuffled": {
+        "policy": "a policy's observation looks distractor documents up in the world",
+        "oracle": "the oracle scheduler hands every agent the real notes, bypassing the control",
+    },
 }
 Problems = list[tuple[str, str]]
 CountTokens = Callable[[str], int]
@@ -45,8 +48,13 @@ def validate_content(content: str, *, world_has_facts: bool | None, scheduler: s
         return [("sharing.content", f"{content!r} is not one of {', '.join(CONTENTS)}")]
     problems: Problems = []
     if content == "oracle" and world_has_facts is False:
-        problems.append(("sharing.content", "'oracle' writes notes from the world's gold facts, and this world "
-                                            "(world.kind: squad) has none; use a synthetic world"))
+        problems.append(
+            (
+                "sharing.content",
+                "'oracle' writes notes from the world's gold facts, and this world "
+                "(world.kind: squad) has none; use a synthetic world",
+            )
+        )
     why = _UNSUPPORTED.get(content, {}).get(scheduler or "")
     if why:
         problems.append(("sharing.content", f"{content!r} cannot run with scheduler.kind '{scheduler}': {why}"))
@@ -55,8 +63,16 @@ def validate_content(content: str, *, world_has_facts: bool | None, scheduler: s
 
 def passage_note(doc: Document, author: int, round: int, count_tokens: CountTokens) -> Note:
     """Passage forwarding: the note is the raw passage."""
-    return Note(f"r{round}.a{author}.{doc.doc_id}.0", author, doc.doc_id, round, "passage", doc.context,
-                (passage_sequence(doc),), count_tokens(doc.context))
+    return Note(
+        f"r{round}.a{author}.{doc.doc_id}.0",
+        author,
+        doc.doc_id,
+        round,
+        "passage",
+        doc.context,
+        (passage_sequence(doc),),
+        count_tokens(doc.context),
+    )
 
 
 def oracle_lines(doc: Document) -> list[str]:
@@ -70,8 +86,16 @@ def oracle_note(doc: Document, author: int, round: int, count_tokens: CountToken
         raise ValueError(f"document {doc.doc_id} has no facts to write an oracle note from")
     lines = oracle_lines(doc)
     text = "\n".join(lines)
-    return Note(f"r{round}.a{author}.{doc.doc_id}.0", author, doc.doc_id, round, "oracle", text,
-                tuple(f"{doc.title}\n{line}" for line in lines), count_tokens(text))
+    return Note(
+        f"r{round}.a{author}.{doc.doc_id}.0",
+        author,
+        doc.doc_id,
+        round,
+        "oracle",
+        text,
+        tuple(f"{doc.title}\n{line}" for line in lines),
+        count_tokens(text),
+    )
 
 
 def distractor_note(note: Note, distractor: Document, count_tokens: CountTokens) -> Note:
@@ -90,35 +114,52 @@ def distractor_note(note: Note, distractor: Document, count_tokens: CountTokens)
         else:
             lo = mid + 1
     n = lo
-    if n > max(n_seq, 1) and abs(count_tokens(" ".join(words[:n - 1])) - target) <= abs(
-            count_tokens(" ".join(words[:n])) - target):
+    if n > max(n_seq, 1) and abs(count_tokens(" ".join(words[: n - 1])) - target) <= abs(
+        count_tokens(" ".join(words[:n])) - target
+    ):
         n -= 1
     words = words[:n]
     k = max(n_seq, 1)
-    lines = [" ".join(words[i * len(words) // k:(i + 1) * len(words) // k]) for i in range(k)]
+    lines = [" ".join(words[i * len(words) // k : (i + 1) * len(words) // k]) for i in range(k)]
     text = "\n".join(lines)
     head, _, rest = note.note_id.partition(f".{note.doc_id}.")
-    return Note(f"{head}.{distractor.doc_id}.{rest}", note.author, distractor.doc_id, note.round, "shuffled",
-                text, tuple(f"{distractor.title}\n{line}" for line in lines) if n_seq else (), count_tokens(text))
+    return Note(
+        f"{head}.{distractor.doc_id}.{rest}",
+        note.author,
+        distractor.doc_id,
+        note.round,
+        "shuffled",
+        text,
+        tuple(f"{distractor.title}\n{line}" for line in lines) if n_seq else (),
+        count_tokens(text),
+    )
 
 
-def control_notes(content: str, arrived: Sequence[tuple[int, Document]], round: int,
-                  count_tokens: CountTokens) -> list[Note]:
+def control_notes(
+    content: str, arrived: Sequence[tuple[int, Document]], round: int, count_tokens: CountTokens
+) -> list[Note]:
     """The notes of content ``passage`` or ``oracle``: one per (author, document) that arrived."""
     make = {"passage": passage_note, "oracle": oracle_note}[content]
     return [make(doc, a, round, count_tokens) for a, doc in arrived]
 
 
-def travelling_copies(notes: Sequence[Note], distractors: World, doc_index: Mapping[str, int],
-                      count_tokens: CountTokens) -> dict[str, Note]:
+def travelling_copies(
+    notes: Sequence[Note], distractors: World, doc_index: Mapping[str, int], count_tokens: CountTokens
+) -> dict[str, Note]:
     """``shuffled``: per note id, the distractor copy that travels instead (real document j -> distractor
     document j, modulo the number of distractors)."""
     xs = distractors.documents
     return {n.note_id: distractor_note(n, xs[doc_index[n.doc_id] % len(xs)], count_tokens) for n in notes}
 
 
-def post_copies(postbox: Postbox, round: int, graph: nx.DiGraph, outbox: Mapping[int, list[Note]],
-                copies: Mapping[str, Note], send_to: Mapping[int, set[int]]) -> None:
+def post_copies(
+    postbox: Postbox,
+    round: int,
+    graph: nx.DiGraph,
+    outbox: Mapping[int, list[Note]],
+    copies: Mapping[str, Note],
+    send_to: Mapping[int, set[int]],
+) -> None:
     """``shuffled``: each author's notes go to itself only, their copies (``copies[note_id]``) to
     ``send_to``; the author's own inbox entry of a copy is consumed at once (never trained on)."""
     postbox.post(round, graph, dict(outbox), {a: set() for a in outbox})

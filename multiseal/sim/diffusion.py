@@ -1,6 +1,7 @@
 """How far knowledge has spread over the population: diffusion, overall and by graph distance
 (conventions in :mod:`multiseal.sim.accuracy`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -18,9 +19,7 @@ from multiseal.sim.accuracy import (
 )
 
 
-def diffusion(
-    acc: npt.ArrayLike, t: int, introduced: npt.ArrayLike, threshold: float | None = 0.5
-) -> float:
+def diffusion(acc: npt.ArrayLike, t: int, introduced: npt.ArrayLike, threshold: float | None = 0.5) -> float:
     """How far introduced knowledge has spread over the population at row ``t``.
 
     With a threshold: share of (agent, introduced document) pairs the agent "knows",
@@ -69,8 +68,9 @@ def diffusion_by_distance(
     return out
 
 
-def recipient_distances(arrivals: Mapping[int, Mapping[int, Sequence[str]]], doc_index: Mapping[str, int],
-                        n_agents: int, graph: nx.DiGraph) -> np.ndarray:
+def recipient_distances(
+    arrivals: Mapping[int, Mapping[int, Sequence[str]]], doc_index: Mapping[str, int], n_agents: int, graph: nx.DiGraph
+) -> np.ndarray:
     """``distance[a, j]``: hops along ``graph`` from document j's first recipient (earliest round,
     then lowest agent id) to agent a; -1 where a is unreachable or j not yet introduced."""
     dist = np.full((n_agents, len(doc_index)), -1, dtype=int)

@@ -36,12 +36,13 @@ of every answer-based metric):
   planted for that fact by a note the agent trained on and someone else wrote;
   ``pop.misinformation.count``: their number.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -55,7 +56,11 @@ from multiseal.world.vocabulary import (
 
 # Per-agent metric names added by ``fact_metrics``, in a stable order.
 FACT_METRIC_NAMES: tuple[str, ...] = (
-    "note_fidelity", "note_hallucination", "transfer_efficiency", "writer_miss", "learner_miss",
+    "note_fidelity",
+    "note_hallucination",
+    "transfer_efficiency",
+    "writer_miss",
+    "learner_miss",
 )
 THRESHOLD = 0.5  # a headline grade at or above it answers the fact
 
@@ -74,14 +79,14 @@ def tokens(text: str) -> Tokens:
 def appears(needle: Tokens, hay: Tokens) -> bool:
     """Whether ``needle`` is a contiguous run of ``hay`` (never for an empty needle)."""
     n = len(needle)
-    return n > 0 and any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
+    return n > 0 and any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
 
 
 def note_units(sequences: Sequence[str], title: str) -> list[Tokens]:
     """A note's units (see the module docstring), as token tuples."""
     out: list[Tokens] = []
     for seq in sequences:
-        body = seq[len(title) + 1:] if seq.startswith(title + "\n") else seq
+        body = seq[len(title) + 1 :] if seq.startswith(title + "\n") else seq
         lines: list[str] = []
         for line in body.splitlines():
             if not line.strip():
@@ -159,12 +164,19 @@ class FactIndex:
         if rel is None:
             return []
         gold = tokens(fact.value)
-        return [v for v in self._values.get(rel.type, []) if (t := tokens(v)) and not appears(t, gold)
-                and not appears(gold, t) and fact.entity not in self._owners.get(t, set()) and v != fact.entity]
+        return [
+            v
+            for v in self._values.get(rel.type, [])
+            if (t := tokens(v))
+            and not appears(t, gold)
+            and not appears(gold, t)
+            and fact.entity not in self._owners.get(t, set())
+            and v != fact.entity
+        ]
 
     def _values_in(self, kind: str, unit: Tokens) -> list[tuple[Tokens, str]]:
         table = self._first.get(kind, {})
-        return [(t, v) for i, tok in enumerate(unit) for t, v in table.get(tok, ()) if unit[i:i + len(t)] == t]
+        return [(t, v) for i, tok in enumerate(unit) for t, v in table.get(tok, ()) if unit[i : i + len(t)] == t]
 
     @staticmethod
     def _named(entity: str, unit: set[str]) -> bool:
@@ -190,8 +202,13 @@ class FactIndex:
                     continue
                 for t, v in self._values_in(rel.type, u):
                     owners = self._owners.get(t, set())
-                    if (appears(t, gold) or appears(gold, t) or f.entity in owners or v == f.entity
-                            or any(self._named(o, s) for o in owners)):
+                    if (
+                        appears(t, gold)
+                        or appears(gold, t)
+                        or f.entity in owners
+                        or v == f.entity
+                        or any(self._named(o, s) for o in owners)
+                    ):
                         continue
                     found.append(v)
             if found:
@@ -243,9 +260,9 @@ def fact_metrics(
         received: set[str] = set()
         planted: dict[str, set[Tokens]] = {}
         for nid in trained[a]:
-            n = notes_by_id.get(nid)
-            if n is None or n.doc_id not in doc_index:
+            if nid not in notes_by_id or notes_by_id[nid].doc_id not in doc_index:
                 continue
+            n = notes_by_id[nid]
             s = index.score(n)
             arrived.update(s.correct)
             if not own[a, doc_index[n.doc_id]]:
@@ -261,8 +278,9 @@ def fact_metrics(
             "note_fidelity": _share(stated, total),
             "note_hallucination": _share(wrong, total),
             "transfer_efficiency": _share(sum(f.fact_id in answered for f in got), len(got)),
-            "writer_miss": _share(sum(f.fact_id not in arrived and f.fact_id not in answered for f in reached),
-                                  len(reached)),
+            "writer_miss": _share(
+                sum(f.fact_id not in arrived and f.fact_id not in answered for f in reached), len(reached)
+            ),
             "learner_miss": _share(sum(f.fact_id not in answered for f in got), len(reached)),
         }
     by_distance: dict[int, list[float]] = {}
@@ -281,15 +299,22 @@ def fact_metrics(
             if grade < THRESHOLD and planted_for[a].get(f.fact_id):
                 said = tokens(answers[a].get(qid, ""))
                 misinformed += any(appears(t, said) for t in planted_for[a][f.fact_id])
-    population = {(f"pop.fact_diffusion.d{d}" if d >= 0 else "pop.fact_diffusion.unreachable"): float(np.mean(v))
-                  for d, v in sorted(by_distance.items())}
+    population = {
+        (f"pop.fact_diffusion.d{d}" if d >= 0 else "pop.fact_diffusion.unreachable"): float(np.mean(v))
+        for d, v in sorted(by_distance.items())
+    }
     population["pop.misinformation"] = _share(misinformed, pairs)
     population["pop.misinformation.count"] = float(misinformed)
     return per_agent, population
 
 
-def fact_rows(index: FactIndex, rows: Sequence[Sequence[Mapping[str, float]]], introduced: np.ndarray,
-              distances: Sequence[np.ndarray], doc_index: Mapping[str, int]) -> list[dict]:
+def fact_rows(
+    index: FactIndex,
+    rows: Sequence[Sequence[Mapping[str, float]]],
+    introduced: np.ndarray,
+    distances: Sequence[np.ndarray],
+    doc_index: Mapping[str, int],
+) -> list[dict]:
     """Per-fact diffusion, row by row: for every asked fact, the agents that answer it (grade >= 0.5)
     and each agent's distance from the document's first recipient. ``rows[t][a]``: agent a's grades at
     row t; ``introduced`` (T, D); ``distances[t]`` (A, D) at row t."""
@@ -297,8 +322,15 @@ def fact_rows(index: FactIndex, rows: Sequence[Sequence[Mapping[str, float]]], i
     for t, grades in enumerate(rows):
         for f in index.asked():
             j, qid = doc_index[f.doc_id], index.question[f.fact_id]
-            out.append({"row": t, "fact_id": f.fact_id, "doc_id": f.doc_id, "qid": qid,
-                        "introduced": bool(introduced[t, j]),
-                        "correct": [a for a, g in enumerate(grades) if g.get(qid, math.nan) >= THRESHOLD],
-                        "distance": [int(d) for d in distances[t][:, j]]})
+            out.append(
+                {
+                    "row": t,
+                    "fact_id": f.fact_id,
+                    "doc_id": f.doc_id,
+                    "qid": qid,
+                    "introduced": bool(introduced[t, j]),
+                    "correct": [a for a, g in enumerate(grades) if g.get(qid, math.nan) >= THRESHOLD],
+                    "distance": [int(d) for d in distances[t][:, j]],
+                }
+            )
     return out

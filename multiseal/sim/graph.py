@@ -3,6 +3,7 @@
 Topologies themselves (the registry of builders, their parameter models, the conformance check)
 live in :mod:`multiseal.sim.topologies` and :mod:`multiseal.sim.topology_kinds`.
 """
+
 from __future__ import annotations
 
 import random
@@ -25,9 +26,11 @@ def is_disconnected(g: nx.DiGraph) -> bool:
     """True when some agents cannot exchange notes even ignoring direction (not weakly connected)."""
     return g.number_of_nodes() > 0 and not nx.is_weakly_connected(g)
 
+
 def distances(g: nx.DiGraph, source: int) -> dict[int, int]:
     """Hops along directed edges from ``source`` to every agent it reaches (itself at 0)."""
     return dict(nx.single_source_shortest_path_length(g, source))
+
 
 class DynamicGraph:
     """The graph in force at each round: static, rewired every N rounds, or an explicit schedule.
@@ -45,25 +48,41 @@ class DynamicGraph:
 
     _TRIES = 20
 
-    def __init__(self, kind: str, n: int, *, directed: bool = False, params: dict | None = None,
-                 seed: int = 0, weights: dict | None = None, rewire_every: int | None = None,
-                 schedule: list[list] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        n: int,
+        *,
+        directed: bool = False,
+        params: dict | None = None,
+        seed: int = 0,
+        weights: dict | None = None,
+        rewire_every: int | None = None,
+        schedule: list[list] | None = None,
+    ):
         self.kind, self.n, self.directed, self.seed = kind, n, directed, seed
         self.params, self.weights = dict(params or {}), weights
         self.rewire_every, self.schedule = rewire_every, schedule
-        problems = validate_topology(kind, n, self.params, directed=directed, weights=weights,
-                                     rewire_every=rewire_every, schedule=schedule)
+        problems = validate_topology(
+            kind, n, self.params, directed=directed, weights=weights, rewire_every=rewire_every, schedule=schedule
+        )
         if problems:
             raise ParamsError(problems)
         if schedule is not None:
-            self._schedule = [nx.freeze(build_topology("edges", n, directed=directed, params={"edges": e},
-                                                       seed=seed + i, weights=weights))
-                              for i, e in enumerate(schedule)]
+            self._schedule = [
+                nx.freeze(
+                    build_topology("edges", n, directed=directed, params={"edges": e}, seed=seed + i, weights=weights)
+                )
+                for i, e in enumerate(schedule)
+            ]
             return
-        self._kind, self._parsed, self._weights, _ = parse_topology(kind, n, self.params, directed=directed,
-                                                                    weights=weights)
-        self._epochs = [nx.freeze(_materialise(self._kind.fn, n, self._parsed, random.Random(seed),  # type: ignore[union-attr,arg-type]
-                                               directed, self._weights))]
+        self._kind, self._parsed, self._weights, _ = parse_topology(
+            kind, n, self.params, directed=directed, weights=weights
+        )
+        assert self._kind is not None and self._parsed is not None  # validated above
+        self._epochs = [
+            nx.freeze(_materialise(self._kind.fn, n, self._parsed, random.Random(seed), directed, self._weights))
+        ]
 
     @property
     def is_static(self) -> bool:

@@ -8,6 +8,7 @@ checkpoint saves (:mod:`multiseal.sim.checkpoint`).
 
 The class takes plain typed arguments; it never sees the scenario file.
 """
+
 from __future__ import annotations
 
 import time
@@ -93,12 +94,32 @@ class Simulation:
             raise ValueError(f"{population.workers} workers for {len(agents)} agents: at most one worker per agent")
         kept = {a: tuple(ms) for a, ms in (mitigations or {}).items() if ms}
         self.setup = Setup(
-            model=population, world=world, arrivals=arrivals, graphs=graphs, scheduler=scheduler, agents=agents,
-            self_edit=self_edit, evaluation=evaluation, rounds=rounds, seed=seed, sharing=sharing, mixing=mixing,
-            replay=replay, probe_size=probe_size, progress=progress, content=content, distractors=distractors,
-            train_together=train_together, rows_per_pass=rows_per_pass, sample_documents=sample_documents,
-            mitigations=kept, adversaries=adversaries, trust=trust or TrustSettings(),
-            drift_texts=tuple(drift_texts), drift_length=drift_length, reference=mitigation_reference(kept),
+            model=population,
+            world=world,
+            arrivals=arrivals,
+            graphs=graphs,
+            scheduler=scheduler,
+            agents=agents,
+            self_edit=self_edit,
+            evaluation=evaluation,
+            rounds=rounds,
+            seed=seed,
+            sharing=sharing,
+            mixing=mixing,
+            replay=replay,
+            probe_size=probe_size,
+            progress=progress,
+            content=content,
+            distractors=distractors,
+            train_together=train_together,
+            rows_per_pass=rows_per_pass,
+            sample_documents=sample_documents,
+            mitigations=kept,
+            adversaries=adversaries,
+            trust=trust or TrustSettings(),
+            drift_texts=tuple(drift_texts),
+            drift_length=drift_length,
+            reference=mitigation_reference(kept),
         )
         self.state = RoundState.fresh(self.setup, postbox)
         self._assign()
@@ -183,16 +204,22 @@ class Simulation:
             per_agent, population = measure(setup, state, row, g)
         seconds = {**clock.seconds, **setup.model.take_seconds()}  # per worker and stage, when sharded
         comm = state.postbox.sent_by_round().get(r, {"notes": 0, "tokens": 0, "lost": 0})
-        work = {"generated_tokens": generated_tokens(setup, notes), "trained_tokens": trained_tokens,
-                "answered": int(state.answered[row])}
+        work = {
+            "generated_tokens": generated_tokens(setup, notes),
+            "trained_tokens": trained_tokens,
+            "answered": int(state.answered[row]),
+        }
         record = RoundRecord(r, per_agent, population, notes, trained, dict(comm), seconds, work)
         state.history.append(per_agent)
         state.records.append(record)
         state.round += 1
         return record
 
-    def run(self, on_round: Callable[[RoundRecord], None] | None = None,
-            actions_fn: Callable[[Simulation], dict[int, AgentAction]] | None = None) -> list[RoundRecord]:
+    def run(
+        self,
+        on_round: Callable[[RoundRecord], None] | None = None,
+        actions_fn: Callable[[Simulation], dict[int, AgentAction]] | None = None,
+    ) -> list[RoundRecord]:
         """Play every remaining round, calling ``on_round`` after each; ``actions_fn(self)``, when
         given, supplies each round's actions (a policy-driven run)."""
         self.start()

@@ -5,10 +5,12 @@ document groups), :mod:`multiseal.sim.continual` (forgetting, transfer, retentio
 :mod:`multiseal.sim.diffusion`. Per-agent values are NaN where a metric has nothing to average;
 no function emits a RuntimeWarning.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt

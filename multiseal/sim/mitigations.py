@@ -27,6 +27,7 @@ gate and one combination):
 The built-in kinds: ``replay``, ``kl`` (KL-to-base regularisation on general text), ``l2`` (L2 pull
 towards the adapter's previous state), ``gate`` and ``combine`` (docs/forgetting.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -103,11 +104,18 @@ class KlParams(Params):
 @MITIGATIONS.register("kl", params=KlParams)
 def _kl(params: KlParams) -> Mitigation:
     """KL-to-base regularisation on general text (keeps ordinary next-token behaviour while learning)."""
+
     def penalty(ctx: PenaltyContext) -> Penalty:
         assert ctx.reference is not None
         return kl_to_base(ctx.reference, params.weight, start=ctx.round * 7919 + ctx.agent)
-    return Mitigation("kl", penalty=penalty, reference_passages=params.passages, reference_batch=params.batch,
-                      reference_length=params.max_length)
+
+    return Mitigation(
+        "kl",
+        penalty=penalty,
+        reference_passages=params.passages,
+        reference_batch=params.batch,
+        reference_length=params.max_length,
+    )
 
 
 class L2Params(Params):
@@ -133,8 +141,10 @@ def _gate(params: GateParams) -> Mitigation:
 
 class CombineParams(Params):
     method: Literal["concat", "svd"] = Field(
-        "concat", description="concat: the deltas side by side (exact weighted sum, rank grows each round); "
-                              "svd: their weighted sum cut back to the adapter's rank")
+        "concat",
+        description="concat: the deltas side by side (exact weighted sum, rank grows each round); "
+        "svd: their weighted sum cut back to the adapter's rank",
+    )
     weighting: Literal["sum", "mean"] = Field("sum", description="each round's delta weighted 1, or 1/rounds")
 
 
@@ -145,6 +155,7 @@ def _combine(params: CombineParams) -> Mitigation:
 
 
 # ---------------------------------------------------------------- from settings
+
 
 def validate_mitigations(entries: Sequence[Mapping[str, Any]], prefix: str) -> Problems:
     """Problems with a list of ``{kind, params}`` entries, keys under ``prefix`` (``mitigations.0.params.weight``)."""

@@ -15,6 +15,7 @@ is made once per group with the same inputs and seeds wherever the group runs. S
 workers equals, to the last bit, the in-process run with ``execution.workers: W`` (same batches, same
 random streams); changing ``W`` changes how rows are batched (and sampled notes' random streams).
 """
+
 from __future__ import annotations
 
 import time
@@ -86,12 +87,15 @@ class Shard:
     def drift(self, adapters: Sequence[str], data) -> dict[str, Drift]:
         return drift(self.model, adapters, data)
 
-    def train(self, specs: Sequence[TrainSpec], together: bool, max_rows: int,
-              progress: Sequence[str | None] | str | None) -> list[TrainStats]:
+    def train(
+        self, specs: Sequence[TrainSpec], together: bool, max_rows: int, progress: Sequence[str | None] | str | None
+    ) -> list[TrainStats]:
         """The specs' jobs, built on this shard's model: in shared batches (``together``; ``progress``
         one label) or one after another (``progress`` one label per spec)."""
-        jobs = [inner_loop_job(self.model, s.adapter, s.sequences, s.settings, seed=s.seed,
-                               penalty=self._penalty(s)) for s in specs]
+        jobs = [
+            inner_loop_job(self.model, s.adapter, s.sequences, s.settings, seed=s.seed, penalty=self._penalty(s))
+            for s in specs
+        ]
         if together:
             label = progress if isinstance(progress, str) or progress is None else None
             return train_jobs(self.model, jobs, together=True, max_rows=max_rows, progress=label)
@@ -138,8 +142,7 @@ class Population:
     def local(cls, model: SharedModel, groups: int = 1) -> Population:
         """``groups`` groups on the one in-process model (groups only change how calls are batched)."""
         shard = Shard(model)
-        return cls([shard] * groups, model.tokenizer, model.chat, model.device, model.name,
-                   adapters=model.adapters)
+        return cls([shard] * groups, model.tokenizer, model.chat, model.device, model.name, adapters=model.adapters)
 
     @property
     def workers(self) -> int:
@@ -212,14 +215,21 @@ class Population:
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.tokenizer, text)
 
-    def generate(self, prompts: Sequence[str], adapters: Sequence[str | None] | None = None, *,
-                 seed: int | None = None, **kwargs) -> list[str]:
+    def generate(
+        self, prompts: Sequence[str], adapters: Sequence[str | None] | None = None, *, seed: int | None = None, **kwargs
+    ) -> list[str]:
         """Each group's prompts in its own call (its seed offset by the group), results in order."""
         adapters = list(adapters) if adapters is not None else [None] * len(prompts)
         parts = self._split(adapters)
-        calls = [(g, "generate", ([prompts[i] for i in idx], [adapters[i] for i in idx]),
-                  {**kwargs, "seed": None if seed is None else seed + g * GROUP_SEED_STRIDE})
-                 for g, idx in parts.items()]
+        calls = [
+            (
+                g,
+                "generate",
+                ([prompts[i] for i in idx], [adapters[i] for i in idx]),
+                {**kwargs, "seed": None if seed is None else seed + g * GROUP_SEED_STRIDE},
+            )
+            for g, idx in parts.items()
+        ]
         out: list[str] = [""] * len(prompts)
         for idx, texts in zip(parts.values(), self._map(calls)):
             for i, t in zip(idx, texts):
@@ -227,12 +237,18 @@ class Population:
         return out
 
     # -- training and drift ------------------------------------------------
-    def train(self, specs: Sequence[TrainSpec], *, together: bool, max_rows: int,
-              progress: Callable[[Sequence[TrainSpec]], Any] | None = None) -> list[TrainStats]:
+    def train(
+        self,
+        specs: Sequence[TrainSpec],
+        *,
+        together: bool,
+        max_rows: int,
+        progress: Callable[[Sequence[TrainSpec]], Any] | None = None,
+    ) -> list[TrainStats]:
         """Each group trains its agents' specs (together, or one after another); stats in order.
         ``progress(specs)`` gives a group's progress label(s)."""
         parts = self._split([s.adapter for s in specs])
-        calls = []
+        calls: list[tuple[int, str, tuple, dict]] = []
         for g, idx in parts.items():
             mine = [specs[i] for i in idx]
             calls.append((g, "train", (mine, together, max_rows, progress(mine) if progress else None), {}))

@@ -23,12 +23,13 @@ over the strata h inside the averaged set (N_h documents, m_h sampled, s_h² the
 a stratum with one draw uses s_h² = 0.25 (the largest variance of a value in [0, 1]) and one with none
 contributes (N_h / N)² · 0.25. The simulation logs the 95% half-width, 1.96 √Var, as ``<metric>.ci95``.
 """
+
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -17,6 +17,7 @@ conformance check a new scheduler should pass. A scheduler may also offer ``refe
 None``: the simulation then repeats each agent's training sequences up to the number that plan would
 give it (compute matching; see :class:`Isolated` and ``docs/controls.md``).
 """
+
 from __future__ import annotations
 
 import random
@@ -55,6 +56,7 @@ def _per_agent(view: SchedulerView, pick: Callable[[int, list[InboxItem]], Itera
 
 # ---------------------------------------------------------------- built-in schedulers
 
+
 @SCHEDULERS.register("synchronous")
 def _synchronous(params: NoParams) -> Scheduler:
     """Every agent adapts on its whole inbox every round."""
@@ -64,10 +66,12 @@ def _synchronous(params: NoParams) -> Scheduler:
 @SCHEDULERS.register("round-robin")
 def _round_robin(params: NoParams) -> Scheduler:
     """Only agent ``agents[round % n]`` adapts, on its whole inbox; the others keep theirs pending."""
+
     def schedule(view: SchedulerView) -> Plan:
         agents = view.agents()
         turn = agents[view.round % len(agents)] if agents else None
         return _per_agent(view, lambda a, inbox: inbox if a == turn else [])
+
     return schedule
 
 
@@ -133,8 +137,9 @@ class Budgeted:
         for it in chosen:
             per_doc[it.note.doc_id] = per_doc.get(it.note.doc_id, 0) + 1
         while others and len(chosen) < self.budget:
-            best = min(others, key=lambda it: (it.note.doc_id in known, per_doc.get(it.note.doc_id, 0),
-                                               *_trust_key(it)))
+            best = min(
+                others, key=lambda it: (it.note.doc_id in known, per_doc.get(it.note.doc_id, 0), *_trust_key(it))
+            )
             others.remove(best)
             chosen.append(best)
             per_doc[best.note.doc_id] = per_doc.get(best.note.doc_id, 0) + 1
@@ -153,10 +158,14 @@ MatchKind = Literal["none", "neighbours", "complete"]
 
 
 class IsolatedParams(Params):
-    match: MatchKind = Field("none", description=(
-        "compute matching: 'none' trains on one's own material once; 'neighbours' / 'complete' repeat "
-        "it up to the sequences the agent would have trained on this round had it adapted on every "
-        "note its in-neighbours (on the round's graph) / all agents wrote this round, as well as its own"))
+    match: MatchKind = Field(
+        "none",
+        description=(
+            "compute matching: 'none' trains on one's own material once; 'neighbours' / 'complete' repeat "
+            "it up to the sequences the agent would have trained on this round had it adapted on every "
+            "note its in-neighbours (on the round's graph) / all agents wrote this round, as well as its own"
+        ),
+    )
 
 
 class Isolated:
@@ -186,8 +195,12 @@ class Isolated:
                 senders = set(view.agents())
             else:
                 senders = {a} | (set(view.graph.predecessors(a)) if a in view.graph else set())
-            return [InboxItem(n, n.author, view.round, 1.0, 0 if n.author == a else 1)
-                    for n in view.all_notes if n.author in senders]
+            return [
+                InboxItem(n, n.author, view.round, 1.0, 0 if n.author == a else 1)
+                for n in view.all_notes
+                if n.author in senders
+            ]
+
         return _per_agent(view, lambda a, inbox: items(a))
 
 
@@ -204,10 +217,13 @@ def _oracle(params: NoParams) -> Scheduler:
     Notes are wrapped as ``InboxItem(sender=author, received_round=round, weight=1.0, hops=0 if own
     else 1)``.
     """
+
     def schedule(view: SchedulerView) -> Plan:
         def items(a: int) -> list[InboxItem]:
             return [InboxItem(n, n.author, view.round, 1.0, 0 if n.author == a else 1) for n in view.all_notes]
+
         return _per_agent(view, lambda a, inbox: items(a))
+
     return schedule
 
 
@@ -235,8 +251,11 @@ class PolicyScheduler:
             items = list(view.inboxes.get(a, []))  # the postbox never holds a note twice
             d = decisions.get(a)
             if d is not None:
-                items = [it for it in items if it.note.note_id in d.note_ids
-                         or (it.received_round == view.round and it.sender in d.new_from)]
+                items = [
+                    it
+                    for it in items
+                    if it.note.note_id in d.note_ids or (it.received_round == view.round and it.sender in d.new_from)
+                ]
             plan[a] = items
             self.adapted.setdefault(a, []).extend(it.note for it in items)
         return plan
@@ -247,8 +266,9 @@ class PolicySchedulerParams(Params):
     allowed by ``allow_import``) and that ``policy_params`` fit that policy's own model is checked by
     :func:`multiseal.rl.policies.validate_policy_params` (the rl layer, above this one)."""
 
-    policy: str = Field(description="a registered policy, or an import path 'package.module:callable' "
-                                    "with allow_import: true")
+    policy: str = Field(
+        description="a registered policy, or an import path 'package.module:callable' with allow_import: true"
+    )
     allow_import: bool = Field(False, description="let policy name code to import")
     policy_params: dict[str, Any] = Field(default_factory=dict, description="the policy's own parameters")
     inbox_slots: int | None = Field(None, ge=1, description="inbox items a policy sees per round")
@@ -259,8 +279,11 @@ class PolicySchedulerParams(Params):
     @field_validator("styles")
     @classmethod
     def _styles(cls, styles: list[str] | None) -> list[str] | None:
-        bad = [(f"[{i}]", f"'{s}' is not one of {', '.join(STYLES.names())}")
-               for i, s in enumerate(styles or []) if s not in STYLES]
+        bad = [
+            (f"[{i}]", f"'{s}' is not one of {', '.join(STYLES.names())}")
+            for i, s in enumerate(styles or [])
+            if s not in STYLES
+        ]
         if bad:
             raise FieldProblems(*bad)
         return styles
@@ -276,6 +299,7 @@ def _policy(params: PolicySchedulerParams) -> Scheduler:
 
 
 # ---------------------------------------------------------------- building and checking
+
 
 def validate_scheduler_params(kind: str, params: Mapping[str, Any] | None) -> Problems:
     """Every problem with a scheduler setting, as ``(dotted key, message)`` pairs (``params.budget``)."""
@@ -302,8 +326,10 @@ def example_view(n: int = 4, seed: int = 0, round: int = 1) -> SchedulerView:
         if b != a:
             g.add_edge(a, b, weight=0.5 + 0.1 * a)
             g.add_edge(b, a, weight=0.5 + 0.1 * b)
-    notes = {a: [Note(f"n{a}-{d}", a, f"doc{a}-{d}", round, "implications", "text", ("text",), 5 + d)
-                 for d in range(2)] for a in range(n)}
+    notes = {
+        a: [Note(f"n{a}-{d}", a, f"doc{a}-{d}", round, "implications", "text", ("text",), 5 + d) for d in range(2)]
+        for a in range(n)
+    }
     inboxes: dict[int, list[InboxItem]] = {}
     for a in range(n):
         items = [InboxItem(nt, a, round, 1.0, 0) for nt in notes[a]]
@@ -312,9 +338,15 @@ def example_view(n: int = 4, seed: int = 0, round: int = 1) -> SchedulerView:
             items.append(InboxItem(old, u, round - 1, g[u][a]["weight"], 1))
             items += [InboxItem(nt, u, round, g[u][a]["weight"], 1) for nt in notes[u]]
         inboxes[a] = items
-    return SchedulerView(round=round, graph=g, inboxes=inboxes,
-                         all_notes=[nt for a in range(n) for nt in notes[a]], history=[],
-                         known={a: {f"doc{(a + 1) % n}-0"} for a in range(n)}, rng=random.Random(seed))
+    return SchedulerView(
+        round=round,
+        graph=g,
+        inboxes=inboxes,
+        all_notes=[nt for a in range(n) for nt in notes[a]],
+        history=[],
+        known={a: {f"doc{(a + 1) % n}-0"} for a in range(n)},
+        rng=random.Random(seed),
+    )
 
 
 def _plan_ids(plan: Plan) -> dict[int, list[str]]:
@@ -329,6 +361,7 @@ def check_scheduler(scheduler: Scheduler, n: int = 4, *, seed: int = 0, inbox_on
     schedulers such as the oracle); the view is left unchanged; the same rng seed gives the same
     plan; an empty inbox round still gives every agent key. Returns the plan.
     """
+
     def fail(msg: str) -> None:
         raise AssertionError(f"check_scheduler: {msg}")
 

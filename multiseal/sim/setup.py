@@ -6,6 +6,7 @@
 the agents and every setting of the round. A checkpoint never stores it: resuming builds it again from
 the same scenario, which is deterministic given the seed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

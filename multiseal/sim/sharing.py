@@ -11,6 +11,7 @@ Two rules hold whatever the path: an agent never receives the same ``note_id`` t
 always gets its own notes at once (hops 0, weight 1.0, never lost). Loss is decided by a hash of
 ``(seed, note_id, u, v)``, so it is deterministic and does not depend on the order of calls.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,9 +35,18 @@ class Postbox:
     the note from), up to ``max_hops`` hops from the author (``None``: no limit).
     """
 
-    def __init__(self, n_agents: int, *, delay: int = 0, loss: float = 0.0, relay: bool = False,
-                 max_hops: int | None = None, seed: int = 0, edge_delay: dict[Edge, int] | None = None,
-                 edge_loss: dict[Edge, float] | None = None):
+    def __init__(
+        self,
+        n_agents: int,
+        *,
+        delay: int = 0,
+        loss: float = 0.0,
+        relay: bool = False,
+        max_hops: int | None = None,
+        seed: int = 0,
+        edge_delay: dict[Edge, int] | None = None,
+        edge_loss: dict[Edge, float] | None = None,
+    ):
         if n_agents < 1:
             raise ValueError(f"n_agents must be >= 1, got {n_agents}")
         for d in [delay, *(edge_delay or {}).values()]:
@@ -94,12 +104,14 @@ class Postbox:
             counts["lost"] += 1  # v may still get the note later along another path
             return
         self._has[v].add(note.note_id)
-        item = InboxItem(note=note, sender=u, received_round=round, weight=float(graph[u][v].get("weight", 1.0)),
-                         hops=hops)
+        item = InboxItem(
+            note=note, sender=u, received_round=round, weight=float(graph[u][v].get("weight", 1.0)), hops=hops
+        )
         self._in_flight.append((round + self.edge_delay.get((u, v), self.delay), v, item))
 
-    def post(self, round: int, graph: nx.DiGraph, outbox: dict[int, list[Note]],
-             send_to: dict[int, set[int]] | None = None) -> None:
+    def post(
+        self, round: int, graph: nx.DiGraph, outbox: dict[int, list[Note]], send_to: dict[int, set[int]] | None = None
+    ) -> None:
         """Send each agent's new notes to itself (at once) and to its out-neighbours.
 
         With ``send_to``, agent u sends only to ``send_to[u]`` (each must be an out-neighbour); an
@@ -213,8 +225,9 @@ class Postbox:
         return out
 
 
-def average_adapters(states: dict[int, dict[str, Tensor]], graph: nx.DiGraph,
-                     mixing: str = "uniform") -> dict[int, dict[str, Tensor]]:
+def average_adapters(
+    states: dict[int, dict[str, Tensor]], graph: nx.DiGraph, mixing: str = "uniform"
+) -> dict[int, dict[str, Tensor]]:
     """One gossip-averaging step over LoRA weights (decentralised SGD style).
 
     ``new[v] = (states[v] + Σ_{u→v} w_uv · states[u]) / (1 + Σ_{u→v} w_uv)`` over in-neighbours u that
@@ -231,7 +244,8 @@ def average_adapters(states: dict[int, dict[str, Tensor]], graph: nx.DiGraph,
     for v in sorted(states):
         sources = [(v, 1.0)] + [
             (u, float(graph[u][v].get("weight", 1.0)) if mixing == "weighted" else 1.0)
-            for u in sorted(graph.predecessors(v)) if u in states and u != v
+            for u in sorted(graph.predecessors(v))
+            if u in states and u != v
         ]
         total = sum(w for _, w in sources)
         out[v] = {}

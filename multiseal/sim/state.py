@@ -5,6 +5,7 @@
 state after round ``t`` (row 0: the base model). A checkpoint stores the record whole
 (:mod:`multiseal.sim.checkpoint`), so a field added here is saved and restored with no further step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -25,6 +25,7 @@ ordered pair drawn independently). Builders draw randomness only from ``rng`` so
 the same graph. The parameter model's validators see ``info.context["n"]`` (the number of agents)
 and ``info.context["directed"]``. ``check_topology`` is the conformance check a new builder should pass.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,17 @@ from multiseal.sim.topology_kinds import (
     grid_shape,
 )
 
-__all__ = ["TOPOLOGIES", "Builder", "Weights", "build_topology", "check_topology", "grid_shape",
-           "parse_topology", "validate_topology", "validate_topology_params"]
+__all__ = [
+    "TOPOLOGIES",
+    "Builder",
+    "Weights",
+    "build_topology",
+    "check_topology",
+    "grid_shape",
+    "parse_topology",
+    "validate_topology",
+    "validate_topology_params",
+]
 
 Problems = list[tuple[str, str]]
 
@@ -68,9 +78,14 @@ def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def parse_topology(kind: str, n: int, params: Mapping[str, Any] | None, *, directed: bool = False,
-                   weights: Mapping[str, Any] | None = None) -> tuple[Kind | None, BaseModel | None, Weights | None,
-                                                                      Problems]:
+def parse_topology(
+    kind: str,
+    n: int,
+    params: Mapping[str, Any] | None,
+    *,
+    directed: bool = False,
+    weights: Mapping[str, Any] | None = None,
+) -> tuple[Kind | None, BaseModel | None, Weights | None, Problems]:
     """``(kind, parsed params, parsed weights, problems)``: the parts are None where there are problems."""
     if kind not in TOPOLOGIES:
         return None, None, None, [("kind", f"{shown(kind)} is not one of {', '.join(TOPOLOGIES.names())}")]
@@ -82,13 +97,20 @@ def parse_topology(kind: str, n: int, params: Mapping[str, Any] | None, *, direc
     return entry, parsed, w, problems + w_problems  # type: ignore[return-value]
 
 
-def validate_topology_params(kind: str, n: int, params: Mapping[str, Any] | None, *, directed: bool = False,
-                             weights: Mapping[str, Any] | None = None) -> Problems:
+def validate_topology_params(
+    kind: str,
+    n: int,
+    params: Mapping[str, Any] | None,
+    *,
+    directed: bool = False,
+    weights: Mapping[str, Any] | None = None,
+) -> Problems:
     """Every problem with a static topology setting, as ``(dotted key, message)`` pairs, without building."""
     return parse_topology(kind, n, params, directed=directed, weights=weights)[3]
 
 
 # ---------------------------------------------------------------- building
+
 
 def _canonical(g: nx.DiGraph, n: int) -> nx.DiGraph:
     """A copy with nodes 0..n-1 and edges in sorted order, so equal graphs compare and print alike."""
@@ -98,8 +120,9 @@ def _canonical(g: nx.DiGraph, n: int) -> nx.DiGraph:
     return out
 
 
-def _materialise(fn: Builder, n: int, params: BaseModel, rng: random.Random, directed: bool,
-                 weights: Weights | None) -> nx.DiGraph:
+def _materialise(
+    fn: Builder, n: int, params: BaseModel, rng: random.Random, directed: bool, weights: Weights | None
+) -> nx.DiGraph:
     """Run a builder and turn its result into the canonical weighted DiGraph on 0..n-1."""
     raw = fn(n, params, rng, directed)
     if not isinstance(raw, nx.Graph):
@@ -128,8 +151,15 @@ def _materialise(fn: Builder, n: int, params: BaseModel, rng: random.Random, dir
     return _canonical(g, n)
 
 
-def build_topology(kind: str, n: int, *, directed: bool = False, params: Mapping[str, Any] | None = None,
-                   seed: int = 0, weights: Mapping[str, Any] | None = None) -> nx.DiGraph:
+def build_topology(
+    kind: str,
+    n: int,
+    *,
+    directed: bool = False,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    weights: Mapping[str, Any] | None = None,
+) -> nx.DiGraph:
     """The communication graph for ``n`` agents: an ``nx.DiGraph`` on 0..n-1 with a ``weight`` per edge.
 
     ``weights`` sets the trust of edges the topology leaves unweighted: ``{"default": w}`` or
@@ -148,8 +178,14 @@ def _fingerprint(g: nx.DiGraph) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def check_topology(fn: str | Kind | Builder, n: int = 6, params: Mapping[str, Any] | None = None, *, seed: int = 0,
-                   params_model: type[BaseModel] | None = None) -> nx.DiGraph:
+def check_topology(
+    fn: str | Kind | Builder,
+    n: int = 6,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    params_model: type[BaseModel] | None = None,
+) -> nx.DiGraph:
     """Conformance check for a topology builder; raises ``AssertionError`` naming what is wrong.
 
     ``fn`` is a registered kind (its name or ``TOPOLOGIES.get(name)``: its own model parses ``params``) or a bare
@@ -158,6 +194,7 @@ def check_topology(fn: str | Kind | Builder, n: int = 6, params: Mapping[str, An
     ``weight`` > 0, the same seed gives the same graph, and an undirected build has both directions
     of every edge. Returns the undirected build.
     """
+
     def fail(msg: str) -> None:
         raise AssertionError(f"check_topology: {msg}")
 
@@ -189,9 +226,16 @@ def check_topology(fn: str | Kind | Builder, n: int = 6, params: Mapping[str, An
     return result  # type: ignore[return-value]
 
 
-def validate_topology(kind: str, n: int, params: Mapping[str, Any] | None = None, *, directed: bool = False,
-                      weights: Mapping[str, Any] | None = None, rewire_every: int | None = None,
-                      schedule: list | None = None) -> Problems:
+def validate_topology(
+    kind: str,
+    n: int,
+    params: Mapping[str, Any] | None = None,
+    *,
+    directed: bool = False,
+    weights: Mapping[str, Any] | None = None,
+    rewire_every: int | None = None,
+    schedule: list | None = None,
+) -> Problems:
     """Every problem with a whole topology setting (static or dynamic), as ``(dotted key, message)``.
 
     What ``DynamicGraph`` accepts; a scenario prefixes the keys with ``topology.``.
@@ -204,8 +248,15 @@ def validate_topology(kind: str, n: int, params: Mapping[str, Any] | None = None
     if schedule is None:
         return validate_topology_params(kind, n, params, directed=directed, weights=weights) + out
     if kind != "edges" or params:
-        out.append(("schedule", (f"a schedule replaces the topology: use kind 'edges' without params "
-                                 f"(got kind {shown(kind)}{' with params' if params else ''})")))
+        out.append(
+            (
+                "schedule",
+                (
+                    f"a schedule replaces the topology: use kind 'edges' without params "
+                    f"(got kind {shown(kind)}{' with params' if params else ''})"
+                ),
+            )
+        )
     out += validate_params(Weights, weights, prefix="weights")[1]
     if not isinstance(schedule, (list, tuple)) or not schedule:
         out.append(("schedule", "must be a non-empty list of edge lists"))

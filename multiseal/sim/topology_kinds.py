@@ -6,13 +6,14 @@ the direction read them from the validation context: ``info.context["n"]`` and
 ``info.context["directed"]``. Building, weights, validation of a whole topology setting and the
 conformance check live in :mod:`multiseal.sim.topologies`.
 """
+
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import networkx as nx
 from pydantic import (
@@ -35,6 +36,7 @@ TOPOLOGIES: KindRegistry[Builder] = KindRegistry("topology")
 
 
 # ---------------------------------------------------------------- shared checks
+
 
 def _is_num(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
@@ -83,8 +85,9 @@ def parse_edge_list(items: object, n: int | None) -> list[Edge]:
     """A checked edge list as ``(u, v, weight | None)`` triples; raises ``FieldProblems``."""
     if problems := check_edge_list(items, n):
         raise FieldProblems(*problems)
-    return [(_agent_id(e[0]), _agent_id(e[1]), float(e[2]) if len(e) == 3 else None)  # type: ignore[misc]
-            for e in items]  # type: ignore[union-attr]
+    checked = cast(list[Sequence[Any]], items)  # check_edge_list found no problem
+    ids = [(cast(int, _agent_id(e[0])), cast(int, _agent_id(e[1]))) for e in checked]  # every id is valid
+    return [(u, v, float(e[2]) if len(e) == 3 else None) for (u, v), e in zip(ids, checked)]
 
 
 def _agent(x: object, info: ValidationInfo) -> object:
@@ -98,6 +101,7 @@ AgentId = Annotated[int, BeforeValidator(_agent)]
 
 
 # ---------------------------------------------------------------- parameter models
+
 
 class StarParams(Params):
     center: AgentId = Field(0, description="the hub agent")
@@ -220,6 +224,7 @@ class AdjacencyParams(Params):
 
 
 # ---------------------------------------------------------------- built-in builders
+
 
 def _orient(g: nx.Graph, forward: Callable[[int, int], bool]) -> nx.DiGraph:
     """Give each undirected edge one direction: u→v where ``forward(u, v)``, else v→u."""

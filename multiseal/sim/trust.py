@@ -10,11 +10,12 @@ Trust reaches the scheduler as the weight of each inbox item (the edge weight ti
 trust in the note's author), so the ``budgeted`` scheduler ranking by trust prefers trusted authors;
 with ``exclude_below`` set, notes from authors trusted less are discarded before scheduling.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -29,8 +30,15 @@ class TrustSettings:
     exclude_below: float | None = None
 
 
-def update_trust(trust: np.ndarray, settings: TrustSettings, *, authors: Mapping[int, set[int]],
-                 before: np.ndarray, after: np.ndarray, held: np.ndarray) -> dict[int, float]:
+def update_trust(
+    trust: np.ndarray,
+    settings: TrustSettings,
+    *,
+    authors: Mapping[int, set[int]],
+    before: np.ndarray,
+    after: np.ndarray,
+    held: np.ndarray,
+) -> dict[int, float]:
     """Update ``trust`` (receiver × author) in place; returns each updated receiver's ``Δ``.
 
     ``authors[a]``: the other authors of the notes agent a adapted on this round; ``before`` / ``after``
@@ -50,11 +58,13 @@ def update_trust(trust: np.ndarray, settings: TrustSettings, *, authors: Mapping
     return changes
 
 
-def weighted_inboxes(inboxes: Mapping[int, Sequence[InboxItem]], trust: np.ndarray,
-                     settings: TrustSettings) -> tuple[dict[int, list[InboxItem]], dict[int, list[InboxItem]]]:
+def weighted_inboxes(
+    inboxes: Mapping[int, Sequence[InboxItem]], trust: np.ndarray, settings: TrustSettings
+) -> tuple[dict[int, list[InboxItem]], dict[int, list[InboxItem]]]:
     """Inboxes with each item's weight multiplied by the receiver's trust in the note's author, and the
     items discarded for ``exclude_below`` (one's own notes are never discarded)."""
-    kept, dropped = {}, {}
+    kept: dict[int, list[InboxItem]] = {}
+    dropped: dict[int, list[InboxItem]] = {}
     for a, items in inboxes.items():
         kept[a], dropped[a] = [], []
         for it in items:

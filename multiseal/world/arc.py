@@ -8,6 +8,7 @@ mapping task ids to tasks (ARC-AGI's ``*_challenges.json``). Where test pairs ha
 file, the task and the key (``task 007bbfd7: key 'train[2].output': row 1 has 3 cells, row 0 has 4``);
 files are read within ``ARC_MAX_BYTES`` each, as every input file is.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,11 @@ def load_arc(path: str | Path, solutions: str | Path | None = None) -> tuple[Ski
         elif isinstance(data, dict):
             raw = {str(k): (v, src) for k, v in data.items()}
         else:
-            raise DataError(src, f"top level must be a task {{train, test}} or a mapping of task ids to tasks, "
-                                 f"got a JSON {type(data).__name__}")
+            raise DataError(
+                src,
+                f"top level must be a task {{train, test}} or a mapping of task ids to tasks, "
+                f"got a JSON {type(data).__name__}",
+            )
     answers = _solutions(Path(solutions)) if solutions is not None else {}
     tasks = [_task(task_id, value, file, answers.get(task_id), solutions) for task_id, (value, file) in raw.items()]
     if not tasks:
@@ -58,7 +62,9 @@ def _read(path: Path) -> Any:
 def _solutions(path: Path) -> dict[str, Any]:
     data = _read(path)
     if not isinstance(data, dict):
-        raise DataError(path, f"a solutions file maps task ids to lists of test outputs, got a JSON {type(data).__name__}")
+        raise DataError(
+            path, f"a solutions file maps task ids to lists of test outputs, got a JSON {type(data).__name__}"
+        )
     return {str(k): v for k, v in data.items()}
 
 
@@ -67,8 +73,9 @@ def _task(task_id: str, value: Any, file: Path, answers: Any, solutions: str | P
         return DataError(file, f"task {task_id[:40]}: key '{key}': {message}")
 
     if not isinstance(value, dict):
-        raise DataError(file, f"task {task_id[:40]}: must be an object with 'train' and 'test', "
-                              f"got a JSON {type(value).__name__}")
+        raise DataError(
+            file, f"task {task_id[:40]}: must be an object with 'train' and 'test', got a JSON {type(value).__name__}"
+        )
     unknown = sorted(set(value) - {"train", "test", "name"})
     if unknown:
         raise fail(unknown[0], "unknown key; a task has 'train' and 'test'")

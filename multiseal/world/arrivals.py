@@ -7,12 +7,14 @@ with every round ``0..rounds-1`` and every agent present (possibly with an empty
 Each kind is one ``ArrivalKind`` (how many documents it needs, how it hands them out) registered in
 ``ARRIVALS``; ``build_arrivals`` is the single entry point. Documents are consumed in world order.
 """
+
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from multiseal.registry import Registry
 
@@ -53,6 +55,7 @@ def _empty(p: ArrivalParams) -> Arrivals:
 
 # --- disjoint: every agent its own fresh documents each round -------------------------------
 
+
 def _disjoint_assign(p: ArrivalParams, docs: list[str]) -> Arrivals:
     out, it = _empty(p), iter(docs)
     for r in range(p.rounds):
@@ -61,11 +64,13 @@ def _disjoint_assign(p: ArrivalParams, docs: list[str]) -> Arrivals:
     return out
 
 
-ARRIVALS.register("disjoint", ArrivalKind(
-    needed=lambda p: p.rounds * p.n_agents * p.docs_per_round, assign=_disjoint_assign))
+ARRIVALS.register(
+    "disjoint", ArrivalKind(needed=lambda p: p.rounds * p.n_agents * p.docs_per_round, assign=_disjoint_assign)
+)
 
 
 # --- overlapping: every document goes to `copies` distinct agents ---------------------------
+
 
 def _overlap_per_round(p: ArrivalParams) -> int:
     """New documents per round so each agent gets about ``docs_per_round`` of them."""
@@ -74,8 +79,7 @@ def _overlap_per_round(p: ArrivalParams) -> int:
 
 def _overlapping_needed(p: ArrivalParams) -> int:
     if not 1 <= p.copies <= p.n_agents:
-        raise ValueError(f"overlapping arrivals need 1 <= copies <= n_agents ({p.n_agents}), "
-                         f"got copies={p.copies}")
+        raise ValueError(f"overlapping arrivals need 1 <= copies <= n_agents ({p.n_agents}), got copies={p.copies}")
     return p.rounds * _overlap_per_round(p)
 
 
@@ -104,6 +108,7 @@ ARRIVALS.register("overlapping", ArrivalKind(needed=_overlapping_needed, assign=
 
 # --- broadcast: one source agent receives everything -----------------------------------------
 
+
 def _broadcast_needed(p: ArrivalParams) -> int:
     if not 0 <= p.source < p.n_agents:
         raise ValueError(f"broadcast source {p.source} is not an agent (0..{p.n_agents - 1})")
@@ -113,7 +118,7 @@ def _broadcast_needed(p: ArrivalParams) -> int:
 def _broadcast_assign(p: ArrivalParams, docs: list[str]) -> Arrivals:
     out = _empty(p)
     for r in range(p.rounds):
-        out[r][p.source] = docs[r * p.docs_per_round:(r + 1) * p.docs_per_round]
+        out[r][p.source] = docs[r * p.docs_per_round : (r + 1) * p.docs_per_round]
     return out
 
 
@@ -132,8 +137,15 @@ def _check_entry(i: int, entry: Any, p: ArrivalParams) -> tuple[int, int, list[s
     missing = [k for k in _TABLE_KEYS if k not in entry]
     extra = sorted(set(entry) - set(_TABLE_KEYS))
     if missing or extra:
-        what = "; ".join(filter(None, [missing and f"missing key(s) {', '.join(missing)}",
-                                       extra and f"unknown key(s) {', '.join(map(str, extra))}"]))
+        what = "; ".join(
+            filter(
+                None,
+                [
+                    missing and f"missing key(s) {', '.join(missing)}",
+                    extra and f"unknown key(s) {', '.join(map(str, extra))}",
+                ],
+            )
+        )
         raise ValueError(f"table entry {i}: {what}")
     r, a, docs = entry["round"], entry["agent"], entry["docs"]
     for key, value, limit in (("round", r, p.rounds), ("agent", a, p.n_agents)):
@@ -162,11 +174,11 @@ def _table_assign(p: ArrivalParams, docs: list[str]) -> Arrivals:
         r, a, entry_docs = _check_entry(i, entry, p)
         for d in entry_docs:
             if d not in known:
-                raise ValueError(f"table entry {i}: unknown document '{d}' "
-                                 f"(the world has {len(docs)} documents: {_span(docs)})")
+                raise ValueError(
+                    f"table entry {i}: unknown document '{d}' (the world has {len(docs)} documents: {_span(docs)})"
+                )
             if d in out[r][a]:
-                raise ValueError(f"table entry {i}: document '{d}' is given to agent {a} "
-                                 f"twice in round {r}")
+                raise ValueError(f"table entry {i}: document '{d}' is given to agent {a} twice in round {r}")
             out[r][a].append(d)
     return out
 
@@ -180,8 +192,16 @@ ARRIVALS.register("table", ArrivalKind(needed=_table_needed, assign=_table_assig
 
 # --- entry points ------------------------------------------------------------------------------
 
-def _params(n_agents: int, rounds: int, docs_per_round: int, copies: int, source: int,
-            table: list[dict[str, Any]] | None, seed: int) -> ArrivalParams:
+
+def _params(
+    n_agents: int,
+    rounds: int,
+    docs_per_round: int,
+    copies: int,
+    source: int,
+    table: list[dict[str, Any]] | None,
+    seed: int,
+) -> ArrivalParams:
     if n_agents < 1:
         raise ValueError(f"n_agents must be at least 1, got {n_agents}")
     if rounds < 1:
@@ -193,9 +213,15 @@ def _params(n_agents: int, rounds: int, docs_per_round: int, copies: int, source
     return ArrivalParams(n_agents, rounds, docs_per_round, copies, source, tuple(table or ()), seed)
 
 
-def documents_needed(kind: str, n_agents: int, rounds: int, docs_per_round: int = 1,
-                     copies: int = 2, table: list[dict[str, Any]] | None = None,
-                     source: int = 0) -> int:
+def documents_needed(
+    kind: str,
+    n_agents: int,
+    rounds: int,
+    docs_per_round: int = 1,
+    copies: int = 2,
+    table: list[dict[str, Any]] | None = None,
+    source: int = 0,
+) -> int:
     """How many documents schedule ``kind`` consumes (for ``table``: distinct ids it names).
 
     Lets the scenario layer size a synthetic world, or reject a too-small one, before building.
@@ -204,9 +230,18 @@ def documents_needed(kind: str, n_agents: int, rounds: int, docs_per_round: int 
     return ARRIVALS.get(kind).needed(p)
 
 
-def build_arrivals(kind: str, n_agents: int, doc_ids: list[str], rounds: int, *,
-                   docs_per_round: int = 1, copies: int = 2, source: int = 0,
-                   table: list[dict[str, Any]] | None = None, seed: int = 0) -> Arrivals:
+def build_arrivals(
+    kind: str,
+    n_agents: int,
+    doc_ids: list[str],
+    rounds: int,
+    *,
+    docs_per_round: int = 1,
+    copies: int = 2,
+    source: int = 0,
+    table: list[dict[str, Any]] | None = None,
+    seed: int = 0,
+) -> Arrivals:
     """The schedule ``{round: {agent: [doc_id, ...]}}`` of kind ``kind`` over ``doc_ids``.
 
     Raises ``ValueError`` for a bad table entry or when the schedule needs more documents than

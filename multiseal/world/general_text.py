@@ -5,6 +5,7 @@ divergence between a trained model's and the base model's next-token distributio
 are from Jane Austen's six novels, as packaged in Debian's ``r-cran-janeaustenr``; source, licence
 and the exact selection procedure are in ``data/general_text.md`` beside this module.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -22,11 +22,12 @@ scale           2    every cell becomes a 2 × 2 block
 Difficulty is tuned by :class:`TaskShape` (grid sizes, colours, demonstrations). The same seed gives
 the same tasks on every machine (integer arithmetic and ``random.Random`` seeded by a string).
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from multiseal.types import Grid, GridPair, SkillTask
 from multiseal.world import grids as g
@@ -70,6 +71,7 @@ class Family:
 
 # ---------------------------------------------------------------- inputs
 
+
 def _row(rng: random.Random, width: int, palette: tuple[int, ...], density: float = 0.5) -> tuple[int, ...]:
     return tuple(rng.choice(palette) if rng.random() < density else 0 for _ in range(width))
 
@@ -78,19 +80,23 @@ def _sparse_rows(shape: TaskShape, palette: tuple[int, ...], density: float = 0.
     def make(rng: random.Random) -> Grid:
         w = rng.randint(*shape.width)
         return (_row(rng, w, palette, density),)
+
     return make
 
 
-def _sparse_grids(shape: TaskShape, palette: tuple[int, ...], density: float = 0.4,
-                  side: tuple[int, int] | None = None) -> Inputs:
+def _sparse_grids(
+    shape: TaskShape, palette: tuple[int, ...], density: float = 0.4, side: tuple[int, int] | None = None
+) -> Inputs:
     def make(rng: random.Random) -> Grid:
         h = rng.randint(*(side or shape.height))
         w = rng.randint(*(side or shape.width))
         return tuple(_row(rng, w, palette, density) for _ in range(h))
+
     return make
 
 
 # ---------------------------------------------------------------- rules
+
 
 def _shift(rng, shape, palette):
     k = rng.choice((1, 2))
@@ -116,6 +122,7 @@ def _fill_between(rng, shape, palette):
         for i in range(ends[0], ends[-1] + 1):
             row[i] = row[ends[0]]
         return (tuple(row),)
+
     return rule, make
 
 
@@ -137,6 +144,7 @@ def _denoise(rng, shape, palette):
 
     def rule(x: Grid) -> Grid:
         return (tuple(0 if _isolated(x[0], i) else c for i, c in enumerate(x[0])),)
+
     return rule, make
 
 
@@ -151,7 +159,9 @@ def _reflect(rng, shape, palette):
 
 def _recolour(rng, shape, palette):
     colours = list(palette)
-    mapping = colours[1:] + colours[:1] if len(colours) > 1 else [rng.choice([c for c in range(1, 10) if c != colours[0]])]
+    mapping = (
+        colours[1:] + colours[:1] if len(colours) > 1 else [rng.choice([c for c in range(1, 10) if c != colours[0]])]
+    )
     table = dict(zip(palette, mapping))
     return (lambda x: g.recolour(x, table)), _sparse_grids(shape, palette, 0.6)
 
@@ -164,6 +174,7 @@ def _gravity(rng, shape, palette):
             cells = [c for c in col if c]
             columns.append((0,) * (h - len(cells)) + tuple(cells))
         return g.transpose(tuple(columns))
+
     return rule, _sparse_grids(shape, palette, 0.35)
 
 
@@ -171,11 +182,20 @@ def _scale(rng, shape, palette):
     return (lambda x: g.upscale(x, 2, 2)), _sparse_grids(shape, palette, 0.6, side=(2, 3))
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("shift", 1, _shift), Family("reverse", 1, _reverse), Family("fill-between", 1, _fill_between),
-    Family("denoise", 1, _denoise), Family("repeat", 1, _repeat), Family("reflect", 2, _reflect),
-    Family("recolour", 2, _recolour), Family("gravity", 2, _gravity), Family("scale", 2, _scale),
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("shift", 1, _shift),
+        Family("reverse", 1, _reverse),
+        Family("fill-between", 1, _fill_between),
+        Family("denoise", 1, _denoise),
+        Family("repeat", 1, _repeat),
+        Family("reflect", 2, _reflect),
+        Family("recolour", 2, _recolour),
+        Family("gravity", 2, _gravity),
+        Family("scale", 2, _scale),
+    )
+}
 
 
 def generate_task(family: str, index: int, seed: int, shape: TaskShape = TaskShape()) -> SkillTask:
@@ -202,8 +222,9 @@ def generate_task(family: str, index: int, seed: int, shape: TaskShape = TaskSha
     return SkillTask(f"{family}-{index:03d}", tuple(pairs[:n]), tuple(pairs[n:]), family)
 
 
-def generate_tasks(families: list[str] | tuple[str, ...], per_family: int, seed: int,
-                   shape: TaskShape = TaskShape()) -> tuple[SkillTask, ...]:
+def generate_tasks(
+    families: list[str] | tuple[str, ...], per_family: int, seed: int, shape: TaskShape = TaskShape()
+) -> tuple[SkillTask, ...]:
     """``per_family`` tasks of each family, family by family (ids ``<family>-000``...)."""
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
@@ -211,8 +232,9 @@ def generate_tasks(families: list[str] | tuple[str, ...], per_family: int, seed:
     return tuple(generate_task(f, i, seed, shape) for f in families for i in range(per_family))
 
 
-def split_tasks(tasks: tuple[SkillTask, ...] | list[SkillTask], held_out: float,
-                seed: int) -> tuple[tuple[SkillTask, ...], tuple[SkillTask, ...]]:
+def split_tasks(
+    tasks: tuple[SkillTask, ...] | list[SkillTask], held_out: float, seed: int
+) -> tuple[tuple[SkillTask, ...], tuple[SkillTask, ...]]:
     """``(training, held-out)``: within each family (a loaded task's family is ""), a seeded share
     ``held_out`` of its tasks, rounded, at least one, and at least one left for training where the
     family has two or more."""

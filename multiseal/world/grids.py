@@ -4,9 +4,11 @@ One checker (:func:`as_grid`, for what a file or a generator hands in) and the g
 transformations that the generator's families and the augmentations both use. A grid is a tuple of
 tuples (hashable, so identical augmented tasks collapse in a set); a 1-D task is grids of one row.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from multiseal.types import Grid
 

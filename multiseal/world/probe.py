@@ -9,6 +9,7 @@ evaluation settings: ``max_new_tokens`` 24, batch size 64, CPU float32); tiny-ra
 A simulation uses only the first ``2 × retention_probe`` candidates, so the order is part of the
 probe: the first 28 are the original list and stay first.
 """
+
 from __future__ import annotations
 
 from multiseal.types import Question

@@ -1,4 +1,5 @@
 """Documents from a SEAL/SQuAD-style JSON file (``title``, ``context``, ``questions``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,14 +31,19 @@ def _text(src: Path, obj: dict[str, Any], key: str, index: int, path: str) -> st
 def _unknown(src: Path, obj: dict[str, Any], allowed: tuple[str, ...], index: int, where: str) -> None:
     extra = sorted(set(obj) - set(allowed))
     if extra:
-        raise DataError(src, f"unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}",
-                        index=index, key=where + extra[0])
+        raise DataError(
+            src,
+            f"unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}",
+            index=index,
+            key=where + extra[0],
+        )
 
 
 def _load_item(src: Path, item: Any, i: int) -> Document:
     if not isinstance(item, dict):
-        raise DataError(src, f"expected an object with keys {', '.join(_ITEM_KEYS)}, "
-                        f"got {type(item).__name__}", index=i)
+        raise DataError(
+            src, f"expected an object with keys {', '.join(_ITEM_KEYS)}, got {type(item).__name__}", index=i
+        )
     _unknown(src, item, _ITEM_KEYS, i, "")
     doc_id = f"d{i:03d}"
     title = _text(src, item, "title", i, "title")
@@ -53,8 +59,9 @@ def _load_item(src: Path, item: Any, i: int) -> Document:
     for k, q in enumerate(raw):
         at = f"questions[{k}]"
         if not isinstance(q, dict):
-            raise DataError(src, f"expected an object with keys question, answer, got {type(q).__name__}",
-                            index=i, key=at)
+            raise DataError(
+                src, f"expected an object with keys question, answer, got {type(q).__name__}", index=i, key=at
+            )
         _unknown(src, q, _QUESTION_KEYS, i, at + ".")
         text = _text(src, q, "question", i, at + ".question")
         answer = _text(src, q, "answer", i, at + ".answer")
@@ -77,8 +84,11 @@ def load_squad_json(path: str | Path) -> World:
         raise DataError(src, e.reason) from None
     if isinstance(data, dict):
         keys = ", ".join(map(repr, list(data)[:5]))
-        raise DataError(src, "top level must be a list of {title, context, questions} items, "
-                        f"got an object (keys {keys}); put the items in a top-level list")
+        raise DataError(
+            src,
+            "top level must be a list of {title, context, questions} items, "
+            f"got an object (keys {keys}); put the items in a top-level list",
+        )
     if not isinstance(data, list):
         raise DataError(src, f"top level must be a list of items, got {type(data).__name__}")
     if not data:

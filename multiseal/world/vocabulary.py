@@ -8,40 +8,182 @@ entities or fact values collide. Both draw from the world's one ``random.Random`
 that cue it in a sentence, and the one plain sentence that states it (oracle notes). ``CLOSED_VALUES``
 lists every value of the closed value types. :mod:`multiseal.sim.facts` scores notes with them.
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 SYLLABLES = (
-    "vel", "ko", "tar", "rin", "quor", "vane", "brin", "de", "mor", "os", "kel", "dra", "ith",
-    "zan", "pel", "fen", "gal", "hes", "lun", "nor", "ruv", "sel", "thal", "ul", "var", "wen",
-    "yor", "cas", "bel", "dun", "eld", "gor", "jas", "kor", "mir", "nev", "pra", "ril", "sav",
-    "tov", "ane", "ora", "ek", "ist", "um", "ba", "ly", "shen",
+    "vel",
+    "ko",
+    "tar",
+    "rin",
+    "quor",
+    "vane",
+    "brin",
+    "de",
+    "mor",
+    "os",
+    "kel",
+    "dra",
+    "ith",
+    "zan",
+    "pel",
+    "fen",
+    "gal",
+    "hes",
+    "lun",
+    "nor",
+    "ruv",
+    "sel",
+    "thal",
+    "ul",
+    "var",
+    "wen",
+    "yor",
+    "cas",
+    "bel",
+    "dun",
+    "eld",
+    "gor",
+    "jas",
+    "kor",
+    "mir",
+    "nev",
+    "pra",
+    "ril",
+    "sav",
+    "tov",
+    "ane",
+    "ora",
+    "ek",
+    "ist",
+    "um",
+    "ba",
+    "ly",
+    "shen",
 )
 TOWN_SUFFIXES = ("moor", "holt", "wick", "ford", "mere", "stead", "haven", "dale", "gate", "bury")
-ORG_KINDS = ("Institute", "Society", "Guild", "Company", "Observatory", "Academy", "Foundry",
-             "Collective", "Archive", "Lodge")
-ARTEFACT_KINDS = ("Lens", "Engine", "Loom", "Compass", "Clock", "Astrolabe", "Press", "Harp",
-                  "Lantern", "Telescope", "Barometer", "Bell")
+ORG_KINDS = (
+    "Institute",
+    "Society",
+    "Guild",
+    "Company",
+    "Observatory",
+    "Academy",
+    "Foundry",
+    "Collective",
+    "Archive",
+    "Lodge",
+)
+ARTEFACT_KINDS = (
+    "Lens",
+    "Engine",
+    "Loom",
+    "Compass",
+    "Clock",
+    "Astrolabe",
+    "Press",
+    "Harp",
+    "Lantern",
+    "Telescope",
+    "Barometer",
+    "Bell",
+)
 MATERIAL_SUFFIXES = ("ite", "ine", "ium", "ore")
-PROFESSIONS = ("cartographer", "bell founder", "lens grinder", "clockmaker", "beekeeper",
-               "rope maker", "salt merchant", "tide surveyor", "lamp maker", "glassblower",
-               "bookbinder", "canal engineer", "dye maker", "harp builder", "map engraver",
-               "herbalist", "weaver", "stonemason", "ferry pilot", "candle maker")
-COLOURS = ("crimson", "ochre", "teal", "violet", "amber", "indigo", "saffron", "olive",
-           "scarlet", "turquoise", "maroon", "silver", "green", "grey")
+PROFESSIONS = (
+    "cartographer",
+    "bell founder",
+    "lens grinder",
+    "clockmaker",
+    "beekeeper",
+    "rope maker",
+    "salt merchant",
+    "tide surveyor",
+    "lamp maker",
+    "glassblower",
+    "bookbinder",
+    "canal engineer",
+    "dye maker",
+    "harp builder",
+    "map engraver",
+    "herbalist",
+    "weaver",
+    "stonemason",
+    "ferry pilot",
+    "candle maker",
+)
+COLOURS = (
+    "crimson",
+    "ochre",
+    "teal",
+    "violet",
+    "amber",
+    "indigo",
+    "saffron",
+    "olive",
+    "scarlet",
+    "turquoise",
+    "maroon",
+    "silver",
+    "green",
+    "grey",
+)
 GARMENTS = ("coat", "scarf", "hat", "cloak")
-WORKS = (("books", "wrote", "write"), ("maps", "drew", "draw"), ("songs", "composed", "compose"),
-         ("bridges", "built", "build"), ("clocks", "repaired", "repair"),
-         ("ships", "designed", "design"), ("letters", "sent", "send"))
-NUMBERS = ("three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-           "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-PRODUCTS = ("copper bells", "star charts", "blue glass", "tide tables", "salt fish",
-            "wool carpets", "paper lanterns", "river maps", "clay pipes", "silk ribbons",
-            "brass buttons", "honey wine", "cedar boxes", "tin whistles")
+WORKS = (
+    ("books", "wrote", "write"),
+    ("maps", "drew", "draw"),
+    ("songs", "composed", "compose"),
+    ("bridges", "built", "build"),
+    ("clocks", "repaired", "repair"),
+    ("ships", "designed", "design"),
+    ("letters", "sent", "send"),
+)
+NUMBERS = (
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+)
+PRODUCTS = (
+    "copper bells",
+    "star charts",
+    "blue glass",
+    "tide tables",
+    "salt fish",
+    "wool carpets",
+    "paper lanterns",
+    "river maps",
+    "clay pipes",
+    "silk ribbons",
+    "brass buttons",
+    "honey wine",
+    "cedar boxes",
+    "tin whistles",
+)
 
 
 YEAR_RANGE = range(1320, 1990)  # every year a synthetic world can use
@@ -65,43 +207,87 @@ class Relation:
 _BUILT = ("built", "build", "made", "construct", "creat", "maker")
 RELATIONS: dict[str, Relation] = {
     # person
-    "birthplace": Relation("town", ("born", "birth", "native", "grew", "childhood", "hometown"),
-                           "{entity} was born in the town of {value}."),
+    "birthplace": Relation(
+        "town",
+        ("born", "birth", "native", "grew", "childhood", "hometown"),
+        "{entity} was born in the town of {value}.",
+    ),
     "birth_year": Relation("year", ("born", "birth"), "{entity} was born in the year {value}."),
-    "profession": Relation("profession", ("profession", "trade", "work", "train", "career", "job", "calling",
-                                          "occupation"), "The profession of {entity} was {value}."),
-    "mentor": Relation("person", ("learn", "mentor", "teach", "taught", "train", "influence", "apprentic",
-                                  "student"), "{entity} learned the trade from {value}."),
-    "works": Relation("number", ("work", "total", "career", "book", "map", "song", "bridge", "clock", "ship",
-                                 "letter", "wrote", "write", "drew", "draw", "compos", "built", "repair",
-                                 "design", "sent", "send"), "In total {entity} made {value} works."),
-    "colour": Relation("colour", ("colour", "color", "wore", "wear", "coat", "scarf", "hat", "cloak", "badge",
-                                  "casing", "paint"), "The colour of {entity} is {value}."),
+    "profession": Relation(
+        "profession",
+        ("profession", "trade", "work", "train", "career", "job", "calling", "occupation"),
+        "The profession of {entity} was {value}.",
+    ),
+    "mentor": Relation(
+        "person",
+        ("learn", "mentor", "teach", "taught", "train", "influence", "apprentic", "student"),
+        "{entity} learned the trade from {value}.",
+    ),
+    "works": Relation(
+        "number",
+        (
+            "work",
+            "total",
+            "career",
+            "book",
+            "map",
+            "song",
+            "bridge",
+            "clock",
+            "ship",
+            "letter",
+            "wrote",
+            "write",
+            "drew",
+            "draw",
+            "compos",
+            "built",
+            "repair",
+            "design",
+            "sent",
+            "send",
+        ),
+        "In total {entity} made {value} works.",
+    ),
+    "colour": Relation(
+        "colour",
+        ("colour", "color", "wore", "wear", "coat", "scarf", "hat", "cloak", "badge", "casing", "paint"),
+        "The colour of {entity} is {value}.",
+    ),
     # organisation (and town: founded)
     "founded": Relation("year", ("found", "establish", "start", "creat", "settl"), "{entity} was founded in {value}."),
     "founder": Relation("person", ("found", "establish", "start", "creat"), "{entity} was founded by {value}."),
-    "seat": Relation("town", ("seat", "headquarter", "based", "located", "stand", "situated", "office"),
-                     "{entity} has its seat in {value}."),
+    "seat": Relation(
+        "town",
+        ("seat", "headquarter", "based", "located", "stand", "situated", "office"),
+        "{entity} has its seat in {value}.",
+    ),
     "members": Relation("number", ("member",), "{entity} has {value} members."),
-    "speciality": Relation("product", ("known", "produc", "make", "speciali", "famous"),
-                           "{entity} is best known for producing {value}."),
-    "journal": Relation("journal", ("journal", "publish", "review"),
-                        "{entity} publishes a journal called the {value}."),
+    "speciality": Relation(
+        "product", ("known", "produc", "make", "speciali", "famous"), "{entity} is best known for producing {value}."
+    ),
+    "journal": Relation(
+        "journal", ("journal", "publish", "review"), "{entity} publishes a journal called the {value}."
+    ),
     # town
     "river": Relation("river", ("river", "flow", "bank"), "The river {value} flows through {entity}."),
     "mayor": Relation("person", ("mayor", "govern", "elect", "lead"), "The mayor of {entity} is {value}."),
-    "product": Relation("product", ("famous", "known", "produc", "trade", "export", "pride"),
-                        "{entity} is famous for its {value}."),
-    "population": Relation("population", ("people", "live", "population", "inhabit", "resident"),
-                           "About {value} people live in {entity}."),
+    "product": Relation(
+        "product", ("famous", "known", "produc", "trade", "export", "pride"), "{entity} is famous for its {value}."
+    ),
+    "population": Relation(
+        "population", ("people", "live", "population", "inhabit", "resident"), "About {value} people live in {entity}."
+    ),
     "roofs": Relation("colour", ("roof", "paint"), "The roofs of {entity} are painted {value}."),
     # artefact
     "built": Relation("year", _BUILT, "{entity} was built in {value}."),
     "builder": Relation("person", _BUILT, "{entity} was built by {value}."),
-    "material": Relation("material", ("made", "material", "frame", "metal", "construct"),
-                         "{entity} is made of {value}."),
-    "kept_in": Relation("town", ("kept", "museum", "house", "display", "located", "stored", "shown"),
-                        "{entity} is kept in {value}."),
+    "material": Relation(
+        "material", ("made", "material", "frame", "metal", "construct"), "{entity} is made of {value}."
+    ),
+    "kept_in": Relation(
+        "town", ("kept", "museum", "house", "display", "located", "stored", "shown"), "{entity} is kept in {value}."
+    ),
     "weight": Relation("number", ("weigh", "kilogram", "kg", "heav"), "{entity} weighs {value} kilograms."),
 }
 

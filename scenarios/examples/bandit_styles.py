@@ -14,6 +14,7 @@ reward bookkeeping (``multiseal.rl.env.round_rewards``), the bandit without expl
 
 On ``tiny-random`` every accuracy is about zero: it checks the plumbing, not the learning.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,16 +38,21 @@ SCHEDULERS = {"synchronous": {}, "isolated": {}, "round-robin": {}, "budgeted": 
 
 def small_scenario(model: str) -> Scenario:
     """Three agents on a ring, 2 rounds, 4 documents each received by 2 agents, small budgets."""
-    return validate_scenario({
-        "name": "bandit-styles", "rounds": 2, "seed": 0,
-        "model": {"base": model, "lora": {"rank": 8, "alpha": 16}},
-        "world": {"documents": 4, "questions_per_doc": [3, 3]},
-        "agents": 3, "arrivals": {"kind": "overlapping", "copies": 2},
-        "topology": {"kind": "ring"},
-        "self_edit": {"max_new_tokens": 48 if model != "tiny-random" else 8},
-        "inner_loop": {"epochs": 2 if model != "tiny-random" else 1, "lr": 2e-3, "max_length": 96},
-        "evaluation": {"max_new_tokens": 16 if model != "tiny-random" else 4, "retention_probe": 0},
-    })
+    return validate_scenario(
+        {
+            "name": "bandit-styles",
+            "rounds": 2,
+            "seed": 0,
+            "model": {"base": model, "lora": {"rank": 8, "alpha": 16}},
+            "world": {"documents": 4, "questions_per_doc": [3, 3]},
+            "agents": 3,
+            "arrivals": {"kind": "overlapping", "copies": 2},
+            "topology": {"kind": "ring"},
+            "self_edit": {"max_new_tokens": 48 if model != "tiny-random" else 8},
+            "inner_loop": {"epochs": 2 if model != "tiny-random" else 1, "lr": 2e-3, "max_length": 96},
+            "evaluation": {"max_new_tokens": 16 if model != "tiny-random" else 4, "retention_probe": 0},
+        }
+    )
 
 
 class StyleBandit:
@@ -96,8 +102,9 @@ def play(env, policy, seed: int, learn: bool = False) -> float:
 
 def scheduler_return(scenario: Scenario, model, kind: str, params: dict, seed: int, tag: str, **reward) -> float:
     """A built-in scheduler's episode, scored with the env's reward bookkeeping."""
-    sc = scenario.model_copy(update={"seed": seed, "scheduler": scenario.scheduler.model_copy(
-        update={"kind": kind, "params": params})})
+    sc = scenario.model_copy(
+        update={"seed": seed, "scheduler": scenario.scheduler.model_copy(update={"kind": kind, "params": params})}
+    )
     sim = build_simulation(sc, model, progress=False)
     sim.rename_adapters([f"{tag}x{i}" for i in range(len(sim.setup.agents))])
     total = np.zeros(len(sim.setup.agents))
@@ -126,14 +133,18 @@ def main() -> int:
     reward = {"population_weight": args.population_weight, "comm_cost": args.comm_cost}
     env = parallel_env(scenario, source=args.scenario, **reward)
     model = env.model
-    print(f"scenario '{scenario.name}': {scenario.agents.count} agents, {scenario.rounds} rounds, "
-          f"model {scenario.model.base}; styles {env.styles}")
+    print(
+        f"scenario '{scenario.name}': {scenario.agents.count} agents, {scenario.rounds} rounds, "
+        f"model {scenario.model.base}; styles {env.styles}"
+    )
 
     bandit = StyleBandit(env.interface, args.epsilon, seed=0)
     for ep in range(args.episodes):
         ret = play(env, bandit, seed=1000 + ep, learn=True)
-        print(f"training episode {ep + 1}/{args.episodes}: mean return {ret:+.3f}; style values "
-              + ", ".join(f"{s} {v:+.3f} ({int(n)})" for s, v, n in zip(env.styles, bandit.values, bandit.counts)))
+        print(
+            f"training episode {ep + 1}/{args.episodes}: mean return {ret:+.3f}; style values "
+            + ", ".join(f"{s} {v:+.3f} ({int(n)})" for s, v, n in zip(env.styles, bandit.values, bandit.counts))
+        )
     bandit.explore = False
 
     seeds = range(args.eval_seeds)
@@ -144,12 +155,15 @@ def main() -> int:
         results[f"policy {name}"] = [play(env, policy, s) for s in seeds]
     env.close()
     for k, (kind, params) in enumerate(SCHEDULERS.items()):
-        results[f"scheduler {kind}"] = [scheduler_return(scenario, model, kind, params, s, f"bl{k}s{s}", **reward)
-                                        for s in seeds]
+        results[f"scheduler {kind}"] = [
+            scheduler_return(scenario, model, kind, params, s, f"bl{k}s{s}", **reward) for s in seeds
+        ]
 
-    print(f"\nmean episode return per agent on held-out seeds {list(seeds)} "
-          f"(= final acc_own{' + pop term' if args.population_weight else ''}"
-          f"{' - communication' if args.comm_cost else ''}):")
+    print(
+        f"\nmean episode return per agent on held-out seeds {list(seeds)} "
+        f"(= final acc_own{' + pop term' if args.population_weight else ''}"
+        f"{' - communication' if args.comm_cost else ''}):"
+    )
     for name, vals in sorted(results.items(), key=lambda kv: -statistics.mean(kv[1])):
         print(f"  {name:<36} {statistics.mean(vals):+.3f}   per seed " + " ".join(f"{v:+.3f}" for v in vals))
     return 0

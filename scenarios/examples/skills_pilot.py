@@ -11,6 +11,7 @@ took. Run from the repository root:
 
 Not a study: a calibration, to choose task sizes and the configuration menu before one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,20 +39,32 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--tasks", type=int, default=1, help="tasks per family")
     ap.add_argument("--families", default=",".join(FAMILIES))
-    ap.add_argument("--arms", default="plain,augmented",
-                    help=f"comma-separated: {', '.join(ARMS)}, or random (a valid configuration drawn from the menu per task)")
+    ap.add_argument(
+        "--arms",
+        default="plain,augmented",
+        help=f"comma-separated: {', '.join(ARMS)}, or random (a valid configuration drawn from the menu per task)",
+    )
     ap.add_argument("--width", default="3,5")
     ap.add_argument("--height", default="2,3")
     ap.add_argument("--colours", type=int, default=2)
     ap.add_argument("--demonstrations", type=int, default=3)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--write", type=int, default=0, metavar="K",
-                    help="instead of the arms: sample K configurations per task in each form (keyed, free) at "
-                         "temperatures 1.0 and 0.7 and count the valid ones")
+    ap.add_argument(
+        "--write",
+        type=int,
+        default=0,
+        metavar="K",
+        help="instead of the arms: sample K configurations per task in each form (keyed, free) at "
+        "temperatures 1.0 and 0.7 and count the valid ones",
+    )
     args = ap.parse_args()
-    shape = TaskShape(width=tuple(map(int, args.width.split(","))), height=tuple(map(int, args.height.split(","))),
-                      colours=args.colours, demonstrations=args.demonstrations)
+    shape = TaskShape(
+        width=tuple(map(int, args.width.split(","))),
+        height=tuple(map(int, args.height.split(","))),
+        colours=args.colours,
+        demonstrations=args.demonstrations,
+    )
     tasks = generate_tasks(args.families.split(","), args.tasks, args.seed, shape)
     model = build_shared_model(args.model, progress=False)
     lora = LoraSettings(rank=args.rank, alpha=2.0 * args.rank)
@@ -59,12 +72,23 @@ def main() -> None:
         for form in FORMS:
             for temperature in (1.0, 0.7):
                 t0 = time.perf_counter()
-                rows = write_configs(model, list(tasks), k=args.write, temperature=temperature, top_p=0.95,
-                                     max_new_tokens=64, seed=args.seed, form=form)
+                rows = write_configs(
+                    model,
+                    list(tasks),
+                    k=args.write,
+                    temperature=temperature,
+                    top_p=0.95,
+                    max_new_tokens=64,
+                    seed=args.seed,
+                    form=form,
+                )
                 flat = [x for row in rows for x in row]
                 valid = [c for _, c in flat if c is not None]
-                print(f"{form}, temperature {temperature}: {len(valid)}/{len(flat)} valid in "
-                      f"{time.perf_counter() - t0:.0f} s; distinct valid: {len(set(valid))}", flush=True)
+                print(
+                    f"{form}, temperature {temperature}: {len(valid)}/{len(flat)} valid in "
+                    f"{time.perf_counter() - t0:.0f} s; distinct valid: {len(set(valid))}",
+                    flush=True,
+                )
                 for reply, config in flat[:3]:
                     print(f"    {'valid  ' if config else 'INVALID'} {reply[:100]!r}")
         return
@@ -83,8 +107,11 @@ def main() -> None:
             configs = [ARMS[arm]] * len(tasks)
         results[arm] = attempt_tasks(model, tasks, configs, lora, seed=args.seed)
         seconds[arm] = time.perf_counter() - t0
-        print(f"{arm}: {sum(a.solved for a in results[arm])}/{len(tasks)} solved in {seconds[arm]:.0f} s "
-              f"({sum(a.trained_tokens for a in results[arm]):,} tokens trained)", flush=True)
+        print(
+            f"{arm}: {sum(a.solved for a in results[arm])}/{len(tasks)} solved in {seconds[arm]:.0f} s "
+            f"({sum(a.trained_tokens for a in results[arm]):,} tokens trained)",
+            flush=True,
+        )
     families = list(dict.fromkeys(t.family for t in tasks))
     print(f"\n{'family':<14}" + "".join(f"{arm:>12}" for arm in results))
     for fam in families:
@@ -95,8 +122,12 @@ def main() -> None:
     print("seconds       " + "".join(f"{seconds[arm]:>12.0f}" for arm in results))
     for arm in results:
         for a, t in zip(results[arm], tasks):
-            print(f"  {arm:<11} {t.task_id:<16} {'SOLVED' if a.solved else 'wrong '} loss {a.final_loss:.3f} "
-                  f"reply {a.replies[0][:60]!r}" if a.replies else f"  {arm} {t.task_id}: no reply")
+            print(
+                f"  {arm:<11} {t.task_id:<16} {'SOLVED' if a.solved else 'wrong '} loss {a.final_loss:.3f} "
+                f"reply {a.replies[0][:60]!r}"
+                if a.replies
+                else f"  {arm} {t.task_id}: no reply"
+            )
 
 
 if __name__ == "__main__":

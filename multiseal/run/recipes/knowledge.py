@@ -5,12 +5,13 @@ on the passage only, and after training on the passage plus a self-edit in each 
 (document, condition) gets its own temporary adapter, thrown away afterwards; all of a seed's
 adapters answer their questions together in shared batches.
 """
+
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -87,7 +88,10 @@ def run_knowledge_experiment(
     for seed in seeds:
         requests = [(d, None, c) for d in documents for c in conditions]
         samples = sample_self_edits(
-            model, requests, SelfEditSettings(**{**self_edit.__dict__, "candidates": 1}), seed=seed,
+            model,
+            requests,
+            SelfEditSettings(**{**self_edit.__dict__, "candidates": 1}),
+            seed=seed,
             progress="writing self-edits" if progress else None,
         )
         names: dict[tuple[str, str], str] = {}
@@ -99,21 +103,29 @@ def run_knowledge_experiment(
                 seqs = training_sequences(completion, doc, cond)
             name = f"ki{seed}x{i}"
             model.add_adapter(name, lora, seed=seed)
-            stats = train_adapter(model, name, seqs, inner, seed=seed,
-                                  progress=f"training {doc.doc_id} {cond}" if progress else None)
+            stats = train_adapter(
+                model, name, seqs, inner, seed=seed, progress=f"training {doc.doc_id} {cond}" if progress else None
+            )
             names[(doc.doc_id, cond)] = name
-            result.self_edits.append({
-                "seed": seed, "doc_id": doc.doc_id, "condition": cond, "completion": completion,
-                "sequences": seqs, "train_tokens": stats.tokens, "loss_first": stats.loss_first,
-                "loss_last": stats.loss_last,
-            })
+            result.self_edits.append(
+                {
+                    "seed": seed,
+                    "doc_id": doc.doc_id,
+                    "condition": cond,
+                    "completion": completion,
+                    "sequences": seqs,
+                    "train_tokens": stats.tokens,
+                    "loss_first": stats.loss_first,
+                    "loss_last": stats.loss_last,
+                }
+            )
         pairs = [(names[(d.doc_id, c)], q) for d in documents for c in conditions for q in d.questions]
         graded = answer_and_grade(model, pairs, evaluation, progress="answers after training" if progress else None)
         by_adapter: dict[str, list[Graded]] = {}
         for g in graded:
             by_adapter.setdefault(g.adapter, []).append(g)
         for cond in conditions:
-            _record(result, cond, seed, documents, graded, lambda d, c=cond: names[(d.doc_id, c)])
+            _record(result, cond, seed, documents, graded, lambda d, c=cond, names=names: names[(d.doc_id, c)])
         for name in names.values():
             model.delete_adapter(name)
         if on_seed:
@@ -127,17 +139,26 @@ def _record(result: KnowledgeResult, cond: str, seed: int, documents, graded: Se
         mine = [g for g in graded if g.qid in qids and g.adapter == adapter_of(d)]
         result.scores[(cond, seed, d.doc_id)] = mean_scores(mine)
         for g in mine:
-            result.answers.append({
-                "condition": cond, "seed": seed, "doc_id": d.doc_id, "qid": g.qid,
-                "question": g.question, "gold": g.gold, "answer": g.answer, **g.scores,
-            })
+            result.answers.append(
+                {
+                    "condition": cond,
+                    "seed": seed,
+                    "doc_id": d.doc_id,
+                    "qid": g.qid,
+                    "question": g.question,
+                    "gold": g.gold,
+                    "answer": g.answer,
+                    **g.scores,
+                }
+            )
 
 
 REFERENCE_CONDITION = "passage-only"
 
 
-def paired_table(result: KnowledgeResult, metric: str, reference: str = REFERENCE_CONDITION,
-                 resamples: int = 4000) -> list[dict]:
+def paired_table(
+    result: KnowledgeResult, metric: str, reference: str = REFERENCE_CONDITION, resamples: int = 4000
+) -> list[dict]:
     """Every condition against ``reference`` (training on the passage alone), paired question by
     question: the same seed, document and question in both arms. The 95% interval comes from the
     two-level cluster bootstrap (seeds, then documents with all their questions); p-values are
@@ -155,14 +176,26 @@ def paired_table(result: KnowledgeResult, metric: str, reference: str = REFERENC
     for cond in [c for c in [BASE_CONDITION, *result.conditions] if c != reference]:
         per_seed = []
         for seed in seeds:
-            clusters = [[grade.get((cond, seed, q), np.nan) - grade[(reference, seed, q)] for q in qids]
-                        for (s_, _), qids in sorted(docs.items()) if s_ == seed]
+            clusters = [
+                [grade.get((cond, seed, q), np.nan) - grade[(reference, seed, q)] for q in qids]
+                for (s_, _), qids in sorted(docs.items())
+                if s_ == seed
+            ]
             width = max(len(c) for c in clusters)
             per_seed.append(np.array([c + [np.nan] * (width - len(c)) for c in clusters], dtype=float))
         boot = cluster_bootstrap(per_seed, resamples=resamples, seed=0)
         mean = float(np.mean([grade[k] for k in grade if k[0] == cond])) if any(k[0] == cond for k in grade) else np.nan
-        rows.append({"condition": cond, "mean": mean, "delta": boot.delta, "lo": boot.lo, "hi": boot.hi,
-                     "p": boot.p, "clusters": len(docs)})
+        rows.append(
+            {
+                "condition": cond,
+                "mean": mean,
+                "delta": boot.delta,
+                "lo": boot.lo,
+                "hi": boot.hi,
+                "p": boot.p,
+                "clusters": len(docs),
+            }
+        )
     for row, p_adj in zip(rows, holm([r["p"] for r in rows])):
         row["p_holm"] = float(p_adj)
         row["verdict"] = verdict(row["delta"], row["p_holm"])
@@ -171,11 +204,15 @@ def paired_table(result: KnowledgeResult, metric: str, reference: str = REFERENC
 
 def format_paired(rows: list[dict], metric: str, reference: str = REFERENCE_CONDITION) -> str:
     """A Markdown table of ``paired_table`` rows."""
-    lines = [f"| condition | {metric} mean | Δ vs {reference} [95% CI] | Holm p | verdict | documents × seeds |",
-             "| --- | ---: | --- | ---: | --- | ---: |"]
+    lines = [
+        f"| condition | {metric} mean | Δ vs {reference} [95% CI] | Holm p | verdict | documents × seeds |",
+        "| --- | ---: | --- | ---: | --- | ---: |",
+    ]
     for r in rows:
-        lines.append(f"| {r['condition']} | {r['mean']:.3f} | {r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | "
-                     f"{r['p_holm']:.3f} | {r['verdict']} | {r['clusters']} |")
+        lines.append(
+            f"| {r['condition']} | {r['mean']:.3f} | {r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | "
+            f"{r['p_holm']:.3f} | {r['verdict']} | {r['clusters']} |"
+        )
     return "\n".join(lines)
 
 
@@ -188,17 +225,24 @@ def format_table(rows: list[dict], metric: str) -> str:
 
 
 @RECIPES.register("knowledge")
-def run_knowledge(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                  tags: Mapping[str, str] | None = None) -> Outcome:
+def run_knowledge(
+    scenario: Scenario, source: str | Path | None = None, progress: bool = True, tags: Mapping[str, str] | None = None
+) -> Outcome:
     """SEAL's knowledge-incorporation table for one agent, logged to MLflow."""
     world = build_world(scenario.world, scenario.seed, source)
     model = build_model(scenario.model, progress)
     evaluation = build_eval(scenario.evaluation)
     with open_tracker(scenario, source, tags) as tracker:
         result = run_knowledge_experiment(
-            model, world.documents, scenario.experiment.conditions, scenario.experiment.seeds,
-            build_lora(scenario.model.lora), build_self_edit(scenario.self_edit),
-            build_inner_loop(scenario.inner_loop), evaluation, progress=progress,
+            model,
+            world.documents,
+            scenario.experiment.conditions,
+            scenario.experiment.seeds,
+            build_lora(scenario.model.lora),
+            build_self_edit(scenario.self_edit),
+            build_inner_loop(scenario.inner_loop),
+            evaluation,
+            progress=progress,
         )
         metrics = {}
         for metric in ("strict", "em", "f1"):
@@ -214,9 +258,15 @@ def run_knowledge(scenario: Scenario, source: str | Path | None = None, progress
         paired = {m: paired_table(result, m) for m in ("strict", "em", "f1")}
         for m, rows in paired.items():
             for r in rows:
-                tracker.metrics({f"{r['condition']}.{m}.delta": r["delta"], f"{r['condition']}.{m}.delta_lo": r["lo"],
-                                 f"{r['condition']}.{m}.delta_hi": r["hi"], f"{r['condition']}.{m}.p_holm": r["p_holm"]},
-                                step=0)
+                tracker.metrics(
+                    {
+                        f"{r['condition']}.{m}.delta": r["delta"],
+                        f"{r['condition']}.{m}.delta_lo": r["lo"],
+                        f"{r['condition']}.{m}.delta_hi": r["hi"],
+                        f"{r['condition']}.{m}.p_holm": r["p_holm"],
+                    },
+                    step=0,
+                )
             if rows:
                 tables[m] += "\n\n" + format_paired(rows, m)
         tracker.artifact_text("table.md", "\n\n".join(tables.values()) + "\n")

@@ -1,10 +1,11 @@
 """The recipe registry: one entry point per scenario ``kind`` (torchtune keeps recipes apart from
 the library the same way). A recipe is ``fn(scenario, source, progress, tags) -> Outcome``."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from multiseal.config.schema import Scenario
 from multiseal.registry import Registry

@@ -4,13 +4,15 @@ Builds the parts (:func:`multiseal.config.builders.build_simulation`), plays the
 per-agent metrics (``agent.<id>.<metric>``, step = round) and population metrics, then the artifacts
 (:mod:`multiseal.run.artifacts`).
 """
+
 from __future__ import annotations
 
 import sys
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +43,13 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
 
 
 @RECIPES.register("simulation")
-def run_simulation(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-                   tags: Mapping[str, str] | None = None, run: RunDir | None = None) -> Outcome:
+def run_simulation(
+    scenario: Scenario,
+    source: str | Path | None = None,
+    progress: bool = True,
+    tags: Mapping[str, str] | None = None,
+    run: RunDir | None = None,
+) -> Outcome:
     """Run a ``kind: simulation`` scenario (``tags`` added to the run); returns the end-of-run summary
     and the run directory.
 
@@ -60,8 +67,14 @@ def run_simulation(scenario: Scenario, source: str | Path | None = None, progres
     return _play(scenario, build_model(scenario.model, progress), source, progress, tags, run)
 
 
-def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, tags: Mapping[str, str] | None,
-          run: RunDir | None) -> Outcome:
+def _play(
+    scenario: Scenario,
+    model,
+    source: str | Path | None,
+    progress: bool,
+    tags: Mapping[str, str] | None,
+    run: RunDir | None,
+) -> Outcome:
     sim = build_simulation(scenario, model, source, progress)
     keep = scenario.tracking.keep_checkpoints
     with open_tracker(scenario, source, tags, run=run) as tracker:
@@ -72,8 +85,9 @@ def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, 
         if done == 0 and not any(e["step"] == 0 for e in tracker.run.journal()):
             sim.start()
             tracker.metrics(_row0_metrics(sim), step=0)
-            tracker.artifact_jsonl("probe.jsonl", [{"qid": q.qid, "question": q.question, "answer": q.answer}
-                                                   for q in sim.state.probe])
+            tracker.artifact_jsonl(
+                "probe.jsonl", [{"qid": q.qid, "question": q.question, "answer": q.answer} for q in sim.state.probe]
+            )
         elif done == 0:
             sim.start()  # the row-0 entry is in the journal already; the base model answers alike
 
@@ -84,8 +98,9 @@ def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, 
             size = tracker.run.checkpoint(record.round + 1, state, tensors, keep=keep, types=STATE_CLASSES)
             record.seconds["checkpoint"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            tracker.metrics({**round_metrics(record), "checkpoint.bytes": size}, step=record.round + 1,
-                            round=record.round + 1)
+            tracker.metrics(
+                {**round_metrics(record), "checkpoint.bytes": size}, step=record.round + 1, round=record.round + 1
+            )
             tracking.append(time.perf_counter() - t0)
 
         tracking: list[float] = []
@@ -93,8 +108,12 @@ def _play(scenario: Scenario, model, source: str | Path | None, progress: bool, 
         sim.run(on_round=on_round, actions_fn=actions_fn)
         log_artifacts(sim, tracker)
         where = f"MLflow run {tracker.run_id}" if tracker.run_id else "not in MLflow"
-        summary = (summary_table(sim, scenario.evaluation.headline) + "\n" + cost_summary(sim.records, sum(tracking))
-                   + f"\n{where} (experiment '{scenario.tracking.experiment}'), run directory {tracker.run.path}")
+        summary = (
+            summary_table(sim, scenario.evaluation.headline)
+            + "\n"
+            + cost_summary(sim.records, sum(tracking))
+            + f"\n{where} (experiment '{scenario.tracking.experiment}'), run directory {tracker.run.path}"
+        )
         tracker.artifact_text(SUMMARY, summary + "\n")
     return Outcome(summary, tracker.run.path)
 
@@ -106,8 +125,10 @@ def _policy_state(driver: PolicyDriver | None) -> Any:
         return None
     if not hasattr(driver.policy, "state_dict"):
         if not getattr(driver, "_warned", False):
-            warnings.warn(f"the policy {type(driver.policy).__name__} has no state_dict(); a resumed run starts it "
-                          "afresh", stacklevel=2)
+            warnings.warn(
+                f"the policy {type(driver.policy).__name__} has no state_dict(); a resumed run starts it afresh",
+                stacklevel=2,
+            )
             driver._warned = True
         return None
     return driver.policy.state_dict()
@@ -122,8 +143,12 @@ def _resume(tracker: Tracker, sim: Simulation, actions_fn) -> int:
     for problem in problems:
         print(f"multiseal: checkpoint passed over: {problem}", file=sys.stderr)
     if problems:
-        print(f"multiseal: resuming {run.path} from " + (f"round {done}, the newest intact checkpoint" if done
-              else "its start: no intact checkpoint"), file=sys.stderr, flush=True)
+        print(
+            f"multiseal: resuming {run.path} from "
+            + (f"round {done}, the newest intact checkpoint" if done else "its start: no intact checkpoint"),
+            file=sys.stderr,
+            flush=True,
+        )
     journal = run.journal()
     keep = [e for e in journal if e["step"] <= done]
     if len(keep) < len(journal):
@@ -163,15 +188,19 @@ def cost_summary(records: Sequence[RoundRecord], tracking_seconds: float = 0.0) 
     sec["tracking"] = sec.get("tracking", 0.0) + tracking_seconds
     total = sum(sec.values())
     rate = work.get("trained_tokens", 0) / sec["adapt"] if sec.get("adapt") else 0.0
-    parts = [f"self-edit {sec.get('self_edit', 0):.0f} s ({work.get('generated_tokens', 0):,} tokens written)",
-             f"sharing {sec.get('sharing', 0):.1f} s",
-             f"adapt {sec.get('adapt', 0):.0f} s ({work.get('trained_tokens', 0):,} tokens trained, {rate:.0f}/s)",
-             f"evaluate {sec.get('evaluate', 0):.0f} s ({work.get('answered', 0):,} answers)",
-             f"metrics {sec.get('metrics', 0):.1f} s",
-             f"checkpoints and tracking {sec.get('checkpoint', 0) + sec['tracking']:.1f} s"]
+    parts = [
+        f"self-edit {sec.get('self_edit', 0):.0f} s ({work.get('generated_tokens', 0):,} tokens written)",
+        f"sharing {sec.get('sharing', 0):.1f} s",
+        f"adapt {sec.get('adapt', 0):.0f} s ({work.get('trained_tokens', 0):,} tokens trained, {rate:.0f}/s)",
+        f"evaluate {sec.get('evaluate', 0):.0f} s ({work.get('answered', 0):,} answers)",
+        f"metrics {sec.get('metrics', 0):.1f} s",
+        f"checkpoints and tracking {sec.get('checkpoint', 0) + sec['tracking']:.1f} s",
+    ]
     line = f"cost: {len(records)} round(s) in {total:.0f} s: " + ", ".join(parts)
     if busy:
-        line += "; workers busy " + ", ".join(f"{w}: {s:.0f} s" for w, s in sorted(busy.items(), key=lambda x: int(x[0])))
+        line += "; workers busy " + ", ".join(
+            f"{w}: {s:.0f} s" for w, s in sorted(busy.items(), key=lambda x: int(x[0]))
+        )
     return line
 
 
@@ -183,10 +212,14 @@ def summary_table(sim: Simulation, headline: str) -> str:
     lines.append(head)
     for a, spec in enumerate(sim.setup.agents):
         vals = last.agents[a] if last else {}
-        lines.append(f"{a:>5} {spec.style:<17}" + "".join(f"{vals.get(m, float('nan')):>14.3f}" for m in SUMMARY_METRICS))
+        lines.append(
+            f"{a:>5} {spec.style:<17}" + "".join(f"{vals.get(m, float('nan')):>14.3f}" for m in SUMMARY_METRICS)
+        )
     if last:
         pop = last.population
-        lines.append(f"population: acc_all {pop.get('pop.acc_all.mean', float('nan')):.3f} "
-                     f"(std {pop.get('pop.acc_all.std', float('nan')):.3f}), diffusion {pop.get('pop.diffusion', float('nan')):.3f}, "
-                     f"notes sent {sum(r.communication.get('notes', 0) for r in sim.records)}")
+        lines.append(
+            f"population: acc_all {pop.get('pop.acc_all.mean', float('nan')):.3f} "
+            f"(std {pop.get('pop.acc_all.std', float('nan')):.3f}), diffusion {pop.get('pop.diffusion', float('nan')):.3f}, "
+            f"notes sent {sum(r.communication.get('notes', 0) for r in sim.records)}"
+        )
     return "\n".join(lines)

@@ -15,10 +15,11 @@ per ReST-EM iteration (step = iteration): ``restem.reward.mean``, ``restem.confi
 configuration), ``candidates.jsonl``, ``menu.jsonl`` (how often each menu choice was written,
 untrained and trained), ``table.md``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -34,8 +35,9 @@ from multiseal.types import SkillTask
 TRAINED = "self-edit-restem"
 
 
-def paired_rows(results: Mapping[str, ArmResult], tasks: Sequence[SkillTask], reference: str,
-                resamples: int = 2000) -> list[dict]:
+def paired_rows(
+    results: Mapping[str, ArmResult], tasks: Sequence[SkillTask], reference: str, resamples: int = 2000
+) -> list[dict]:
     """Every arm against ``reference``, paired by task, clusters = families (Holm over the arms)."""
     families = list(dict.fromkeys(t.family for t in tasks))
     ref = results[reference]
@@ -43,13 +45,25 @@ def paired_rows(results: Mapping[str, ArmResult], tasks: Sequence[SkillTask], re
     for arm, res in results.items():
         if arm == reference:
             continue
-        clusters = [[float(res.solved[t.task_id]) - float(ref.solved[t.task_id]) for t in tasks if t.family == f]
-                    for f in families]
+        clusters = [
+            [float(res.solved[t.task_id]) - float(ref.solved[t.task_id]) for t in tasks if t.family == f]
+            for f in families
+        ]
         width = max(len(c) for c in clusters)
         diffs = np.array([c + [np.nan] * (width - len(c)) for c in clusters], dtype=float)
         boot = cluster_bootstrap([diffs], resamples=resamples, seed=0)
-        rows.append({"arm": arm, "success": res.success, "delta": boot.delta, "lo": boot.lo, "hi": boot.hi,
-                     "p": boot.p, "tasks": len(tasks), "families": len(families)})
+        rows.append(
+            {
+                "arm": arm,
+                "success": res.success,
+                "delta": boot.delta,
+                "lo": boot.lo,
+                "hi": boot.hi,
+                "p": boot.p,
+                "tasks": len(tasks),
+                "families": len(families),
+            }
+        )
     for row, p_adj in zip(rows, holm([r["p"] for r in rows])):
         row["p_holm"] = float(p_adj)
         row["verdict"] = verdict(row["delta"], row["p_holm"])
@@ -64,19 +78,29 @@ def table(results: Mapping[str, ArmResult], tasks: Sequence[SkillTask], referenc
     for arm, res in results.items():
         per = [sum(res.solved[t.task_id] for t in tasks if t.family == f) for f in families]
         n = [sum(t.family == f for t in tasks) for f in families]
-        lines.append(f"| {arm} | {res.success:.3f} | " + " | ".join(f"{a}/{b}" for a, b in zip(per, n))
-                     + f" | {'–' if not res.written else f'{res.invalid}/{res.written}'} |")
+        lines.append(
+            f"| {arm} | {res.success:.3f} | "
+            + " | ".join(f"{a}/{b}" for a, b in zip(per, n))
+            + f" | {'–' if not res.written else f'{res.invalid}/{res.written}'} |"
+        )
     rows = paired_rows(results, tasks, reference)
-    lines += ["", f"| arm | success | Δ vs {reference} [95% CI] | Holm p | verdict | tasks (families) |",
-              "| --- | ---: | --- | ---: | --- | ---: |"]
-    lines += [f"| {r['arm']} | {r['success']:.3f} | {r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | "
-              f"{r['p_holm']:.3f} | {r['verdict']} | {r['tasks']} ({r['families']}) |" for r in rows]
+    lines += [
+        "",
+        f"| arm | success | Δ vs {reference} [95% CI] | Holm p | verdict | tasks (families) |",
+        "| --- | ---: | --- | ---: | --- | ---: |",
+    ]
+    lines += [
+        f"| {r['arm']} | {r['success']:.3f} | {r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | "
+        f"{r['p_holm']:.3f} | {r['verdict']} | {r['tasks']} ({r['families']}) |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
 @RECIPES.register("skills")
-def run_skills(scenario: Scenario, source: str | Path | None = None, progress: bool = True,
-               tags: Mapping[str, str] | None = None) -> Outcome:
+def run_skills(
+    scenario: Scenario, source: str | Path | None = None, progress: bool = True, tags: Mapping[str, str] | None = None
+) -> Outcome:
     """SEAL's few-shot table on held-out tasks, logged to MLflow; returns the table."""
     train, held = build_tasks(scenario.tasks, scenario.seed, source)
     settings = build_skills(scenario)
@@ -84,9 +108,15 @@ def run_skills(scenario: Scenario, source: str | Path | None = None, progress: b
     model = build_model(scenario.model, progress)
     seed = scenario.seed
     with open_tracker(scenario, source, tags) as tracker:
-        tracker.artifact_jsonl("split.jsonl", [{"task_id": t.task_id, "family": t.family, "split": split}
-                                               for split, ts in (("train", train), ("held-out", held)) for t in ts],
-                               "skills")
+        tracker.artifact_jsonl(
+            "split.jsonl",
+            [
+                {"task_id": t.task_id, "family": t.family, "split": split}
+                for split, ts in (("train", train), ("held-out", held))
+                for t in ts
+            ],
+            "skills",
+        )
         results: dict[str, ArmResult] = {}
         for arm in arms:
             results[arm] = evaluate_arm(model, arm, held, settings, seed=seed, progress=progress)
@@ -94,16 +124,21 @@ def run_skills(scenario: Scenario, source: str | Path | None = None, progress: b
                 print(f"{arm}: {results[arm].success:.3f} of {len(held)} held-out tasks solved", flush=True)
         records = []
         if "self-edit" in arms and settings.iterations > 0:
+
             def log(rec) -> None:
                 tracker.metrics(rec.metrics(), step=rec.iteration)
                 if progress:
                     m = rec.metrics()
-                    print(f"ReST-EM iteration {rec.iteration}: reward {m['restem.reward.mean']:.3f}, invalid "
-                          f"{m['restem.config_invalid']:.3f}, kept {len(rec.kept)}", flush=True)
+                    print(
+                        f"ReST-EM iteration {rec.iteration}: reward {m['restem.reward.mean']:.3f}, invalid "
+                        f"{m['restem.config_invalid']:.3f}, kept {len(rec.kept)}",
+                        flush=True,
+                    )
 
             records = run_skill_restem(model, train, settings, seed=seed, progress=progress, on_iteration=log)
-            results[TRAINED] = evaluate_arm(model, "self-edit", held, settings, writer="skill_writer", seed=seed,
-                                            progress=progress)
+            results[TRAINED] = evaluate_arm(
+                model, "self-edit", held, settings, writer="skill_writer", seed=seed, progress=progress
+            )
             results[TRAINED].arm = TRAINED
             if progress:
                 print(f"{TRAINED}: {results[TRAINED].success:.3f} of {len(held)} held-out tasks solved", flush=True)
@@ -112,26 +147,54 @@ def run_skills(scenario: Scenario, source: str | Path | None = None, progress: b
             metrics[f"skills.{arm}.success"] = res.success
             for fam in dict.fromkeys(t.family for t in held):
                 members = [t for t in held if t.family == fam]
-                metrics[f"skills.{arm}.family.{fam or 'tasks'}"] = sum(res.solved[t.task_id] for t in members) / len(members)
+                metrics[f"skills.{arm}.family.{fam or 'tasks'}"] = sum(res.solved[t.task_id] for t in members) / len(
+                    members
+                )
             if res.written:
                 metrics[f"skills.{arm}.config_invalid"] = res.invalid_share
         reference = scenario.skills.reference
         for r in paired_rows(results, held, reference):
-            metrics.update({f"skills.{r['arm']}.delta": r["delta"], f"skills.{r['arm']}.delta_lo": r["lo"],
-                            f"skills.{r['arm']}.delta_hi": r["hi"], f"skills.{r['arm']}.p_holm": r["p_holm"]})
+            metrics.update(
+                {
+                    f"skills.{r['arm']}.delta": r["delta"],
+                    f"skills.{r['arm']}.delta_lo": r["lo"],
+                    f"skills.{r['arm']}.delta_hi": r["hi"],
+                    f"skills.{r['arm']}.p_holm": r["p_holm"],
+                }
+            )
         tracker.metrics(metrics, step=0)
-        tracker.artifact_jsonl("attempts.jsonl", [
-            {"arm": arm, "task_id": a.task_id, "config": config_text(a.config) if a.config else None,
-             "replies": list(a.replies), "correct": list(a.correct), "trained_tokens": a.trained_tokens}
-            for arm, res in results.items() for a in res.attempts], "skills")
+        tracker.artifact_jsonl(
+            "attempts.jsonl",
+            [
+                {
+                    "arm": arm,
+                    "task_id": a.task_id,
+                    "config": config_text(a.config) if a.config else None,
+                    "replies": list(a.replies),
+                    "correct": list(a.correct),
+                    "trained_tokens": a.trained_tokens,
+                }
+                for arm, res in results.items()
+                for a in res.attempts
+            ],
+            "skills",
+        )
         tracker.artifact_jsonl("candidates.jsonl", [row for rec in records for row in rec.rows], "skills")
-        menus = {arm: menu_counts([a.config for a in results[arm].attempts]) for arm in ("self-edit", TRAINED)
-                 if arm in results}
-        tracker.artifact_jsonl("menu.jsonl", [{"arm": arm, "choice": k, "count": v}
-                                              for arm, c in menus.items() for k, v in sorted(c.items())], "skills")
+        menus = {
+            arm: menu_counts([a.config for a in results[arm].attempts])
+            for arm in ("self-edit", TRAINED)
+            if arm in results
+        }
+        tracker.artifact_jsonl(
+            "menu.jsonl",
+            [{"arm": arm, "choice": k, "count": v} for arm, c in menus.items() for k, v in sorted(c.items())],
+            "skills",
+        )
         text = table(results, held, reference)
         tracker.artifact_text("table.md", text + "\n", "skills")
-        summary = (f"skills: {len(train)} training / {len(held)} held-out tasks, {settings.iterations} ReST-EM "
-                   f"iteration(s) (MLflow run {tracker.run_id}, experiment '{scenario.tracking.experiment}')\n" + text)
+        summary = (
+            f"skills: {len(train)} training / {len(held)} held-out tasks, {settings.iterations} ReST-EM "
+            f"iteration(s) (MLflow run {tracker.run_id}, experiment '{scenario.tracking.experiment}')\n" + text
+        )
         tracker.artifact_text(SUMMARY, summary + "\n")
     return Outcome(summary, tracker.run.path)

@@ -7,6 +7,7 @@ replay and loss terms, train the update as a fresh delta to combine with the ear
 afterwards. Agents train together in shared batches or one after another (``train_together``); the
 result is the same.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ def training_set(setup: Setup, state: RoundState, agent: int, items: Sequence[In
     return list(dict.fromkeys(seqs))
 
 
-def adapt(setup: Setup, state: RoundState, r: int, plan: Plan,
-          targets: dict[int, int] | None = None) -> tuple[dict[int, int], int]:
+def adapt(
+    setup: Setup, state: RoundState, r: int, plan: Plan, targets: dict[int, int] | None = None
+) -> tuple[dict[int, int], int]:
     """Train every agent of the plan on its chosen items; returns the sequences each agent trained
     on and the tokens trained (all agents, all epochs)."""
     row, model, mitigations = r + 1, setup.model, setup.mitigations
@@ -67,8 +69,18 @@ def adapt(setup: Setup, state: RoundState, r: int, plan: Plan,
         if a in state.deltas:  # combine: this round's update is a fresh delta
             recreate(setup, a, spec.lora, seed=setup.seed * 1000 + a + 7919 * (r + 1))
         penalties = tuple(m for m in mitigations.get(a, ()) if m.penalty)
-        specs.append(TrainSpec(a, spec.adapter, tuple(seqs + replayed), spec.inner, setup.seed * 31 + r * 1009 + a,
-                               r, penalties, setup.reference if any(m.reference_passages for m in penalties) else None))
+        specs.append(
+            TrainSpec(
+                a,
+                spec.adapter,
+                tuple(seqs + replayed),
+                spec.inner,
+                setup.seed * 31 + r * 1009 + a,
+                r,
+                penalties,
+                setup.reference if any(m.reference_passages for m in penalties) else None,
+            )
+        )
 
     def labels(mine: Sequence[TrainSpec]):
         if not setup.progress:
@@ -126,8 +138,9 @@ def gate_scores(setup: Setup, state: RoundState, row: int, plan: Plan, when: str
         qs = [q for d in docs for q in setup.world.doc(d).questions]
         asked[a] = ([q.qid for q in qs], [q.qid for q in state.probe])
         pairs += [(setup.agents[a].adapter, q) for q in qs + state.probe]
-    graded = answer_and_grade(setup.model, pairs, setup.evaluation,
-                              progress=f"round {row}: gate, {when}" if setup.progress else None)
+    graded = answer_and_grade(
+        setup.model, pairs, setup.evaluation, progress=f"round {row}: gate, {when}" if setup.progress else None
+    )
     state.answered[row] += len(pairs)
     by: dict[str | None, dict[str, float]] = {}
     for gr in graded:
@@ -135,8 +148,10 @@ def gate_scores(setup: Setup, state: RoundState, row: int, plan: Plan, when: str
     out = {}
     for a, (target, probe) in asked.items():
         got = by.get(setup.agents[a].adapter, {})
-        out[a] = (float(np.mean([got[q] for q in target])) if target else float("nan"),
-                  float(np.mean([got[q] for q in probe])) if probe else float("nan"))
+        out[a] = (
+            float(np.mean([got[q] for q in target])) if target else float("nan"),
+            float(np.mean([got[q] for q in probe])) if probe else float("nan"),
+        )
     return out
 
 
@@ -156,8 +171,11 @@ def apply_combination(setup: Setup, state: RoundState, a: int) -> None:
         return
     combine = next(m.combine for m in setup.mitigations[a] if m.combine)
     combined, rank = combined_state(deltas, combine, spec.lora.rank)
-    lora = spec.lora if rank == spec.lora.rank else replace(spec.lora, rank=rank,
-                                                            alpha=spec.lora.alpha * rank / spec.lora.rank)
+    lora = (
+        spec.lora
+        if rank == spec.lora.rank
+        else replace(spec.lora, rank=rank, alpha=spec.lora.alpha * rank / spec.lora.rank)
+    )
     if setup.model.adapters.get(spec.adapter) != lora:
         recreate(setup, a, lora, seed=0)
     setup.model.set_adapter_state(spec.adapter, combined)

@@ -1,4 +1,5 @@
 """Stage 1, arrivals: the round's documents reach their recipients."""
+
 from __future__ import annotations
 
 from multiseal.sim.setup import Setup

@@ -6,6 +6,7 @@ reached documents and a stratified sample of the rest (:mod:`multiseal.sim.sampl
 :func:`measure_base` is the row-0 version, played once before the first round: the base model
 answers, and the retention probe is fixed among the questions it answers right.
 """
+
 from __future__ import annotations
 
 import random
@@ -28,16 +29,22 @@ def measure_base(setup: Setup, state: RoundState) -> None:
     pool = probe_questions()
     candidates = pool[: 2 * setup.probe_size]  # enough spares for wrong answers
     graded = answer_and_grade(
-        setup.model, [(None, q) for q in setup.questions + candidates], setup.evaluation,
+        setup.model,
+        [(None, q) for q in setup.questions + candidates],
+        setup.evaluation,
         progress="base answers" if setup.progress else None,
     )
     head = setup.evaluation.headline
     by_qid = {g.qid: g for g in graded}
     right = [by_qid[q.qid].scores[head] >= 0.5 for q in candidates]
     if sum(right) < setup.probe_size and len(pool) > len(candidates):  # too few right: ask more (up to 8×)
-        rest = pool[len(candidates): 8 * setup.probe_size]
-        more = answer_and_grade(setup.model, [(None, q) for q in rest], setup.evaluation,
-                                progress="base answers (probe)" if setup.progress else None)
+        rest = pool[len(candidates) : 8 * setup.probe_size]
+        more = answer_and_grade(
+            setup.model,
+            [(None, q) for q in rest],
+            setup.evaluation,
+            progress="base answers (probe)" if setup.progress else None,
+        )
         candidates, right = candidates + rest, right + [g.scores[head] >= 0.5 for g in more]
     state.probe = select_probe(candidates, right, setup.probe_size)
     scored = {q.qid for q in setup.questions} | {q.qid for q in state.probe}
@@ -63,19 +70,24 @@ def evaluate(setup: Setup, state: RoundState, row: int, g) -> None:
         if setup.sample_documents is not None and row < setup.rounds:  # the budget: a sample of the rest
             distance, inboxes = distance_matrix(setup, g), state.postbox.inboxes()
             for a in changed:
-                samples[a] = sample_documents(setup, state, row, a, setup.sample_documents, distance[a],
-                                              inboxes.get(a, []))
+                samples[a] = sample_documents(
+                    setup, state, row, a, setup.sample_documents, distance[a], inboxes.get(a, [])
+                )
         questions = setup.questions
         pairs = []
         for a in changed:
             sample = samples[a]
             docs = None if sample is None else sample.documents
-            qs = questions if docs is None else [
-                q for j, d in enumerate(setup.world.documents) if j in docs for q in d.questions
-            ] + list(setup.world.composition)
+            qs = (
+                questions
+                if docs is None
+                else [q for j, d in enumerate(setup.world.documents) if j in docs for q in d.questions]
+                + list(setup.world.composition)
+            )
             pairs += [(setup.agents[a].adapter, q) for q in qs + state.probe]
-        graded = answer_and_grade(setup.model, pairs, setup.evaluation,
-                                  progress=f"round {row}: answering" if setup.progress else None)
+        graded = answer_and_grade(
+            setup.model, pairs, setup.evaluation, progress=f"round {row}: answering" if setup.progress else None
+        )
         state.answered[row] += len(pairs)
         by_adapter: dict[str | None, list] = {}
         for gr in graded:
@@ -85,12 +97,19 @@ def evaluate(setup: Setup, state: RoundState, row: int, g) -> None:
         measure_drift(setup, state, changed)
     state.dirty.clear()
     if setup.trust.learn:
-        update_trust(state.trust, setup.trust, authors=state.round_authors, before=state.acc[row - 1],
-                     after=state.acc[row], held=state.held_prev)
+        update_trust(
+            state.trust,
+            setup.trust,
+            authors=state.round_authors,
+            before=state.acc[row - 1],
+            after=state.acc[row],
+            held=state.held_prev,
+        )
 
 
-def sample_documents(setup: Setup, state: RoundState, row: int, a: int, n: int, distance: np.ndarray,
-                     inbox: Sequence) -> Sample:
+def sample_documents(
+    setup: Setup, state: RoundState, row: int, a: int, n: int, distance: np.ndarray, inbox: Sequence
+) -> Sample:
     """Agent ``a``'s documents to answer at ``row`` under the budget: what it holds, has notes about
     in its inbox or was reached by, and a stratified sample of ``n`` of the rest (``distance``: its row
     of the distance matrix)."""
@@ -124,8 +143,17 @@ def store(setup: Setup, state: RoundState, row: int, a: int, graded: list, sampl
     answers = state.answers[a]
     for g in graded:
         answers[g.qid] = g.answer
-        state.outcomes.append({"row": row, "agent": a, "qid": g.qid, "question": g.question,
-                               "gold": g.gold, "answer": g.answer, **g.scores})
+        state.outcomes.append(
+            {
+                "row": row,
+                "agent": a,
+                "qid": g.qid,
+                "question": g.question,
+                "gold": g.gold,
+                "answer": g.answer,
+                **g.scores,
+            }
+        )
 
 
 def measure_drift(setup: Setup, state: RoundState, agents: Sequence[int]) -> None:

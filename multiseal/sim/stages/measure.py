@@ -5,6 +5,7 @@ The formulas live in :mod:`multiseal.sim.metrics` (accuracy, continual learning,
 :mod:`multiseal.sim.adversary`; this stage gathers their inputs from the state and adds drift, the
 mitigations' counts, trust and the evaluation budget's intervals.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,10 +30,19 @@ def measure(setup: Setup, state: RoundState, row: int, g) -> tuple[dict[int, dic
     """Row ``row``'s metrics: per agent, and for the population (``pop.*``)."""
     item_qids = [q.qid for q in setup.questions]
     probe = item_matrix(setup, state, row, [q.qid for q in state.probe]) if state.probe else None
-    per_agent = cast(dict[int, dict[str, float]], M.agent_metrics(  # keyed by agent index
-        state.acc, row, state.introduced, state.own, state.learnt, probe_correct=probe,
-        prev_item=item_matrix(setup, state, row - 1, item_qids), cur_item=item_matrix(setup, state, row, item_qids),
-    ))
+    per_agent = cast(
+        dict[int, dict[str, float]],
+        M.agent_metrics(  # keyed by agent index
+            state.acc,
+            row,
+            state.introduced,
+            state.own,
+            state.learnt,
+            probe_correct=probe,
+            prev_item=item_matrix(setup, state, row - 1, item_qids),
+            cur_item=item_matrix(setup, state, row, item_qids),
+        ),
+    )
     for a in per_agent:
         per_agent[a]["acc_composition"] = float(state.composition[row, a])
     population = M.population_metrics(per_agent, acc=state.acc, t=row, introduced=state.introduced)
@@ -41,10 +51,17 @@ def measure(setup: Setup, state: RoundState, row: int, g) -> tuple[dict[int, dic
         population[f"pop.diffusion.d{d}" if d >= 0 else "pop.diffusion.unreachable"] = share
     if setup.facts:  # the fact metrics (multiseal.sim.facts), from what the round left behind
         fa, fp = fact_metrics(
-            setup.facts, notes=[n for n in state.notes_log if n.round == row - 1], trained=state.trained_notes,
-            notes_by_id={n.note_id: n for n in state.notes_log}, own=state.own, introduced=state.introduced[row],
-            doc_index=setup.doc_index, grades=[state.items[(row, a)] for a in range(len(setup.agents))],
-            answers=state.answers, distance=distance)
+            setup.facts,
+            notes=[n for n in state.notes_log if n.round == row - 1],
+            trained=state.trained_notes,
+            notes_by_id={n.note_id: n for n in state.notes_log},
+            own=state.own,
+            introduced=state.introduced[row],
+            doc_index=setup.doc_index,
+            grades=[state.items[(row, a)] for a in range(len(setup.agents))],
+            answers=state.answers,
+            distance=distance,
+        )
         for a in per_agent:
             per_agent[a].update(fa[a])
         population.update({**M.population_metrics(fa), **fp})
@@ -70,14 +87,22 @@ def forgetting_metrics(setup: Setup, state: RoundState, row: int, g, per_agent: 
                 if u != a and (g.has_edge(u, a) or state.trust[a, u] < 1.0):
                     values[f"trust_from_{u}"] = float(state.trust[a, u])
             values["trust_rejected"] = float(state.trust_rejected[a])
-    summary = M.population_metrics({a: {k: v for k, v in values.items() if k in FORGETTING_NAMES}
-                                     for a, values in per_agent.items()})
+    summary = M.population_metrics(
+        {a: {k: v for k, v in values.items() if k in FORGETTING_NAMES} for a, values in per_agent.items()}
+    )
     population.update(summary)
     if setup.adversaries and setup.facts:
-        population.update(adversary_metrics(
-            setup.facts, planted=state.planted, adversaries=sorted(setup.adversaries),
-            grades=[state.items[(row, a)] for a in range(A)], answers=state.answers,
-            written=state.written, graph=g))
+        population.update(
+            adversary_metrics(
+                setup.facts,
+                planted=state.planted,
+                adversaries=sorted(setup.adversaries),
+                grades=[state.items[(row, a)] for a in range(A)],
+                answers=state.answers,
+                written=state.written,
+                graph=g,
+            )
+        )
         if setup.trust.learn:
             honest = [a for a in range(A) if a not in setup.adversaries]
             population["pop.adv.trust"] = float(np.mean([state.trust[a, u] for a in honest for u in setup.adversaries]))
@@ -87,8 +112,10 @@ def sampling_intervals(state: RoundState, row: int, per_agent: dict, population:
     """The evaluation budget's 95% half-widths (0 on a row answered in full): per agent for ``acc_all``
     and ``acc_unreached``, and for their population means (agents' draws are independent)."""
     reached = (state.learnt >= 0) & (state.learnt <= row)
-    for name, within in (("acc_all", lambda a: state.introduced[row]),
-                         ("acc_unreached", lambda a: state.introduced[row] & ~reached[a])):
+    for name, within in (
+        ("acc_all", lambda a: state.introduced[row]),
+        ("acc_unreached", lambda a: state.introduced[row] & ~reached[a]),
+    ):
         variances = []
         for a, values in per_agent.items():
             sample = state.samples.get((row, a))
@@ -97,7 +124,8 @@ def sampling_intervals(state: RoundState, row: int, per_agent: dict, population:
                 variances.append(var)
             values[f"{name}_ci95"] = halfwidth(var)
         population[f"pop.{name}.mean.ci95"] = (
-            halfwidth(sum(variances) / len(variances) ** 2) if variances else float("nan"))
+            halfwidth(sum(variances) / len(variances) ** 2) if variances else float("nan")
+        )
 
 
 def item_matrix(setup: Setup, state: RoundState, row: int, qids: Sequence[str]) -> np.ndarray:

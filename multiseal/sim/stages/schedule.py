@@ -1,4 +1,5 @@
 """Stage 4, scheduling: the scheduler (or an external policy) picks the inbox items each agent adapts on."""
+
 from __future__ import annotations
 
 import random
@@ -10,8 +11,9 @@ from multiseal.sim.trust import weighted_inboxes
 from multiseal.types import AgentAction, Note, Plan, SchedulerView
 
 
-def schedule(setup: Setup, state: RoundState, r: int, g, notes: list[Note],
-             actions: dict[int, AgentAction]) -> tuple[Plan, dict[int, int]]:
+def schedule(
+    setup: Setup, state: RoundState, r: int, g, notes: list[Note], actions: dict[int, AgentAction]
+) -> tuple[Plan, dict[int, int]]:
     """The plan, and per agent the number of sequences to pad its training to (compute matching:
     the size of its training set under the scheduler's ``reference`` plan; empty without one).
     Trust (when learnt or thresholded) weighs the inboxes first and drops what it excludes."""
@@ -22,9 +24,12 @@ def schedule(setup: Setup, state: RoundState, r: int, g, notes: list[Note],
             state.postbox.consume(a, items)
             state.trust_rejected[a] += len(items)
     view = SchedulerView(
-        round=r, graph=g, inboxes=inboxes,
+        round=r,
+        graph=g,
+        inboxes=inboxes,
         all_notes=list(notes),
-        history=state.history, known={a: set(k) for a, k in enumerate(state.known)},
+        history=state.history,
+        known={a: set(k) for a, k in enumerate(state.known)},
         rng=random.Random(setup.seed * 104729 + r),
     )
     plan = setup.scheduler(view)

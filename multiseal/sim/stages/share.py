@@ -1,5 +1,6 @@
 """Stage 3, sharing: notes travel along the graph's out-edges (delay, loss, relay) into inboxes; with
 ``sharing: weights`` neighbours' adapters are gossip-averaged after adaptation instead."""
+
 from __future__ import annotations
 
 from multiseal.sim import controls as C

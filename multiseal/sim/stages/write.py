@@ -5,6 +5,7 @@ k candidates per document in the agent's style (or a policy's), from its adapter
 facts instead (no generation); with ``shuffled`` the copies that travel are distractor notes
 (:mod:`multiseal.sim.controls`). Adversaries write their own notes (:mod:`multiseal.sim.adversary`).
 """
+
 from __future__ import annotations
 
 from multiseal.learning.self_edit import parse_completion, passage_sequence, sample_self_edits
@@ -15,8 +16,9 @@ from multiseal.sim.state import RoundState
 from multiseal.types import AgentAction, Note
 
 
-def write_notes(setup: Setup, state: RoundState, r: int, arrived: list[tuple[int, str]],
-                actions: dict[int, AgentAction]) -> list[Note]:
+def write_notes(
+    setup: Setup, state: RoundState, r: int, arrived: list[tuple[int, str]], actions: dict[int, AgentAction]
+) -> list[Note]:
     """Round ``r``'s notes on the ``arrived`` documents, logged in ``state.notes_log``."""
     model, world = setup.model, setup.world
     hostile = [(a, d) for a, d in arrived if a in setup.adversaries]
@@ -30,19 +32,23 @@ def write_notes(setup: Setup, state: RoundState, r: int, arrived: list[tuple[int
     writers = [setup.agents[a].adapter if setup.self_edit.writer == "adapter" else None for a, _ in arrived]
     requests = [(world.doc(d), w, s) for (_, d), w, s in zip(arrived, writers, styles)]
     samples = sample_self_edits(
-        model, requests, setup.self_edit, seed=setup.seed * 7919 + r,
+        model,
+        requests,
+        setup.self_edit,
+        seed=setup.seed * 7919 + r,
         progress=f"round {r + 1}: writing notes" if setup.progress else None,
     )
     notes = []
-    for ((a, doc_id), style, cands) in zip(arrived, styles, samples):
+    for (a, doc_id), style, cands in zip(arrived, styles, samples):
         doc = world.doc(doc_id)
         for k, text in enumerate(cands):
             if style == "passage-only":
                 text, seqs = doc.context, [passage_sequence(doc)]
             else:
                 seqs = parse_completion(text, doc, style)
-            notes.append(Note(f"r{r}.a{a}.{doc_id}.{k}", a, doc_id, r, style, text, tuple(seqs),
-                              model.count_tokens(text)))
+            notes.append(
+                Note(f"r{r}.a{a}.{doc_id}.{k}", a, doc_id, r, style, text, tuple(seqs), model.count_tokens(text))
+            )
     notes += hostile_notes(setup, state, r, hostile)
     state.notes_log.extend(notes)
     if setup.content == "shuffled" and setup.sharing == "notes" and setup.distractors is not None:
@@ -61,8 +67,9 @@ def hostile_notes(setup: Setup, state: RoundState, r: int, arrived: list[tuple[i
             xs = setup.distractors.documents
             notes.append(noise_note(doc, a, r, xs[setup.doc_index[doc_id] % len(xs)], setup.model.count_tokens))
         else:
-            note, planted = false_note(doc, a, r, adv.rate, setup.facts, note_rng(setup.seed, r, a, doc_id),
-                                       setup.model.count_tokens)
+            note, planted = false_note(
+                doc, a, r, adv.rate, setup.facts, note_rng(setup.seed, r, a, doc_id), setup.model.count_tokens
+            )
             notes.append(note)
             for fid, value in planted.items():
                 state.planted.setdefault(fid, {}).setdefault(a, set()).add(value)
