@@ -163,7 +163,7 @@ class Comparison:
 
         import pandas as pd
 
-        return pd.DataFrame([dataclasses.asdict(r) for r in self.rows])
+        return pd.DataFrame([{**dataclasses.asdict(r), "outcome": r.outcome} for r in self.rows])
 
 
 def compare(

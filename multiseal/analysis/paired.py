@@ -36,6 +36,8 @@ import numpy as np
 
 from multiseal.analysis.load import ExperimentData, RunRecord
 from multiseal.errors import InputError
+from multiseal.metric_table import metric as metric_row
+from multiseal.metric_table import select
 from multiseal.run.sweep_file import REFERENCE_TAG
 from multiseal.stats import (
     RESAMPLES,
@@ -46,8 +48,8 @@ from multiseal.stats import (
     verdict,
 )
 
-DOC_METRICS: tuple[str, ...] = ("acc_all", "acc_own", "acc_received")
-AGENT_METRICS: tuple[str, ...] = ("acc_composition", "retention", "forgetting", "bwt", "ppl_ratio", "kl_base")
+DOC_METRICS: tuple[str, ...] = select(cells="documents")  # compared per (agent, document) cell
+AGENT_METRICS: tuple[str, ...] = select(cells="agent")  # compared per agent
 PAIRED_METRICS: tuple[str, ...] = DOC_METRICS + AGENT_METRICS
 SEEDS_CAP = 1000
 
@@ -286,6 +288,15 @@ class Comparison:
     sd: float  # between-seed standard deviation of the per-seed mean difference
     mdd: float  # minimum detectable difference at the given power with these seeds
     seeds_needed: int | None  # seeds for |delta| to reach that power; None when delta = 0
+
+    @property
+    def outcome(self) -> str:
+        """``better`` or ``worse`` when the verdict decides and the metric has a better direction
+        (:mod:`multiseal.metric_table`); empty otherwise."""
+        try:
+            return metric_row(self.metric).outcome(self.verdict)
+        except KeyError:  # a metric outside the table
+            return ""
 
 
 @dataclass

@@ -32,6 +32,7 @@ from multiseal.analysis.paired import (
     resolve_reference,
 )
 from multiseal.errors import InputError
+from multiseal.metric_table import select
 
 RUN_FIGURES = {
     "accuracy": "accuracy per agent by round",
@@ -40,7 +41,7 @@ RUN_FIGURES = {
     "diffusion": "diffusion by graph distance",
     "graph": "graph, nodes coloured by final accuracy",
 }
-PAIRED_FIGURE_METRICS = ("acc_received", "acc_own", "retention")
+PAIRED_FIGURE_METRICS = select(figure=True)
 COMPARISON_FIGURES = {
     "paired": "paired Δ against the reference with 95% intervals (filled: distinguishable after Holm)",
     "bars": "the chosen metric per sweep point (mean, 95% CI, one dot per seed)",

@@ -17,13 +17,14 @@ import numpy as np
 from gymnasium import spaces
 
 from multiseal.learning.self_edit import STYLES
+from multiseal.metric_table import select
 from multiseal.sim.loop import Simulation
 from multiseal.sim.schedulers import PolicyScheduler
 from multiseal.types import AgentAction, Decision, InboxItem
 
 OWN_FEATURES = ("round", "arriving", "inbox")
 
-HISTORY_METRICS = ("acc_own", "acc_received", "acc_all", "forgetting", "retention")
+HISTORY_METRICS = select(observed=True)  # the metric table decides which, and their order
 
 SLOT_FEATURES = ("present", "own", "author", "trust", "age", "length", "known_doc", "overlap")
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from multiseal.metric_table import select
 from multiseal.types import Fact, Note, World
 from multiseal.world.vocabulary import (
     ARTEFACT_KINDS,
@@ -54,14 +55,8 @@ from multiseal.world.vocabulary import (
     RELATIONS,
 )
 
-# Per-agent metric names added by ``fact_metrics``, in a stable order.
-FACT_METRIC_NAMES: tuple[str, ...] = (
-    "note_fidelity",
-    "note_hallucination",
-    "transfer_efficiency",
-    "writer_miss",
-    "learner_miss",
-)
+# Per-agent metric names added by ``fact_metrics``, in a stable order (the metric table's ``facts`` group).
+FACT_METRIC_NAMES: tuple[str, ...] = select(group="facts")
 THRESHOLD = 0.5  # a headline grade at or above it answers the fact
 
 Tokens = tuple[str, ...]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from multiseal.metric_table import select
 from multiseal.sim.accuracy import (
     FloatArray,
     acc_tensor,
@@ -34,21 +35,9 @@ from multiseal.sim.continual import (
 )
 from multiseal.sim.diffusion import diffusion
 
-# Names produced by ``agent_metrics``, in a stable order (tracking can rely on it).
-METRIC_NAMES: tuple[str, ...] = (
-    "acc_own",
-    "acc_received",
-    "acc_all",
-    "acc_unreached",
-    "acc_future",
-    "forgetting",
-    "forgetting_max",
-    "bwt",
-    "fwt",
-    "retention",
-    "churn_lost",
-    "churn_gained",
-)
+# Names produced by ``agent_metrics``, in a stable order (tracking can rely on it): the metric table's
+# ``round`` group (multiseal.metric_table).
+METRIC_NAMES: tuple[str, ...] = select(group="round")
 
 
 def population_summary(values_per_agent: npt.ArrayLike) -> dict[str, float]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from multiseal.config.builders import build_model, build_simulation
 from multiseal.config.schema import Scenario
+from multiseal.metric_table import select
 from multiseal.rl.policies import PolicyDriver, policy_driver
 from multiseal.run.artifacts import log_artifacts
 from multiseal.run.recipes.registry import RECIPES, SUMMARY, Outcome
@@ -27,7 +28,7 @@ from multiseal.sim.checkpoint import STATE_CLASSES, capture, restore
 from multiseal.sim.loop import Simulation
 from multiseal.types import RoundRecord
 
-SUMMARY_METRICS = ("acc_own", "acc_received", "acc_all", "acc_unreached", "forgetting", "retention")
+SUMMARY_METRICS = select(summary=True)
 
 
 def round_metrics(record: RoundRecord) -> dict[str, float]:

@@ -13,6 +13,7 @@ from typing import cast
 
 import numpy as np
 
+from multiseal.metric_table import select
 from multiseal.sim import metrics as M
 from multiseal.sim.adversary import adversary_metrics
 from multiseal.sim.diffusion import diffusion_by_distance, recipient_distances
@@ -22,8 +23,8 @@ from multiseal.sim.sampling import halfwidth, variance
 from multiseal.sim.setup import Setup
 from multiseal.sim.state import RoundState
 
-# Per-agent forgetting metrics that get a population mean and std (trust per edge does not).
-FORGETTING_NAMES = frozenset({"ppl_ratio", "kl_base", "gated_out", "combine_bytes", "adapter_rank", "trust_rejected"})
+# Per-agent forgetting measures that get a population mean and std (trust per edge does not).
+FORGETTING_NAMES = frozenset(select(group="forgetting", aggregate="mean_std"))
 
 
 def measure(setup: Setup, state: RoundState, row: int, g) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
