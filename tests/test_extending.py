@@ -1,5 +1,5 @@
 """docs/extending.md's worked example runs: a user's module named under `plugins:` registers a
-topology, a scheduler, a prompt style and a grader that a scenario then uses, through the CLI."""
+topology, a scheduler, a prompt style, a grader and a mitigation that a scenario then uses, through the CLI."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def test_a_scenario_uses_the_plugins_kinds_end_to_end(tmp_path):
     assert run.data.params["topology.kind"] == "ring-of-cliques" and run.data.params["self_edit.style"] == "bullets"
     assert run.data.params["evaluation.headline"] == "contains"
     assert run.data.metrics["comm.notes"] > 0  # notes travelled over the plugin's graph
+    bad = _cli(tmp_path, "validate", scenario, "--set", "mitigations=[{kind: steady, params: {pul: 2}}]")
+    assert bad.returncode == 2  # the plugin's parameter model checks its keys
+    assert "mitigations.0.params.pul: unknown parameter for mitigation steady; allowed: replay, pull" in bad.stderr
 
 
 def test_a_plugin_that_cannot_be_imported_is_an_input_error(tmp_path):

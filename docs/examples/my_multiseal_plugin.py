@@ -1,13 +1,16 @@
 """A user's own multiseal extensions, in their own module: one topology, one scheduler, one prompt
-style and one grader. A scenario loads it with ``plugins: [my_multiseal_plugin]``."""
+style, one grader and one mitigation of forgetting. A scenario loads it with
+``plugins: [my_multiseal_plugin]``."""
 from __future__ import annotations
 
 import networkx as nx
 from pydantic import Field, ValidationInfo, field_validator
 
 from multiseal.learning.grading import GRADERS, normalize_answer
+from multiseal.learning.regularise import l2_pull
 from multiseal.learning.self_edit import STYLES, PromptStyle, split_lines
 from multiseal.registry import Params
+from multiseal.sim.mitigations import MITIGATIONS, Mitigation
 from multiseal.sim.schedulers import SCHEDULERS
 from multiseal.sim.topologies import TOPOLOGIES
 
@@ -56,3 +59,15 @@ STYLES.register("bullets", PromptStyle(
 @GRADERS.register("contains")
 def contains(prediction: str, gold: str, question: str) -> float:
     return float(normalize_answer(gold) in normalize_answer(prediction))
+
+
+# -- a mitigation of forgetting: replay a share of earlier sequences and pull towards the last weights
+class SteadyParams(Params):
+    replay: float = Field(0.25, ge=0, le=1, description="share of earlier training sequences replayed")
+    pull: float = Field(1.0, gt=0, description="weight of the L2 pull towards the weights before the update")
+
+
+@MITIGATIONS.register("steady", params=SteadyParams)
+def steady(params: SteadyParams) -> Mitigation:
+    return Mitigation("steady", replay=params.replay,
+                      penalty=lambda ctx: l2_pull(ctx.model, ctx.adapter, params.pull))
