@@ -13,7 +13,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TypeVar
 
-from multiseal.config.paths import resolve_relative
+from multiseal.config.paths import resolve_relative, topology_params
 from multiseal.config.schema import (
     EvaluationSection,
     InnerLoopSection,
@@ -185,9 +185,7 @@ def agent_specs(scenario: Scenario, prefix: str | None = None) -> list[AgentSpec
 
 def build_graphs(scenario: Scenario, source: str | Path | None = None) -> DynamicGraph:
     t = scenario.topology
-    params = dict(t.params)
-    if "file" in params:
-        params["file"] = str(resolve_relative(params["file"], source))
+    params = topology_params(t.params, source)
     return DynamicGraph(
         t.kind,
         scenario.agents.count,

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from multiseal.config.checks import model_shape
-from multiseal.config.paths import resolve_relative
+from multiseal.config.paths import resolve_relative, topology_params
 from multiseal.config.schema import Scenario
 from multiseal.errors import Problem
 from multiseal.learning.self_edit import STYLES
@@ -424,9 +424,7 @@ def _reach(sc: Scenario, source: str | Path | None) -> float:
     if sc.kind == "simulation" and sc.sharing.relay:
         return float(n - 1)
     t = sc.topology
-    params = dict(t.params)
-    if "file" in params:
-        params["file"] = str(resolve_relative(params["file"], source))
+    params = topology_params(t.params, source)
     try:
         g = build_topology(t.kind, n, directed=t.directed, params=params, weights=t.weights, seed=sc.seed)
         return statistics.fmean(g.out_degree(v) for v in range(n))

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from multiseal.config.checks import check_device, check_model, check_tracking
 from multiseal.config.estimate import check_limits
 from multiseal.config.overrides import apply_overrides
-from multiseal.config.paths import resolve_relative
+from multiseal.config.paths import resolve_relative, topology_params
 from multiseal.config.plugins import load_plugins
 from multiseal.config.schema import (
     AgentsSection,
@@ -149,9 +149,7 @@ def cross_check(raw: dict, source: str | Path | None = None) -> list[Problem]:
                 except ValueError as e:
                     problems.append(Problem(f"agents.overrides.{i}.style", str(e)))
     if topo and n:
-        params = dict(topo.params)
-        if "file" in params:
-            params["file"] = str(resolve_relative(params["file"], source))
+        params = topology_params(topo.params, source)
         for key, msg in validate_topology(
             topo.kind,
             n,
@@ -415,9 +413,7 @@ def _check_restem(
         if style in STYLES and STYLES.get(style).instruction is None:
             problems.append(Problem(key, f"'{style}' writes no self-edit; kind 'restem' needs a style that does"))
     if restem.reward != "self" and agents and topo:
-        params = dict(topo.params)
-        if "file" in params:
-            params["file"] = str(resolve_relative(params["file"], source))
+        params = topology_params(topo.params, source)
         try:
             g = build_topology(
                 topo.kind,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_RUNS = "runs"
@@ -20,6 +22,16 @@ def resolve_relative(path: str | None, source: str | Path | None) -> Path:
         if candidate.exists() or not p.exists():
             return candidate
     return p
+
+
+def topology_params(params: Mapping[str, Any], source: str | Path | None) -> dict[str, Any]:
+    """A topology's ``params`` with its ``file`` (an edge list or adjacency matrix) resolved against
+    the scenario's folder (:func:`resolve_relative`): the one place validation, the estimate and the
+    builders get it from."""
+    out = dict(params)
+    if "file" in out:
+        out["file"] = str(resolve_relative(out["file"], source))
+    return out
 
 
 def tracking_uri(configured: str | None = None) -> str:
