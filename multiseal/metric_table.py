@@ -8,8 +8,11 @@ comparisons and their verdicts (:mod:`multiseal.analysis.paired`) and the report
 
 A row's ``aggregate`` says how the population sees it: ``mean_std`` gives ``pop.<name>.mean`` and
 ``pop.<name>.std`` over agents (NaN ignored). Names built from a pattern are not rows: per-edge trust
-``trust_from_<u>``, the evaluation budget's half-widths ``<name>_ci95``, diffusion by distance
-``pop.diffusion.d<k>``, the adversaries' ``pop.adv.*`` and the fact metrics' population figures.
+``trust_from_<u>``, the evaluation budget's half-widths ``<name>_ci95``, diffusion and mean accuracy by
+graph distance from a document's first recipient ``pop.diffusion.d<k>`` and ``pop.acc.d<k>`` (the
+distance × round table of a run), the adversaries' ``pop.adv.*`` and the fact metrics' population
+figures: ``pop.fact_diffusion.d<k>``, ``pop.misinformation`` and ``.spread``, and by hop of a received
+note ``pop.hop.{facts,wrong,introduced,notes}.h<k>`` (:func:`multiseal.sim.facts.hop_metrics`).
 The order of the rows is the order metrics are reported in (and the observation's layout).
 """
 

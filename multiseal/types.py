@@ -202,6 +202,10 @@ class Note:
     ``sequences`` are the training sequences parsed from ``text`` (title-prefixed lines or QA pairs);
     they never include the raw passage: only an agent that received the document itself trains on it.
     ``tokens`` is the tokenizer length of ``text``, used for communication accounting.
+    ``hops`` is how far from the passage its writer stood: 0 for a note written from the passage, h for
+    a note *retold* from memory (``sharing.retell``) by an agent that learnt the document from notes
+    arriving h hops from its holder; ``sources`` are the ids of those notes (the writer's adapted-on
+    notes about the document), so a fact's path through retellings can be traced.
     """
 
     note_id: str
@@ -212,6 +216,8 @@ class Note:
     text: str
     sequences: tuple[str, ...]
     tokens: int
+    hops: int = 0
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ class InboxItem:
     sender: int
     received_round: int
     weight: float = 1.0  # trust weight of the edge it arrived on (1.0 for one's own notes)
-    hops: int = 0  # 0 = own note, 1 = from a neighbour, 2+ = relayed
+    hops: int = 0  # edges from the document's holder: 0 = own note, 1 = from a neighbour, 2+ = relayed or retold
 
 
 @dataclass(frozen=True)

@@ -69,4 +69,4 @@ def test_the_round_loop_is_the_stages_and_no_mixin():
     assert Simulation.__bases__ == (object,)
     assert len((ROOT / "multiseal" / "sim" / "loop.py").read_text().splitlines()) < 300
     stages = sorted(p.stem for p in (ROOT / "multiseal" / "sim" / "stages").glob("*.py") if p.stem != "__init__")
-    assert stages == ["adapt", "arrive", "evaluate", "measure", "schedule", "share", "write"]
+    assert stages == ["adapt", "arrive", "evaluate", "measure", "retell", "schedule", "share", "write"]

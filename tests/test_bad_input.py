@@ -226,6 +226,25 @@ CASES = [
         ("sharing.delay: 3 applies to notes on the move", "sharing.relay: true applies to notes"),
     ),
     Case("weights-loss", TINY + "sharing: {mode: weights, loss: 0.5}\n", ("sharing.loss: 0.5 applies to notes",)),
+    Case(
+        "weights-retell",
+        TINY + "sharing: {mode: weights, retell: true}\n",
+        ("sharing.retell: true applies to notes on the move",),
+    ),
+    Case(
+        "retell-relay", TINY + "sharing: {retell: true, relay: true}\n", ("sharing.retell: true together with relay",)
+    ),
+    Case(
+        "retell-none", TINY + "sharing: {mode: none, retell: true}\n", ("sharing.retell: true with sharing.mode: none",)
+    ),
+    Case(
+        "retell-shuffled",
+        TINY + "sharing: {retell: true, content: shuffled}\n",
+        ("sharing.retell: true with content: shuffled",),
+    ),
+    Case(
+        "hops-zero", TINY + "sharing: {retell: true, max_hops: 0}\n", ("sharing.max_hops", "greater than or equal to 1")
+    ),
 ]
 STDERR_LIMIT = 4000  # bytes: a message never echoes unbounded input (an alias bomb once printed 225 MB)
 

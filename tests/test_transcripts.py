@@ -40,6 +40,8 @@ NEW_METRIC_NAMES = frozenset(
         "p_holm",  # issue 10 item 7: the knowledge table paired against passage-only
         "ppl_ratio",
         "kl_base",  # issue 14: drift from the base on general text
+        "acc",  # issue 25: pop.acc.d<k>, mean accuracy by graph distance
+        "hop",  # issue 25: pop.hop.*.h<k>, facts by the hop a note arrived at
     }
 )
 

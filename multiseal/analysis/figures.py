@@ -161,16 +161,18 @@ def plot_forgetting(
     return _save(fig, path)
 
 
-def plot_diffusion(series: Mapping[int, Series], path: str | Path, title: str = "") -> Path:
-    """Share of (agent, document) pairs known, by round, one line per graph distance from the
-    document's first recipient."""
+def plot_diffusion(
+    series: Mapping[int, Series], path: str | Path, title: str = "", ylabel: str = "diffusion (share known)"
+) -> Path:
+    """Share of (agent, document) pairs known (or another measure of them, named by ``ylabel``), by
+    round, one line per graph distance from the document's first recipient."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for d, s in series.items():
         if s:
             ax.plot(*zip(*s), marker="o", label=_distance_label(d))
     ax.set(
         xlabel="round",
-        ylabel="diffusion (share known)",
+        ylabel=ylabel,
         ylim=(-0.02, 1.02),
         title=title or "diffusion by graph distance",
     )
@@ -264,7 +266,7 @@ def slug(text: str) -> str:
 
 def run_figures(data: ExperimentData, run: RunRecord, out: str | Path) -> dict[str, Path]:
     """Every figure of one run that its logged data allows: ``{name: png}`` with names
-    ``accuracy``, ``heatmaps``, ``forgetting``, ``diffusion``, ``graph``."""
+    ``accuracy``, ``heatmaps``, ``forgetting``, ``diffusion``, ``distance``, ``graph``."""
     out = Path(out)
     stem = f"{slug(run.name)}-{run.run_id[:8]}"
     title = f"{run.name}"
@@ -299,6 +301,14 @@ def run_figures(data: ExperimentData, run: RunRecord, out: str | Path) -> dict[s
     diffusion = data.diffusion_history(run)
     if diffusion:
         figs["diffusion"] = plot_diffusion(diffusion, out / f"{stem}-diffusion.png", title=f"{title}: diffusion")
+    by_distance = data.diffusion_history(run, "acc")
+    if by_distance:
+        figs["distance"] = plot_diffusion(
+            by_distance,
+            out / f"{stem}-distance.png",
+            title=f"{title}: accuracy by graph distance",
+            ylabel="mean accuracy",
+        )
     graph = data.graph(run)
     if graph is not None:
         figs["graph"] = plot_graph(graph, out / f"{stem}-graph.png", title=title)

@@ -24,7 +24,7 @@ from multiseal.run.tracking import tracking_uri as resolve_uri
 
 POINT_PREFIX = "multiseal.point."
 AGENT_KEY = re.compile(r"^agent\.(\d+)\.(.+)$")
-DIFFUSION_KEY = re.compile(r"^pop\.diffusion\.(?:d(\d+)|(unreachable))$")
+DISTANCE_KEY = re.compile(r"^pop\.(diffusion|acc)\.(?:d(\d+)|(unreachable))$")
 UNREACHABLE = -1  # the distance key of pop.diffusion.unreachable
 Series = list[tuple[int, float]]  # (step = round, value), sorted by step
 
@@ -125,12 +125,13 @@ class ExperimentData:
         agents = sorted(int(m.group(1)) for k in run.metrics if (m := AGENT_KEY.match(k)) and m.group(2) == metric)
         return {a: self.history(run, f"agent.{a}.{metric}") for a in agents}
 
-    def diffusion_history(self, run: RunRecord) -> dict[int, Series]:
-        """``{graph distance: series}`` of ``pop.diffusion.d<k>`` (``-1`` = unreachable)."""
+    def diffusion_history(self, run: RunRecord, family: str = "diffusion") -> dict[int, Series]:
+        """``{graph distance: series}`` of ``pop.diffusion.d<k>`` (``-1`` = unreachable); with
+        ``family="acc"``, of the mean accuracy by distance ``pop.acc.d<k>`` (the distance × round table)."""
         out = {}
         for k in run.metrics:
-            if m := DIFFUSION_KEY.match(k):
-                out[int(m.group(1)) if m.group(1) is not None else UNREACHABLE] = self.history(run, k)
+            if (m := DISTANCE_KEY.match(k)) and m.group(1) == family:
+                out[int(m.group(2)) if m.group(2) is not None else UNREACHABLE] = self.history(run, k)
         return dict(sorted(out.items()))
 
     def tidy(self, metrics: Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ RUN_FIGURES = {
     "heatmaps": "accuracy matrix (round × document) per agent",
     "forgetting": "forgetting by round, and accuracy by rounds since learning",
     "diffusion": "diffusion by graph distance",
+    "distance": "mean accuracy by graph distance and round (the distance × round table)",
     "graph": "graph, nodes coloured by final accuracy",
 }
 PAIRED_FIGURE_METRICS = select(figure=True)

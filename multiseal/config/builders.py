@@ -246,6 +246,7 @@ def build_simulation(
         rows_per_pass=scenario.inner_loop.rows_per_pass,
         sample_documents=scenario.evaluation.sample_documents,
         content=s.content,
+        retell=s.retell,
         distractors=build_distractors(world, scenario) if s.content == "shuffled" else None,
         mitigations=agent_mitigations(scenario),
         adversaries=build_adversaries(scenario),

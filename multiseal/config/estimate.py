@@ -15,7 +15,9 @@ cut to ``inner_loop.max_length``; ``Q`` = the world's questions):
   round but the last asks an agent about its own and received documents so far plus ``s`` others);
   training, per agent and round ``epochs × (own documents × (P + k·T) +
   received notes × T)``, where a note reaches the graph's mean out-degree (every other agent with
-  relay; times 1 − loss; at most the scheduler's ``budget``), and replay adds ``fraction`` of the
+  relay; times 1 − loss; at most the scheduler's ``budget``; with ``retell``, every agent but the
+  adversaries also writes ``k·T`` tokens once per document it does not hold and each out-neighbour
+  receives those notes), and replay adds ``fraction`` of the
   earlier rounds' tokens (the ``replay`` section and mitigations); a ``kl`` mitigation trains ``batch ×
   max_length`` more tokens per optimiser step, a ``gate`` answers the update's questions and the probe
   twice per round; drift runs every agent and the base over the general-text passages every round.
@@ -240,6 +242,12 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     )
     item = statistics.fmean(new if w else passage for w in writes)  # tokens of one inbox note
     received = sum(arrived) / rounds / n * k * reach * (1 - sc.sharing.loss)
+    if sc.sharing.retell and reach:  # every other agent retells every document once, to each out-neighbour
+        distinct = min(docs, sum(arrived))
+        retellers = n - 1 - sum(1 for o in overrides.values() if o.role == "adversary")
+        c.generate(distinct * max(retellers, 0) * k, NOTES_BATCH, new, SELF_EDIT_PROMPT_TOKENS)
+        received += distinct / rounds * k * reach * (1 - sc.sharing.loss)
+        item = (item + new) / 2
     sample = sc.evaluation.sample_documents
     if sample is None:
         c.generate(n * (questions + probe), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True, times=rounds)

@@ -218,14 +218,47 @@ class SharingSection(Section):
     mode: Literal["notes", "weights", "none"] = "notes"
     delay: int = Field(0, ge=0, le=1_000_000, description="rounds a note spends on an edge")
     loss: float = Field(0.0, ge=0, le=1, description="probability a note is dropped on an edge")
-    relay: bool = False
-    max_hops: int | None = Field(None, ge=1, le=1_000_000)
+    relay: bool = Field(False, description="forward received notes unchanged to one's own out-neighbours")
+    retell: bool = Field(
+        False,
+        description="an agent that adapted on notes about a document it does not hold writes its own note "
+        "about it from memory (closed book, its adapted model) and sends it on along its out-edges",
+    )
+    max_hops: int | None = Field(None, ge=1, le=1_000_000, description="edges a relayed or retold note may travel")
     mixing: Literal["uniform", "weighted"] = "uniform"
     content: Literal["notes", "passage", "oracle", "shuffled"] = Field(
         "notes",
         description="what a note carries: self-edits, the passage, the gold facts (synthetic worlds), "
         "or distractor text of the same size (controls, docs/controls.md)",
     )
+
+    @model_validator(mode="after")
+    def _onward(self) -> SharingSection:
+        """Notes go on by forwarding or by retelling, not both; retelling needs notes to travel and a
+        note about the document (the shuffled control sends distractors instead)."""
+        if not self.retell:
+            return self
+        if self.relay:
+            raise FieldProblems(
+                (
+                    "retell",
+                    "true together with relay: true; choose one way for notes to go on: relay forwards "
+                    "the notes unchanged, retell writes a new note from memory",
+                )
+            )
+        if self.mode == "none":
+            raise FieldProblems(
+                ("retell", "true with sharing.mode: none, which sends no note; use sharing.mode: notes")
+            )
+        if self.content == "shuffled":
+            raise FieldProblems(
+                (
+                    "retell",
+                    "true with content: shuffled, whose agents learn distractor text and have nothing of the "
+                    "document to retell; use content: notes, passage or oracle",
+                )
+            )
+        return self
 
     @model_validator(mode="after")
     def _used(self) -> SharingSection:
@@ -235,7 +268,7 @@ class SharingSection(Section):
             return self
         ignored = [
             (k, getattr(self, k))
-            for k, default in (("delay", 0), ("loss", 0.0), ("relay", False), ("max_hops", None))
+            for k, default in (("delay", 0), ("loss", 0.0), ("relay", False), ("retell", False), ("max_hops", None))
             if getattr(self, k) != default
         ]
         if self.content == "shuffled":  # passage and oracle still write the agents' own notes

@@ -3,6 +3,10 @@
 A self-edit is the model's own fine-tuning data for a passage. As in SEAL's knowledge-incorporation
 code, a completion is split into lines (or question–answer pairs), each prefixed by the passage's
 title; the raw passage is appended as one more sequence by whoever has the passage.
+
+A *retold* note (``sharing.retell``) is written closed book: the style's ``recall`` instruction and the
+document's title, never its passage (:func:`retell_request`); the completion is parsed as the style's
+notes are.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ class PromptStyle:
 
     instruction: str | None  # None: no self-edit is written (the passage-only baseline)
     parse: Callable[[str, str], list[str]]  # (completion, title) -> sequences
+    recall: str = (  # closed book: how to ask for this style's note from memory, given only the title
+        "Write a short passage about the following subject from what you know about it, stating every fact you know."
+    )
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)](?=\s|$)|\(\d+\))\s*")
@@ -69,6 +76,8 @@ STYLES.register(
         "Read the following passage and produce a list of implications derived directly or indirectly "
         "from the content. Write one implication per line.",
         split_lines,
+        "From what you know about the following subject, produce a list of implications about it. "
+        "Write one implication per line.",
     ),
 )
 STYLES.register(
@@ -78,6 +87,8 @@ STYLES.register(
         "indirectly from the content. Write one implication per line, and restate every fact of the "
         "passage in at least one of them.",
         split_lines,
+        "From what you know about the following subject, produce a long list of implications about it. "
+        "Write one implication per line, and state every fact you know about it in at least one of them.",
     ),
 )
 STYLES.register(
@@ -85,6 +96,8 @@ STYLES.register(
     PromptStyle(
         "Read the following passage and rewrite it in a few different ways, each one separated by a blank line.",
         split_paragraphs,
+        "From what you know about the following subject, write a few short passages about it, each one "
+        "separated by a blank line.",
     ),
 )
 STYLES.register(
@@ -93,6 +106,8 @@ STYLES.register(
         "Read the following passage and rewrite it in a question-answer format. Write each pair as "
         "'Question: ...' on one line and 'Answer: ...' on the next.",
         split_qa,
+        "From what you know about the following subject, write questions about it with their answers. "
+        "Write each pair as 'Question: ...' on one line and 'Answer: ...' on the next.",
     ),
 )
 STYLES.register("passage-only", PromptStyle(None, lambda completion, title: []))
@@ -104,6 +119,22 @@ def self_edit_request(doc: Document, style: str) -> str | None:
     if instruction is None:
         return None
     return f"{instruction}\n\nPassage:\n{doc.title}\n{doc.context}"
+
+
+def retell_request(doc: Document, style: str) -> str:
+    """The user message that asks for a note about ``doc`` from memory: the style's ``recall``
+    instruction and the document's title only (its passage is never shown)."""
+    return f"{STYLES.get(style).recall}\n\nSubject:\n{doc.title}"
+
+
+def parse_retold(completion: str, doc: Document, style: str) -> list[str]:
+    """Training sequences from a retold note: the style's parser; a style that writes no note of its
+    own (``passage-only``) retells a passage, which is one sequence."""
+    st = STYLES.get(style)
+    if st.instruction is None:
+        text = completion.strip()
+        return [f"{doc.title}\n{text}"] if text else []
+    return st.parse(completion, doc.title)
 
 
 def passage_sequence(doc: Document) -> str:
@@ -130,16 +161,18 @@ def sample_self_edits(
     settings: SelfEditSettings,
     seed: int | None = None,
     progress: str | None = "writing self-edits",
+    closed_book: bool = False,
 ) -> list[list[str]]:
     """``settings.candidates`` completions per (document, adapter, style) request, in one batched pass.
 
     Returns, for each request, the list of candidate completions (empty strings for
     ``passage-only``). Every prompt is repeated k times in the same ``generate`` call, so all
-    candidates of all documents and agents share the batches.
+    candidates of all documents and agents share the batches. ``closed_book``: retold notes, asked
+    for by title alone (:func:`retell_request`; every style writes one, ``passage-only`` a passage).
     """
     prompts, adapters, owners = [], [], []
     for r, (doc, adapter, style) in enumerate(requests):
-        text = self_edit_request(doc, style)
+        text = retell_request(doc, style) if closed_book else self_edit_request(doc, style)
         if text is None:
             continue
         for _ in range(settings.candidates):
@@ -160,6 +193,6 @@ def sample_self_edits(
         for r, c in zip(owners, completions):
             results[r].append(c)
     for r, (_, _, style) in enumerate(requests):
-        if STYLES.get(style).instruction is None:
+        if STYLES.get(style).instruction is None and not closed_book:
             results[r] = [""] * settings.candidates
     return results

@@ -1,6 +1,8 @@
 """What a finished simulation leaves in its MLflow run: the accuracy tensor, the graph (GraphML and
-a figure), the notes (with the facts each states correctly, wrongly or not at all), every graded
-answer, per-fact diffusion (``facts.jsonl``, worlds with facts), and the communication per edge.
+a figure), the notes (with their hops, sources and the facts each states correctly, wrongly or not at
+all), every graded answer, the distance × round table of mean accuracy (``distance_rounds.csv``: rows are
+graph distances from a document's first recipient, -1 unreachable; columns the base row and each round),
+per-fact diffusion (``facts.jsonl``, worlds with facts), and the communication per edge.
 ``plot_graph`` is the one graph figure, used here and by the reports (:mod:`multiseal.analysis.figures`)."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import networkx as nx
 import numpy as np
 
 from multiseal.run.tracker import Tracker
+from multiseal.sim.diffusion import distance_rounds
 from multiseal.sim.facts import FactIndex, fact_rows
 from multiseal.sim.loop import Simulation
 from multiseal.sim.stages.measure import distance_matrix, item_matrix
@@ -83,6 +86,8 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
                 "round": n.round,
                 "style": n.style,
                 "tokens": n.tokens,
+                "hops": n.hops,
+                "sources": list(n.sources),
                 "text": n.text,
                 "sequences": list(n.sequences),
                 **_fact_fields(facts, n),
@@ -91,10 +96,18 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
         ],
     )
     tracker.artifact_jsonl("answers.jsonl", state.outcomes)
+    rows = range(sim.round + 1)
+    distances = [distance_matrix(setup, setup.graphs.at(max(t - 1, 0))) for t in rows]
+    table = distance_rounds(state.acc[: sim.round + 1], state.introduced[: sim.round + 1], distances)
+    header = ["distance", "base", *(f"round {t}" for t in rows[1:])]
+    tracker.artifact_text(
+        "distance_rounds.csv",
+        "\n".join([",".join(header)] + [",".join([str(d), *(f"{v:.6g}" for v in vs)]) for d, vs in table.items()])
+        + "\n",
+    )
     if facts:
-        rows, qids = range(sim.round + 1), sorted(facts.question.values())
+        qids = sorted(facts.question.values())
         grades = [[dict(zip(qids, m)) for m in item_matrix(setup, state, t, qids)] for t in rows]
-        distances = [distance_matrix(setup, setup.graphs.at(max(t - 1, 0))) for t in rows]
         tracker.artifact_jsonl("facts.jsonl", fact_rows(facts, grades, state.introduced, distances, setup.doc_index))
     tracker.artifact_text(
         "communication.json",

@@ -3,7 +3,7 @@
 ``topology_kinds`` and ``topologies`` (the topology registry, its builders and checks) and ``graph``
 (who talks to whom in each round); ``sharing`` (the postbox: delay, loss, relay; adapter averaging);
 ``schedulers`` (who adapts on which notes, the policy-driven one included); ``setup`` (what a run is
-given) and ``state`` (everything its rounds change); ``stages`` (the round's seven stages over them);
+given) and ``state`` (everything its rounds change); ``stages`` (the round's eight stages over them);
 ``loop`` (the round loop, :class:`~multiseal.sim.loop.Simulation`) and ``checkpoint`` (the state saved);
 ``accuracy``, ``continual`` and ``diffusion`` (metric formulas over the accuracy tensor), ``facts`` (note fidelity,
 per-fact diffusion, transfer efficiency, misinformation) and ``metrics`` (what a round reports per

@@ -88,6 +88,9 @@ def restore(sim: Simulation, state: dict[str, Any], tensors: dict[str, torch.Ten
     """Load ``capture``'s output into ``sim``, freshly built from the same scenario and not started
     (its adapters are created here; the base model's row 0 comes from the checkpoint, not re-asked)."""
     round_state = state["state"] if "state" in state else _flat_state(sim, state)
+    for f in dataclasses.fields(RoundState):  # a field added since the checkpoint was written starts fresh
+        if not hasattr(round_state, f.name):
+            setattr(round_state, f.name, getattr(sim.state, f.name))
     if round_state.started:
         sim.create_adapters()
     sim.state = round_state

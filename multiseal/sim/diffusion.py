@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import networkx as nx
@@ -85,3 +86,14 @@ def recipient_distances(
         for a, h in hops.items():
             dist[a, doc_index[doc_id]] = h
     return dist
+
+
+def distance_rounds(
+    acc: npt.ArrayLike, introduced: npt.ArrayLike, distances: Sequence[npt.ArrayLike]
+) -> dict[int, list[float]]:
+    """The distance × round table of a run: ``{d: [mean accuracy at row t of the (agent, introduced
+    document) pairs at graph distance d, for t = 0..len(distances) - 1]}`` (NaN where a row has no such
+    pair); ``distances[t]`` is row t's (agents × documents) distance matrix (-1: unreachable)."""
+    cells = [diffusion_by_distance(acc, t, d, None, introduced) for t, d in enumerate(distances)]
+    keys = sorted({k for c in cells for k in c})
+    return {k: [c.get(k, math.nan) for c in cells] for k in keys}

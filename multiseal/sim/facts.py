@@ -329,3 +329,98 @@ def fact_rows(
                 }
             )
     return out
+
+
+def origins(
+    index: FactIndex, note: Note, notes_by_id: Mapping[str, Note], memo: dict[str, dict] | None = None
+) -> dict[tuple[str, str], int]:
+    """``(fact id, value) -> hop`` for every wrong value ``note`` plants: the hop of the writer who first
+    put that value in the chain of retellings behind it (``note.hops`` when none of its ``sources``
+    planted the same value for the same fact; a note written from the passage has hop 0). ``memo``
+    keeps the answers by note id across calls."""
+    memo = {} if memo is None else memo
+    if note.note_id in memo:
+        return memo[note.note_id]
+    memo[note.note_id] = {}  # a source never names a later note; this guards a hand-made cycle
+    inherited: dict[tuple[str, str], int] = {}
+    for sid in note.sources:
+        if sid in notes_by_id:
+            for key, h in origins(index, notes_by_id[sid], notes_by_id, memo).items():
+                inherited[key] = min(h, inherited.get(key, h))
+    memo[note.note_id] = {
+        (fid, v): inherited.get((fid, v), note.hops)
+        for fid, values in index.score(note).planted.items()
+        for v in values
+    }
+    return memo[note.note_id]
+
+
+def hop_metrics(
+    index: FactIndex,
+    *,
+    received: Sequence[tuple[int, int, str, int]],
+    notes_by_id: Mapping[str, Note],
+    trained: Sequence[Sequence[str]],
+    doc_index: Mapping[str, int],
+    introduced: np.ndarray,
+    grades: Sequence[Mapping[str, float]],
+    answers: Sequence[Mapping[str, str]],
+    distance: np.ndarray,
+) -> dict[str, float]:
+    """How facts fare hop by hop (``docs/controls.md``, "Knowledge that travels"), over every note
+    received so far: ``received`` holds ``(round, agent, note id, hops)`` per delivery from another agent.
+
+    * ``pop.hop.facts.h<k>``: share of the document's facts a note received at hop k states correctly
+      (facts surviving to hop k), over the receptions at hop k of notes about documents with facts;
+      ``pop.hop.wrong.h<k>``: stated wrongly; ``pop.hop.introduced.h<k>``: stated wrongly with a value
+      first planted by the writer one hop before (new at this hop: always so at hop 1, never for a
+      forwarded note past hop 1, and for a retold note when its sources did not plant it);
+      ``pop.hop.notes.h<k>``: the receptions counted.
+    * ``pop.misinformation.spread`` (and ``.count``): share of the (agent, asked fact of an introduced
+      document) pairs whose answer is wrong and contains a value that a note the agent trained on (written
+      by someone else) plants for that fact, first planted at a hop below the agent's graph distance from
+      the document's first recipient: a falsehood that travelled past where it was made.
+    """
+    memo: dict[str, dict] = {}
+    tallies: dict[int, list[int]] = {}  # hop -> [facts, correct, wrong, introduced, receptions]
+    for _, _, nid, k in received:
+        note = notes_by_id.get(nid)
+        if note is None or not index.by_doc.get(note.doc_id):
+            continue
+        s = index.score(note)
+        made_here = {fid for (fid, _), h in origins(index, note, notes_by_id, memo).items() if h == k - 1}
+        t = tallies.setdefault(k, [0, 0, 0, 0, 0])
+        t[0] += len(s.correct) + len(s.wrong) + len(s.omitted)
+        t[1] += len(s.correct)
+        t[2] += len(s.wrong)
+        t[3] += sum(fid in made_here for fid in s.wrong)
+        t[4] += 1
+    out: dict[str, float] = {}
+    for k, (facts, correct, wrong, new, n) in sorted(tallies.items()):
+        out[f"pop.hop.facts.h{k}"] = _share(correct, facts)
+        out[f"pop.hop.wrong.h{k}"] = _share(wrong, facts)
+        out[f"pop.hop.introduced.h{k}"] = _share(new, facts)
+        out[f"pop.hop.notes.h{k}"] = float(n)
+    spread = pairs = 0
+    for a in range(len(trained)):
+        first: dict[str, dict[Tokens, int]] = {}  # fact -> planted value's tokens -> earliest hop
+        for nid in trained[a]:
+            note = notes_by_id.get(nid)
+            if note is None or note.author == a or not index.by_doc.get(note.doc_id):
+                continue
+            for (fid, v), h in origins(index, note, notes_by_id, memo).items():
+                seen = first.setdefault(fid, {})
+                seen[tokens(v)] = min(h, seen.get(tokens(v), h))
+        for f in index.asked():
+            j = doc_index[f.doc_id]
+            grade = grades[a].get(index.question[f.fact_id], math.nan)
+            if not introduced[j] or not math.isfinite(grade):
+                continue
+            pairs += 1
+            if grade >= THRESHOLD or distance[a, j] < 0:
+                continue
+            said = tokens(answers[a].get(index.question[f.fact_id], ""))
+            spread += any(h < distance[a, j] and appears(t, said) for t, h in first.get(f.fact_id, {}).items())
+    out["pop.misinformation.spread"] = _share(spread, pairs)
+    out["pop.misinformation.spread.count"] = float(spread)
+    return out

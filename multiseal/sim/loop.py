@@ -1,9 +1,10 @@
 """The round loop: documents → notes → inboxes → adapters → answers → metrics.
 
-One round (row ``t = round + 1`` of the accuracy tensor; row 0 is the base model) is the seven stages
+One round (row ``t = round + 1`` of the accuracy tensor; row 0 is the base model) is the eight stages
 of :mod:`multiseal.sim.stages`, each a function over the simulation's fixed
 :class:`~multiseal.sim.setup.Setup` and its changing :class:`~multiseal.sim.state.RoundState`:
-arrivals, self-edits, sharing, scheduling, adaptation, evaluation and metrics. The state is all a
+arrivals, self-edits, sharing, scheduling, adaptation, retelling (``sharing.retell``), evaluation and
+metrics. The state is all a
 checkpoint saves (:mod:`multiseal.sim.checkpoint`).
 
 The class takes plain typed arguments; it never sees the scenario file.
@@ -28,6 +29,7 @@ from multiseal.sim.stages.adapt import adapt, apply_combination
 from multiseal.sim.stages.arrive import arrive
 from multiseal.sim.stages.evaluate import evaluate, measure_base
 from multiseal.sim.stages.measure import measure
+from multiseal.sim.stages.retell import retell
 from multiseal.sim.stages.schedule import schedule
 from multiseal.sim.stages.share import SHARING_MODES, share, share_after_adapting
 from multiseal.sim.stages.write import generated_tokens, write_notes
@@ -63,6 +65,7 @@ class Simulation:
         probe_size: int = 8,
         progress: bool = True,
         content: str = "notes",
+        retell: bool = False,
         distractors: World | None = None,
         train_together: bool = False,
         rows_per_pass: int = 64,
@@ -78,6 +81,8 @@ class Simulation:
             raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
         if content not in C.CONTENTS:
             raise ValueError(f"content must be one of {C.CONTENTS}, got {content!r}")
+        if retell and (sharing != "notes" or content == "shuffled" or postbox.relay_on):
+            raise ValueError("retell needs notes on the move (sharing 'notes'), no relay and no shuffled content")
         if content == "oracle" and not world.facts:
             raise ValueError("content 'oracle' writes notes from the world's gold facts; this world has none")
         adversaries = dict(adversaries or {})
@@ -110,6 +115,7 @@ class Simulation:
             probe_size=probe_size,
             progress=progress,
             content=content,
+            retell=retell,
             distractors=distractors,
             train_together=train_together,
             rows_per_pass=rows_per_pass,
@@ -198,6 +204,10 @@ class Simulation:
         with clock("adapt", stage="adapt"):
             trained, trained_tokens = adapt(setup, state, r, plan, targets)
             share_after_adapting(setup, state, r, g)
+        retold = []
+        if setup.retell:
+            with clock("retell", stage="self_edit"):
+                retold = retell(setup, state, r, g, plan)
         with clock("evaluate", stage="evaluate"):
             evaluate(setup, state, row, g)
         with clock("metrics"):
@@ -205,11 +215,11 @@ class Simulation:
         seconds = {**clock.seconds, **setup.model.take_seconds()}  # per worker and stage, when sharded
         comm = state.postbox.sent_by_round().get(r, {"notes": 0, "tokens": 0, "lost": 0})
         work = {
-            "generated_tokens": generated_tokens(setup, notes),
+            "generated_tokens": generated_tokens(setup, notes) + sum(n.tokens for n in retold),
             "trained_tokens": trained_tokens,
             "answered": int(state.answered[row]),
         }
-        record = RoundRecord(r, per_agent, population, notes, trained, dict(comm), seconds, work)
+        record = RoundRecord(r, per_agent, population, notes + retold, trained, dict(comm), seconds, work)
         state.history.append(per_agent)
         state.records.append(record)
         state.round += 1

@@ -45,6 +45,7 @@ class Setup:
     probe_size: int  # questions in the retention probe
     progress: bool  # print progress bars
     content: str  # notes | passage | oracle | shuffled (multiseal.sim.controls)
+    retell: bool  # agents retell from memory what they learnt from others' notes (sim.stages.retell)
     distractors: World | None  # the shuffled control's and the noise adversary's distractor documents
     train_together: bool
     rows_per_pass: int

@@ -6,6 +6,7 @@
     postbox.deliver(r)                    # notes due by round r land in inboxes
     ... scheduler reads postbox.inbox(a); agents adapt; postbox.consume(a, chosen) ...
     postbox.relay_received(r, graph)      # only does something when relay is on
+    postbox.send_on(r, graph, a, note)    # a retold note (sharing.retell) leaves its writer
 
 Two rules hold whatever the path: an agent never receives the same ``note_id`` twice, and an author
 always gets its own notes at once (hops 0, weight 1.0, never lost). Loss is decided by a hash of
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Collection
 
 import networkx as nx
 from torch import Tensor
@@ -134,7 +136,7 @@ class Postbox:
                     self._has[u].add(note.note_id)
                     self._inbox[u].append(InboxItem(note=note, sender=u, received_round=round, weight=1.0, hops=0))
                 for v in targets:
-                    self._transmit(round, graph, u, v, note, hops=1)
+                    self._transmit(round, graph, u, v, note, hops=note.hops + 1)
 
     def deliver(self, round: int) -> dict[int, list[InboxItem]]:
         """Move every in-flight item due at or before ``round`` into its inbox; return the arrivals.
@@ -193,6 +195,22 @@ class Postbox:
             for v in sorted(graph.successors(agent)):
                 if v not in (item.note.author, item.sender):
                     self._transmit(round, graph, agent, v, item.note, hops=item.hops + 1)
+
+    def send_on(
+        self, round: int, graph: nx.DiGraph, agent: int, note: Note, skip: Collection[int] = frozenset()
+    ) -> None:
+        """Send a note ``agent`` retold from memory to its out-neighbours, except those in ``skip`` (the
+        agents it learnt the document from); it arrives ``note.hops + 1`` hops from the document's holder.
+        Not to the writer itself; not at all if that would exceed ``max_hops``."""
+        self._check_agent(agent)
+        if note.author != agent:
+            raise ValueError(f"agent {agent} cannot send on note {note.note_id!r} written by agent {note.author}")
+        self._has[agent].add(note.note_id)
+        if self.max_hops is not None and note.hops + 1 > self.max_hops:
+            return
+        for v in sorted(graph.successors(agent)):
+            if v != agent and v not in skip:
+                self._transmit(round, graph, agent, v, note, hops=note.hops + 1)
 
     def relay_received(self, round: int, graph: nx.DiGraph) -> None:
         """Relay everything delivered during ``round``; call once per round after ``deliver``."""

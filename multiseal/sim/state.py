@@ -55,6 +55,8 @@ class RoundState:
     round_authors: dict[int, set[int]] = field(default_factory=dict)  # agent -> whose notes it adapted on
     planted: dict[str, dict[int, set[str]]] = field(default_factory=dict)  # fact id -> adversary -> values
     written: dict[str, set[int]] = field(default_factory=dict)  # doc id -> adversaries that wrote about it
+    retold: dict[int, set[str]] = field(default_factory=dict)  # agent -> documents it has retold (sharing.retell)
+    received: list[tuple[int, int, str, int]] = field(default_factory=list)  # (round, agent, note id, hops)
 
     @classmethod
     def fresh(cls, setup: Setup, postbox: Postbox) -> RoundState:

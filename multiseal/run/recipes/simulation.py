@@ -192,6 +192,7 @@ def cost_summary(records: Sequence[RoundRecord], tracking_seconds: float = 0.0) 
     parts = [
         f"self-edit {sec.get('self_edit', 0):.0f} s ({work.get('generated_tokens', 0):,} tokens written)",
         f"sharing {sec.get('sharing', 0):.1f} s",
+        *([f"retelling {sec['retell']:.0f} s"] if "retell" in sec else []),
         f"adapt {sec.get('adapt', 0):.0f} s ({work.get('trained_tokens', 0):,} tokens trained, {rate:.0f}/s)",
         f"evaluate {sec.get('evaluate', 0):.0f} s ({work.get('answered', 0):,} answers)",
         f"metrics {sec.get('metrics', 0):.1f} s",

@@ -17,7 +17,7 @@ from multiseal.metric_table import select
 from multiseal.sim import metrics as M
 from multiseal.sim.adversary import adversary_metrics
 from multiseal.sim.diffusion import diffusion_by_distance, recipient_distances
-from multiseal.sim.facts import fact_metrics
+from multiseal.sim.facts import fact_metrics, hop_metrics
 from multiseal.sim.mitigations import delta_bytes
 from multiseal.sim.sampling import halfwidth, variance
 from multiseal.sim.setup import Setup
@@ -50,22 +50,39 @@ def measure(setup: Setup, state: RoundState, row: int, g) -> tuple[dict[int, dic
     distance = distance_matrix(setup, g)
     for d, share in diffusion_by_distance(state.acc, row, distance, introduced=state.introduced).items():
         population[f"pop.diffusion.d{d}" if d >= 0 else "pop.diffusion.unreachable"] = share
+    for d, mean in diffusion_by_distance(state.acc, row, distance, None, state.introduced).items():
+        population[f"pop.acc.d{d}" if d >= 0 else "pop.acc.unreachable"] = mean
     if setup.facts:  # the fact metrics (multiseal.sim.facts), from what the round left behind
+        by_id = {n.note_id: n for n in state.notes_log}
+        grades = [state.items[(row, a)] for a in range(len(setup.agents))]
         fa, fp = fact_metrics(
             setup.facts,
             notes=[n for n in state.notes_log if n.round == row - 1],
             trained=state.trained_notes,
-            notes_by_id={n.note_id: n for n in state.notes_log},
+            notes_by_id=by_id,
             own=state.own,
             introduced=state.introduced[row],
             doc_index=setup.doc_index,
-            grades=[state.items[(row, a)] for a in range(len(setup.agents))],
+            grades=grades,
             answers=state.answers,
             distance=distance,
         )
         for a in per_agent:
             per_agent[a].update(fa[a])
         population.update({**M.population_metrics(fa), **fp})
+        population.update(
+            hop_metrics(
+                setup.facts,
+                received=state.received,
+                notes_by_id=by_id,
+                trained=state.trained_notes,
+                doc_index=setup.doc_index,
+                introduced=state.introduced[row],
+                grades=grades,
+                answers=state.answers,
+                distance=distance,
+            )
+        )
     if setup.sample_documents is not None:
         sampling_intervals(state, row, per_agent, population)
     forgetting_metrics(setup, state, row, g, per_agent, population)

@@ -30,7 +30,8 @@ def share(setup: Setup, state: RoundState, r: int, g, notes: list[Note], actions
         state.travelling = {}
     else:
         state.postbox.post(r, g, outbox, send_to)
-    state.postbox.deliver(r)
+    for v, items in state.postbox.deliver(r).items():  # what arrived from others, and how far it came
+        state.received.extend((r, v, it.note.note_id, it.hops) for it in items if it.hops >= 1)
 
 
 def share_after_adapting(setup: Setup, state: RoundState, r: int, g) -> None:
