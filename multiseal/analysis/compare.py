@@ -121,15 +121,40 @@ def curves(
     return out
 
 
+def distance_by_round(
+    data: ExperimentData, over: Sequence[str] = ("seed",)
+) -> dict[str, dict[int, list[tuple[int, float]]]]:
+    """``{group: {distance: [(round, mean over seeds of pop.acc.d<k>)]}}``: the distance × round table of
+    each sweep point, averaged over its seeds."""
+    out: dict[str, dict[int, list[tuple[int, float]]]] = {}
+    for label, members in groups(data.runs, over).items():
+        cells: dict[int, dict[int, list[float]]] = {}
+        for run in members:
+            for d, series in data.diffusion_history(run, "acc").items():
+                for step, value in series:
+                    cells.setdefault(d, {}).setdefault(step, []).append(value)
+        if cells:
+            out[label] = {
+                d: [(s, _finite_mean(v)) for s, v in sorted(by_step.items())] for d, by_step in sorted(cells.items())
+            }
+    return out
+
+
+def _finite_mean(values: Sequence[float]) -> float:
+    kept = [v for v in values if math.isfinite(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
 def diffusion_by_distance(
-    data: ExperimentData, over: Sequence[str] = ("seed",), confidence: float = 0.95
+    data: ExperimentData, over: Sequence[str] = ("seed",), confidence: float = 0.95, family: str = "diffusion"
 ) -> dict[str, dict[int, tuple[float, float, float]]]:
-    """``{group: {distance: (mean, lo, hi)}}`` of the final ``pop.diffusion.d<k>`` over seeds."""
+    """``{group: {distance: (mean, lo, hi)}}`` of the final ``pop.diffusion.d<k>`` over seeds (``family``
+    ``"acc"``: of the mean accuracy by distance, ``pop.acc.d<k>``)."""
     out: dict[str, dict[int, tuple[float, float, float]]] = {}
     for label, members in groups(data.runs, over).items():
         by_distance: dict[int, list[float]] = {}
         for run in members:
-            for d, series in data.diffusion_history(run).items():
+            for d, series in data.diffusion_history(run, family).items():
                 if series:
                     by_distance.setdefault(d, []).append(series[-1][1])
         if by_distance:

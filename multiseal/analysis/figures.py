@@ -18,7 +18,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from multiseal.analysis.compare import Summary, compare, curves, diffusion_by_distance  # noqa: E402
+from multiseal.analysis.compare import (  # noqa: E402
+    Summary,
+    compare,
+    curves,
+    diffusion_by_distance,
+    distance_by_round,
+)
 from multiseal.analysis.load import UNREACHABLE, ExperimentData, RunRecord, Series  # noqa: E402
 from multiseal.run.artifacts import plot_graph  # noqa: E402
 
@@ -256,6 +262,30 @@ def plot_comparison_diffusion(data: Mapping[str, Mapping[int, CI]], path: str | 
     return _save(fig, path)
 
 
+def plot_distance_by_round(data: Mapping[str, Mapping[int, Series]], path: str | Path, title: str = "") -> Path:
+    """The distance × round table of each sweep point (mean over seeds): one panel per point, one line per
+    graph distance from the document's first recipient, mean accuracy by round."""
+    labels = list(data)
+    cols = min(4, max(len(labels), 1))
+    rows = math.ceil(max(len(labels), 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows + 0.4), sharey=True, squeeze=False)
+    for ax, label in zip(axes.flat, labels):
+        for d, s in data[label].items():
+            if s:
+                ax.plot(*zip(*s), marker="o", label=_distance_label(d))
+        ax.set_title(label, fontsize="small")
+        ax.set(xlabel="round", ylim=(-0.02, 1.02))
+        _integer_axis(ax)
+    for ax in axes.flat[len(labels) :]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean accuracy")
+    if labels:
+        axes.flat[0].legend(fontsize="x-small", title="distance", title_fontsize="x-small")
+    fig.suptitle(title or "accuracy by graph distance and round (mean over seeds)", fontsize="medium")
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------- from an experiment
 
 
@@ -317,7 +347,8 @@ def run_figures(data: ExperimentData, run: RunRecord, out: str | Path) -> dict[s
 
 def comparison_figures(data: ExperimentData, out: str | Path, metric: str = "pop.acc_all.mean") -> dict[str, Path]:
     """Figures comparing the groups of runs (sweep points over seeds): ``{name: png}`` with names
-    ``bars`` (``metric``), ``accuracy`` and ``forgetting`` curves by round, ``diffusion`` by distance."""
+    ``bars`` (``metric``), ``accuracy`` and ``forgetting`` curves by round, ``diffusion`` by distance, and
+    ``distance``: each point's distance × round table of mean accuracy."""
     out = Path(out)
     figs: dict[str, Path] = {}
     summaries = [s for s in compare(data.runs, metric) if s.n]
@@ -330,6 +361,9 @@ def comparison_figures(data: ExperimentData, out: str | Path, metric: str = "pop
     diffusion = diffusion_by_distance(data)
     if diffusion:
         figs["diffusion"] = plot_comparison_diffusion(diffusion, out / "compare-diffusion-by-distance.png")
+    table = distance_by_round(data)
+    if table:
+        figs["distance"] = plot_distance_by_round(table, out / "compare-accuracy-by-distance-and-round.png")
     return figs
 
 

@@ -49,6 +49,7 @@ COMPARISON_FIGURES = {
     "accuracy": "population accuracy by round",
     "forgetting": "population forgetting by round",
     "diffusion": "final diffusion by graph distance",
+    "distance": "mean accuracy by graph distance and round, per point (mean over seeds)",
 }
 GLOSSARY = """\
 - **acc_all**: mean accuracy over the documents introduced so far; **acc_own**: on the documents an agent
