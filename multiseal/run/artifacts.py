@@ -54,6 +54,8 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
     """The accuracy tensor, the graph, the notes log and every graded answer."""
     setup, state = sim.setup, sim.state
     folder = tracker.artifact_dir()
+    rows = range(sim.round + 1)
+    distances = [distance_matrix(setup, setup.graphs.at(max(t - 1, 0))) for t in rows]
     tensor = folder / "accuracy.npz"
     np.savez_compressed(
         tensor,
@@ -63,6 +65,7 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
         introduced=state.introduced,
         own=state.own,
         learnt_round=state.learnt,
+        distance=distances[-1],  # (agents, documents) hops from each document's first recipient in the last graph
         doc_ids=np.array([d.doc_id for d in setup.world.documents]),
     )
     tracker.artifact_file(tensor)
@@ -96,8 +99,6 @@ def log_artifacts(sim: Simulation, tracker: Tracker) -> None:
         ],
     )
     tracker.artifact_jsonl("answers.jsonl", state.outcomes)
-    rows = range(sim.round + 1)
-    distances = [distance_matrix(setup, setup.graphs.at(max(t - 1, 0))) for t in rows]
     table = distance_rounds(state.acc[: sim.round + 1], state.introduced[: sim.round + 1], distances)
     header = ["distance", "base", *(f"round {t}" for t in rows[1:])]
     tracker.artifact_text(

@@ -178,7 +178,8 @@ class RunResult:
     @property
     def accuracy(self) -> dict[str, np.ndarray] | None:
         """A simulation's ``accuracy.npz``: ``acc[row, agent, document]`` (row 0 = the base model, row t =
-        after round t), ``introduced``, ``own``, ``asked``, ``composition``, ``learnt_round``, ``doc_ids``."""
+        after round t), ``introduced``, ``own``, ``asked``, ``composition``, ``learnt_round``, ``doc_ids`` and
+        (runs since issue 25) ``distance``: hops from each document's first recipient to each agent in the last round's graph."""
         data = self._bytes("accuracy.npz")
         if data is None:
             return None
