@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["multiseal", "tests", "benchmarks", "scenarios", "scripts"]
+SOURCES = ["multiseal", "tests", "benchmarks", "scenarios", "scripts", "analysis"]
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
