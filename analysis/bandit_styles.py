@@ -8,9 +8,9 @@ by all agents, so a few short episodes give it enough pulls. Training episodes u
 ``1000, 1001, ...``; every method is then evaluated on seeds ``0 .. --eval-seeds - 1`` with the same
 reward bookkeeping (``multiseal.rl.env.round_rewards``), the bandit without exploration.
 
-    python scenarios/examples/bandit_styles.py --model tiny-random      # a quick check (a minute or two)
-    python scenarios/examples/bandit_styles.py                          # SmolLM2-135M (longer)
-    python scenarios/examples/bandit_styles.py --scenario scenarios/quickstart.yaml --episodes 6
+    python analysis/bandit_styles.py --model tiny-random      # a quick check (a minute or two)
+    python analysis/bandit_styles.py                          # SmolLM2-135M (longer)
+    python analysis/bandit_styles.py --scenario scenarios/quickstart.yaml --episodes 6
 
 On ``tiny-random`` every accuracy is about zero: it checks the plumbing, not the learning.
 """

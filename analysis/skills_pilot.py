@@ -5,9 +5,9 @@ Generated tasks (every family), answered in context by the base model and after 
 with a few fixed configurations; prints solved tasks per family and arm, and the seconds each arm
 took. Run from the repository root:
 
-    python scenarios/examples/skills_pilot.py --tasks 2 --arms plain,augmented
-    python scenarios/examples/skills_pilot.py --model tiny-random --tasks 1   # a quick check
-    python scenarios/examples/skills_pilot.py --tasks 2 --write 4             # how many configurations are valid
+    python analysis/skills_pilot.py --tasks 2 --arms plain,augmented
+    python analysis/skills_pilot.py --model tiny-random --tasks 1   # a quick check
+    python analysis/skills_pilot.py --tasks 2 --write 4             # how many configurations are valid
 
 Not a study: a calibration, to choose task sizes and the configuration menu before one.
 """
