@@ -39,8 +39,9 @@ def _outcome(sim):
         {"sharing": {"mode": "notes", "delay": 1, "loss": 0.3, "relay": True}},
         {"scheduler": {"kind": "random-gossip"}},
         {"sharing": {"mode": "weights"}},
+        {"sharing": {"mode": "notes", "delay": 1, "retell": True}, "topology": {"kind": "line"}},
     ],
-    ids=["synchronous", "delay-loss-relay", "random-gossip", "weights"],
+    ids=["synchronous", "delay-loss-relay", "random-gossip", "weights", "retell"],
 )
 def test_resuming_from_a_checkpoint_replays_the_uninterrupted_run(tiny_model, changes):
     scenario = validate_scenario({**TINY, **changes})
