@@ -28,7 +28,7 @@ from multiseal.sim.schedulers import (
 )
 from multiseal.sim.stages import write
 from multiseal.types import Note
-from multiseal.world.synthetic import generate_world
+from multiseal.world.synthetic import generate_distractors, generate_world
 from multiseal.world.vocabulary import RELATIONS
 
 DATA = Path(__file__).parent / "data"
@@ -247,3 +247,25 @@ def test_shuffled_notes_refuse_schedulers_that_would_bypass_them(kind):
 def test_an_unknown_content_is_a_validation_error():
     with pytest.raises(ScenarioError, match=r"sharing\.content"):
         validate_scenario({**TINY, "sharing": {"content": "gossip"}})
+
+
+def test_the_shuffled_control_and_noise_adversaries_draw_distractors_by_one_rule(tiny_model):
+    """Both take one distractor per document from the world's seed (else the scenario's): with a world
+    seed that differs from the run's, the two get the same documents."""
+    base = {
+        "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
+        "seed": 1,
+        "world": {"documents": 4, "questions_per_doc": [2, 2], "seed": 7},
+        "agents": 2,
+        "rounds": 1,
+        "self_edit": {"max_new_tokens": 4},
+    }
+    shuffled = build_simulation(validate_scenario({**base, "sharing": {"content": "shuffled"}}), tiny_model)
+    noise = build_simulation(
+        validate_scenario({**base, "agents": {"count": 2, "overrides": {1: {"role": "adversary", "attack": "noise"}}}}),
+        tiny_model,
+    )
+    plain = build_simulation(validate_scenario(base), tiny_model)
+    got = [s.setup.distractors for s in (shuffled, noise, plain)]
+    assert got[0] is not None and got[0] == got[1] and got[2] is None
+    assert len(got[0].documents) == 4 and got[0] == generate_distractors(shuffled.setup.world, 4, 7)

@@ -247,7 +247,7 @@ def build_simulation(
         sample_documents=scenario.evaluation.sample_documents,
         content=s.content,
         retell=s.retell,
-        distractors=build_distractors(world, scenario) if s.content == "shuffled" else None,
+        distractors=build_distractors(world, scenario),
         mitigations=agent_mitigations(scenario),
         adversaries=build_adversaries(scenario),
         trust=TrustSettings(**scenario.trust.model_dump()),
@@ -276,9 +276,13 @@ def build_adversaries(scenario: Scenario) -> dict[int, Adversary]:
     }
 
 
-def build_distractors(world: World, scenario: Scenario) -> World:
-    """The shuffled-notes control's distractor documents: one per document of ``world``, from their own
-    seed stream (the world's seed), so ``world`` itself is unchanged."""
+def build_distractors(world: World, scenario: Scenario) -> World | None:
+    """The distractor documents of the shuffled-notes control and of noise adversaries (one rule for
+    both): one per document of ``world``, from their own seed stream (the world's seed, else the
+    scenario's), so ``world`` itself is unchanged; None when nothing uses them."""
+    noise = any(o.role == "adversary" and o.attack == "noise" for o in scenario.agents.overrides.values())
+    if scenario.kind != "simulation" or (scenario.sharing.content != "shuffled" and not noise):
+        return None
     seed = scenario.world.seed if scenario.world.seed is not None else scenario.seed
     return generate_distractors(world, len(world.documents), seed)
 

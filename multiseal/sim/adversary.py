@@ -32,7 +32,7 @@ import numpy as np
 
 from multiseal.sim.controls import CountTokens, oracle_lines
 from multiseal.sim.facts import THRESHOLD, FactIndex, appears, tokens
-from multiseal.types import Document, Note, World
+from multiseal.types import Document, Note
 from multiseal.world.vocabulary import fact_sentence
 
 
@@ -149,10 +149,3 @@ def adversary_metrics(
     for d, v in sorted(by_distance.items()):
         out[f"pop.adv.planted_answered.d{d}" if d >= 0 else "pop.adv.planted_answered.unreachable"] = float(np.mean(v))
     return out
-
-
-def distractor_world(world: World, seed: int) -> World:
-    """Distractor documents for ``attack: noise`` (one per real document, their own seed stream)."""
-    from multiseal.world.synthetic import generate_distractors
-
-    return generate_distractors(world, len(world.documents), seed)

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from multiseal.learning.model import SharedModel
 from multiseal.sim import controls as C
-from multiseal.sim.adversary import Adversary, distractor_world
+from multiseal.sim.adversary import Adversary
 from multiseal.sim.graph import DynamicGraph
 from multiseal.sim.mitigations import Mitigation
 from multiseal.sim.population import Population, mitigation_reference, partition
@@ -88,10 +88,9 @@ class Simulation:
         adversaries = dict(adversaries or {})
         if any(v.attack == "false_values" for v in adversaries.values()) and not world.facts:
             raise ValueError("an adversary with attack 'false_values' plants false facts; this world has none")
-        if content == "shuffled" and distractors is None:
+        needs = content == "shuffled" or any(v.attack == "noise" for v in adversaries.values())
+        if needs and distractors is None:  # one rule for both: one distractor per document, from the seed
             distractors = generate_distractors(world, len(world.documents), seed)
-        if any(v.attack == "noise" for v in adversaries.values()) and distractors is None:
-            distractors = distractor_world(world, seed)
         agents = tuple(agents)
         # where the adapters live and the work runs: one process, or shards (docs/cluster.md)
         population = model if isinstance(model, Population) else Population.local(model, workers)
