@@ -9,11 +9,11 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
 from multiseal.config.paths import resolve_relative, topology_params
+from multiseal.config.resolve import resolve_agents, settings_from
 from multiseal.config.schema import (
     EvaluationSection,
     InnerLoopSection,
@@ -21,7 +21,6 @@ from multiseal.config.schema import (
     ModelSection,
     RestemSection,
     Scenario,
-    Section,
     SelfEditSection,
     TasksSection,
     WorldSection,
@@ -32,7 +31,7 @@ from multiseal.rl.skill_restem import SkillSettings
 from multiseal.sim.adversary import Adversary
 from multiseal.sim.graph import DynamicGraph, is_disconnected
 from multiseal.sim.loop import Simulation
-from multiseal.sim.mitigations import Mitigation, build_mitigations
+from multiseal.sim.mitigations import Mitigation
 from multiseal.sim.population import Population
 from multiseal.sim.schedulers import build_scheduler
 from multiseal.sim.sharing import Postbox
@@ -53,8 +52,6 @@ from multiseal.world.grid_tasks import TaskShape, generate_tasks, split_tasks
 from multiseal.world.squad import load_squad_json
 from multiseal.world.synthetic import generate_distractors, generate_world
 
-S = TypeVar("S")
-
 
 def build_model(cfg: ModelSection, progress: bool = True) -> SharedModel:
     """The shared base model. ``threads`` matters on a small CPU: with more threads than free cores,
@@ -72,19 +69,6 @@ def build_model(cfg: ModelSection, progress: bool = True) -> SharedModel:
         allow_download=cfg.allow_download,
         progress=progress,
         lora_kernel=cfg.lora_kernel,
-    )
-
-
-def settings_from(section: Section, cls: type[S]) -> S:
-    """The settings dataclass ``cls`` from the validated section's fields of the same names (lists
-    become tuples: settings are frozen); fields the section lacks keep the dataclass default."""
-    values = section.model_dump()
-    return cls(
-        **{
-            f.name: tuple(values[f.name]) if isinstance(values[f.name], list) else values[f.name]
-            for f in fields(cls)
-            if f.name in values
-        }
     )
 
 
@@ -164,23 +148,13 @@ _simulations = itertools.count()
 
 
 def agent_specs(scenario: Scenario, prefix: str | None = None) -> list[AgentSpec]:
-    """One spec per agent: the scenario defaults with that agent's overrides applied.
+    """One spec per agent: the scenario defaults with that agent's overrides applied
+    (:func:`multiseal.config.resolve.resolve_agents`).
 
     Adapter names get a per-process unique prefix, so several simulations can share one model.
     """
     prefix = prefix if prefix is not None else f"s{next(_simulations)}a"
-    lora = build_lora(scenario.model.lora)
-    inner = build_inner_loop(scenario.inner_loop)
-    specs = []
-    for i in range(scenario.agents.count):
-        o = scenario.agents.overrides.get(i)
-        a_lora, a_inner, style = lora, inner, scenario.self_edit.style
-        if o is not None:
-            style = o.style or style
-            a_lora = replace(lora, rank=o.rank or lora.rank, alpha=o.alpha or lora.alpha)
-            a_inner = replace(inner, lr=o.lr or inner.lr, epochs=inner.epochs if o.epochs is None else o.epochs)
-        specs.append(AgentSpec(f"{prefix}{i}", style, a_lora, a_inner))
-    return specs
+    return [AgentSpec(f"{prefix}{i}", a.style, a.lora, a.inner) for i, a in enumerate(resolve_agents(scenario))]
 
 
 def build_graphs(scenario: Scenario, source: str | Path | None = None) -> DynamicGraph:
@@ -259,28 +233,19 @@ def build_simulation(
 
 def agent_mitigations(scenario: Scenario) -> dict[int, tuple[Mitigation, ...]]:
     """Each agent's mitigations: its override's list, else the scenario's."""
-    out = {}
-    for i in range(scenario.agents.count):
-        o = scenario.agents.overrides.get(i)
-        entries = o.mitigations if o is not None and o.mitigations is not None else scenario.mitigations
-        out[i] = build_mitigations([e.model_dump() for e in entries])
-    return out
+    return {i: a.mitigations for i, a in enumerate(resolve_agents(scenario))}
 
 
 def build_adversaries(scenario: Scenario) -> dict[int, Adversary]:
     """The agents with ``role: adversary`` (rate 0.5 and attack false_values unless given)."""
-    return {
-        i: Adversary(o.rate if o.rate is not None else 0.5, o.attack or "false_values")
-        for i, o in scenario.agents.overrides.items()
-        if o.role == "adversary"
-    }
+    return {i: a.adversary for i, a in enumerate(resolve_agents(scenario)) if a.adversary is not None}
 
 
 def build_distractors(world: World, scenario: Scenario) -> World | None:
     """The distractor documents of the shuffled-notes control and of noise adversaries (one rule for
     both): one per document of ``world``, from their own seed stream (the world's seed, else the
     scenario's), so ``world`` itself is unchanged; None when nothing uses them."""
-    noise = any(o.role == "adversary" and o.attack == "noise" for o in scenario.agents.overrides.values())
+    noise = any(a.adversary is not None and a.adversary.attack == "noise" for a in resolve_agents(scenario))
     if scenario.kind != "simulation" or (scenario.sharing.content != "shuffled" and not noise):
         return None
     seed = scenario.world.seed if scenario.world.seed is not None else scenario.seed

@@ -55,10 +55,10 @@ from typing import Any
 
 from multiseal.config.checks import model_shape
 from multiseal.config.paths import resolve_relative, topology_params
+from multiseal.config.resolve import resolve_agents
 from multiseal.config.schema import Scenario
 from multiseal.errors import Problem
 from multiseal.learning.self_edit import STYLES
-from multiseal.sim.mitigations import build_mitigations
 from multiseal.sim.topologies import build_topology
 from multiseal.world.arc import load_arc
 from multiseal.world.probe import probe_questions
@@ -217,20 +217,11 @@ class _Cost:
 
 def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int, reach: float):
     n, rounds, k, new = sc.agents.count, sc.rounds, sc.self_edit.candidates, sc.self_edit.max_new_tokens
-    overrides = sc.agents.overrides
-    styles = [(overrides[a].style if a in overrides and overrides[a].style else sc.self_edit.style) for a in range(n)]
+    agents = resolve_agents(sc)
     # passage and oracle notes, and adversaries' notes, are written without generation
-    writes = [
-        _writes(s)
-        and sc.sharing.content not in ("passage", "oracle")
-        and not (a in overrides and overrides[a].role == "adversary")
-        for a, s in enumerate(styles)
-    ]
-    epochs = [
-        (overrides[a].epochs if a in overrides and overrides[a].epochs is not None else sc.inner_loop.epochs)
-        for a in range(n)
-    ]
-    ranks = [((overrides[a].rank if a in overrides and overrides[a].rank else sc.model.lora.rank), 1) for a in range(n)]
+    writes = [_writes(a.style) and sc.sharing.content not in ("passage", "oracle") and a.writes for a in agents]
+    epochs = [a.inner.epochs for a in agents]
+    ranks = [(a.lora.rank, 1) for a in agents]
     arrived = _arrivals_per_agent(sc)
     writing = sum(x for x, w in zip(arrived, writes) if w)  # documents that get notes, over the run
     c.generate(writing * k / rounds, NOTES_BATCH, new, passage + SELF_EDIT_PROMPT_TOKENS, times=rounds)
@@ -244,7 +235,7 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     received = sum(arrived) / rounds / n * k * reach * (1 - sc.sharing.loss)
     if sc.sharing.retell and reach:  # every other agent retells every document once, to each out-neighbour
         distinct = min(docs, sum(arrived))
-        retellers = n - 1 - sum(1 for o in overrides.values() if o.role == "adversary")
+        retellers = n - 1 - sum(not a.writes for a in agents)
         c.generate(distinct * max(retellers, 0) * k, NOTES_BATCH, new, SELF_EDIT_PROMPT_TOKENS)
         received += distinct / rounds * k * reach * (1 - sc.sharing.loss)
         item = (item + new) / 2
@@ -263,7 +254,7 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     if budget is not None:
         received = min(received, budget)
     for a in range(n):
-        mitigations = _mitigations(sc, a)
+        mitigations = agents[a].mitigations
         fraction = min(1.0, sc.replay.fraction + sum(m.replay for m in mitigations))
         replay = 1 + fraction * (rounds - 1) / 2  # each round replays `fraction` of the rounds before
         own = arrived[a] / rounds * (passage + (k * new if writes[a] else 0))
@@ -391,13 +382,6 @@ def _restem(sc: Scenario, c: _Cost, docs: int, questions: float, passage: int, d
         ],
     }
     return ranks, levers
-
-
-def _mitigations(sc: Scenario, agent: int) -> tuple:
-    """The agent's mitigations: its override's list, else the scenario's (validated before estimating)."""
-    o = sc.agents.overrides.get(agent)
-    entries = o.mitigations if o is not None and o.mitigations is not None else sc.mitigations
-    return build_mitigations([e.model_dump() for e in entries])
 
 
 def _writes(style: str) -> bool:
