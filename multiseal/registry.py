@@ -19,7 +19,7 @@ the validation context (``info.context["n"]`` in a validator).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -134,6 +134,7 @@ class Kind(Generic[F]):
     fn: F
     params: type[BaseModel] = NoParams
     what: str = "kind"
+    cost: Callable[..., Any] | None = None  # the kind's share of a run's estimate; its registry says what it takes
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -164,16 +165,28 @@ class KindRegistry(Registry[Kind[F]]):
     """
 
     @overload  # type: ignore[override]
-    def register(self, name: str, fn: None = None, *, params: type[BaseModel] = NoParams) -> Callable[[F], F]: ...
+    def register(
+        self, name: str, fn: None = None, *, params: type[BaseModel] = NoParams, cost: Callable[..., Any] | None = None
+    ) -> Callable[[F], F]: ...
     @overload
-    def register(self, name: str, fn: F, *, params: type[BaseModel] = NoParams) -> F: ...
+    def register(
+        self, name: str, fn: F, *, params: type[BaseModel] = NoParams, cost: Callable[..., Any] | None = None
+    ) -> F: ...
 
-    def register(self, name: str, fn: F | None = None, *, params: type[BaseModel] = NoParams) -> Callable[[F], F] | F:
-        """Register builder ``fn`` with its parameter model; usable as a decorator too (returns ``fn``)."""
+    def register(
+        self,
+        name: str,
+        fn: F | None = None,
+        *,
+        params: type[BaseModel] = NoParams,
+        cost: Callable[..., Any] | None = None,
+    ) -> Callable[[F], F] | F:
+        """Register builder ``fn`` with its parameter model (and, where its registry asks for one, its
+        ``cost`` hook: the kind's share of the estimate); usable as a decorator too (returns ``fn``)."""
         if fn is None:
 
             def deco(obj: F) -> F:
-                self.register(name, obj, params=params)
+                self.register(name, obj, params=params, cost=cost)
                 return obj
 
             return deco
@@ -183,8 +196,12 @@ class KindRegistry(Registry[Kind[F]]):
             raise TypeError(
                 f"{self.what} '{name}': {params.__name__} must forbid unknown keys (subclass multiseal.registry.Params)"
             )
-        self._add(name, Kind(name, fn, params, self.what))
+        self._add(name, Kind(name, fn, params, self.what, cost))
         return fn
+
+    def set_cost(self, name: str, cost: Callable[..., Any]) -> None:
+        """Give registered kind ``name`` its cost hook (for a layer above the kind's that knows it)."""
+        self._items[name] = replace(self.get(name), cost=cost)
 
     def validate(
         self,

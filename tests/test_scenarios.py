@@ -285,3 +285,41 @@ def test_validation_allocates_nothing_in_proportion_to_the_sizes_asked_for():
         tracemalloc.stop()
     assert {p.path for p in e.value.problems} == {"limits.max_hours", "limits.max_memory_gb"}
     assert peak < 20e6, f"validation peaked at {peak / 1e6:.0f} MB"
+
+
+def test_the_estimate_asks_the_scheduler_kind_how_many_notes_an_agent_adapts_on():
+    """No name is tested: ``budgeted`` caps the notes at its budget, ``isolated`` takes none of others', a
+    policy its policy's budget, and a plugin kind with a cost hook of its own is heard the same way."""
+    from multiseal.config.estimate import estimate
+    from multiseal.registry import Params
+    from multiseal.sim.schedulers import SCHEDULERS, build_scheduler
+
+    raw = {
+        "model": {"base": "smollm2-135m"},
+        "agents": 6,
+        "topology": {"kind": "complete"},
+        "world": {"documents": 12},
+        "rounds": 2,
+    }
+
+    def trained(scheduler: dict) -> float:
+        return estimate(validate_scenario({**raw, "scheduler": scheduler})).trained_tokens
+
+    everything = trained({"kind": "synchronous"})
+    one = trained({"kind": "budgeted", "params": {"budget": 1}})
+    own = trained({"kind": "isolated"})
+    assert own < one < everything
+    assert trained({"kind": "policy", "params": {"policy": "greedy", "policy_params": {"budget": 1}}}) == one
+    assert trained({"kind": "policy", "params": {"policy": "greedy"}}) == everything
+
+    class HalfParams(Params):
+        pass
+
+    SCHEDULERS.register(
+        "test-half", lambda p: build_scheduler("synchronous", {}), params=HalfParams, cost=lambda p, n: n / 2
+    )
+    try:
+        half = trained({"kind": "test-half"})
+    finally:
+        SCHEDULERS.unregister("test-half")
+    assert one < half < everything

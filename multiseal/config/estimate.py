@@ -15,7 +15,8 @@ cut to ``inner_loop.max_length``; ``Q`` = the world's questions):
   round but the last asks an agent about its own and received documents so far plus ``s`` others);
   training, per agent and round ``epochs × (own documents × (P + k·T) +
   received notes × T)``, where a note reaches the graph's mean out-degree (every other agent with
-  relay; times 1 − loss; at most the scheduler's ``budget``; with ``retell``, every agent but the
+  relay; times 1 − loss; as many as the scheduler kind's ``cost`` hook says it adapts on — at most
+  ``budgeted``'s budget, none for ``isolated``; with ``retell``, every agent but the
   adversaries also writes ``k·T`` tokens once per document it does not hold and each out-neighbour
   receives those notes), and replay adds ``fraction`` of the
   earlier rounds' tokens (the ``replay`` section and mitigations); a ``kl`` mitigation trains ``batch ×
@@ -59,6 +60,8 @@ from multiseal.config.resolve import resolve_agents
 from multiseal.config.schema import Scenario
 from multiseal.errors import Problem
 from multiseal.learning.self_edit import STYLES
+from multiseal.rl import policies as _policies  # noqa: F401 - gives the policy scheduler its cost hook
+from multiseal.sim.schedulers import SCHEDULERS
 from multiseal.sim.topologies import build_topology
 from multiseal.world.arc import load_arc
 from multiseal.world.probe import probe_questions
@@ -233,11 +236,13 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
     )
     item = statistics.fmean(new if w else passage for w in writes)  # tokens of one inbox note
     received = sum(arrived) / rounds / n * k * reach * (1 - sc.sharing.loss)
-    if sc.sharing.retell and reach:  # every other agent retells every document once, to each out-neighbour
-        distinct = min(docs, sum(arrived))
+    distinct = min(docs, sum(arrived))
+    if sc.sharing.retell:  # every agent retells every document it learnt from others once, to each out-neighbour
+        received += distinct / rounds * k * reach * (1 - sc.sharing.loss)
+    received = _adapted_on(sc, received)
+    if sc.sharing.retell and received:
         retellers = n - 1 - sum(not a.writes for a in agents)
         c.generate(distinct * max(retellers, 0) * k, NOTES_BATCH, new, SELF_EDIT_PROMPT_TOKENS)
-        received += distinct / rounds * k * reach * (1 - sc.sharing.loss)
         item = (item + new) / 2
     sample = sc.evaluation.sample_documents
     if sample is None:
@@ -250,9 +255,6 @@ def _simulation(sc: Scenario, c: _Cost, docs: int, questions: float, passage: in
         c.generate(n * (questions + probe), batch, answer_tokens, QUESTION_PROMPT_TOKENS, answers=True)
     c.records_bytes += (rounds + 1) * n * (docs * 8 + (questions + probe) * 120)
     # training
-    budget = _budget(sc.scheduler.params)
-    if budget is not None:
-        received = min(received, budget)
     for a in range(n):
         mitigations = agents[a].mitigations
         fraction = min(1.0, sc.replay.fraction + sum(m.replay for m in mitigations))
@@ -411,7 +413,7 @@ def _reach(sc: Scenario, source: str | Path | None) -> float:
     """Agents a note reaches: the mean out-degree of the round-0 graph (every other agent with
     relay); 0 when notes do not travel."""
     n = sc.agents.count
-    if n < 2 or (sc.kind == "simulation" and (sc.sharing.mode != "notes" or sc.scheduler.kind == "isolated")):
+    if n < 2 or (sc.kind == "simulation" and sc.sharing.mode != "notes"):
         return 0.0
     if sc.kind == "simulation" and sc.sharing.relay:
         return float(n - 1)
@@ -424,12 +426,17 @@ def _reach(sc: Scenario, source: str | Path | None) -> float:
         return float(n - 1)
 
 
-def _budget(params: dict[str, Any]) -> int | None:
-    budget = params.get("budget")
-    inner = params.get("policy_params")
-    if budget is None and isinstance(inner, dict):
-        budget = inner.get("budget")
-    return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+def _adapted_on(sc: Scenario, received: float) -> float:
+    """Notes from others an agent adapts on per round when ``received`` reach it: the scheduler kind's
+    ``cost`` hook says (``budgeted``: at most its budget; ``isolated``: none; ``policy``: its policy's),
+    else all of them."""
+    if sc.kind != "simulation" or sc.scheduler.kind not in SCHEDULERS:
+        return received
+    kind = SCHEDULERS.get(sc.scheduler.kind)
+    if kind.cost is None:
+        return received
+    parsed, problems = kind.validate(sc.scheduler.params, context={"n": sc.agents.count})
+    return received if problems else float(kind.cost(parsed, received))
 
 
 def _task_sizes(sc: Scenario, source: str | Path | None) -> tuple[int, int, float, float]:

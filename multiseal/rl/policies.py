@@ -13,8 +13,11 @@ pydantic model of its ``policy_params`` (the factory gets the parsed values as k
     class EagerParams(Params):
         budget: int | None = Field(None, ge=1)
 
-    @POLICIES.register("eager", params=EagerParams)
+    @POLICIES.register("eager", params=EagerParams, cost=lambda p, received: min(received, p.budget or received))
     def eager(interface, *, seed=0, budget=None): ...
+
+(``cost``, optional: the notes from others an agent adapts on per round when ``received`` reach it,
+for the run's estimate; without it, all of them.)
 
 A scenario names one::
 
@@ -49,6 +52,7 @@ from multiseal.errors import ParamsError
 from multiseal.registry import KindRegistry, Params
 from multiseal.rl.interface import SLOT_FEATURES, Interface
 from multiseal.sim.loop import Simulation
+from multiseal.sim.schedulers import SCHEDULERS, PolicySchedulerParams
 from multiseal.types import AgentAction, Policy
 
 Problems = list[tuple[str, str]]
@@ -157,9 +161,26 @@ class GreedyParams(Params):
     budget: int | None = Field(None, ge=1, description="pending notes adapted on per round (absent: no limit)")
 
 
-@POLICIES.register("greedy", params=GreedyParams)
+@POLICIES.register("greedy", params=GreedyParams, cost=lambda p, received: _at_most(received, p.budget))
 def _greedy(interface: Interface, *, seed: int = 0, budget: int | None = None) -> Policy:
     return GreedyPolicy(interface, budget)
+
+
+def _at_most(received: float, budget: int | None) -> float:
+    return received if budget is None else min(received, budget)
+
+
+def _policy_scheduler_cost(params: PolicySchedulerParams, received: float) -> float:
+    """The ``policy`` scheduler's share of the estimate: its registered policy's (all notes when the policy
+    is imported code, has no hook, or its parameters do not parse)."""
+    if params.policy not in POLICIES:
+        return received
+    kind = POLICIES.get(params.policy)
+    parsed, problems = kind.validate(params.policy_params)
+    return received if kind.cost is None or problems else float(kind.cost(parsed, received))
+
+
+SCHEDULERS.set_cost("policy", _policy_scheduler_cost)
 
 
 # ---------------------------------------------------------------- loading and checking

@@ -16,6 +16,11 @@ randomness only from ``view.rng`` and must not modify the view. ``check_schedule
 conformance check a new scheduler should pass. A scheduler may also offer ``reference(view) -> Plan |
 None``: the simulation then repeats each agent's training sequences up to the number that plan would
 give it (compute matching; see :class:`Isolated` and ``docs/controls.md``).
+
+A kind that adapts on fewer notes than reach an agent says so with its ``cost`` hook,
+``cost(params, received) -> notes adapted on per round`` (``budgeted``: at most its budget;
+``isolated``: none of others'); the estimate (:mod:`multiseal.config.estimate`) asks it instead of
+testing kind or parameter names. Without a hook an agent adapts on everything that reaches it.
 """
 
 from __future__ import annotations
@@ -149,7 +154,7 @@ class Budgeted:
         return _per_agent(view, lambda a, inbox: self._pick(a, inbox, view.known.get(a, set())))
 
 
-@SCHEDULERS.register("budgeted", params=BudgetedParams)
+@SCHEDULERS.register("budgeted", params=BudgetedParams, cost=lambda p, received: min(received, p.budget))
 def _budgeted(params: BudgetedParams) -> Scheduler:
     return Budgeted(params.budget, params.rank_by)
 
@@ -204,7 +209,7 @@ class Isolated:
         return _per_agent(view, lambda a, inbox: items(a))
 
 
-@SCHEDULERS.register("isolated", params=IsolatedParams)
+@SCHEDULERS.register("isolated", params=IsolatedParams, cost=lambda p, received: 0.0)
 def _isolated(params: IsolatedParams) -> Scheduler:
     """The no-sharing baseline, compute-matched when ``match`` says so (:class:`Isolated`)."""
     return Isolated(params.match)

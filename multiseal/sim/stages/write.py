@@ -8,7 +8,7 @@ facts instead (no generation); with ``shuffled`` the copies that travel are dist
 
 from __future__ import annotations
 
-from multiseal.learning.self_edit import parse_completion, passage_sequence, sample_self_edits
+from multiseal.learning.self_edit import STYLES, parse_completion, passage_sequence, sample_self_edits
 from multiseal.sim import controls as C
 from multiseal.sim.adversary import false_note, noise_note, note_rng
 from multiseal.sim.setup import Setup
@@ -42,7 +42,7 @@ def write_notes(
     for (a, doc_id), style, cands in zip(arrived, styles, samples):
         doc = world.doc(doc_id)
         for k, text in enumerate(cands):
-            if style == "passage-only":
+            if STYLES.get(style).instruction is None:  # a style that writes no note carries the passage
                 text, seqs = doc.context, [passage_sequence(doc)]
             else:
                 seqs = parse_completion(text, doc, style)
