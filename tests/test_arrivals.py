@@ -150,3 +150,49 @@ def test_first_recipient_ties_go_to_the_lowest_agent() -> None:
     for doc, (r, a) in first_recipient(arrivals).items():
         holders = [b for b, docs in arrivals[r].items() if doc in docs]
         assert a == min(holders)
+
+
+@pytest.mark.parametrize("kind", ARRIVALS.names())
+def test_the_estimates_arithmetic_matches_the_schedule_built(kind: str) -> None:
+    from multiseal.world.arrivals import documents_received
+
+    table = TABLE if kind == "table" else None
+    arrivals = _build(kind, docs_per_round=2, seed=3)
+    built = Counter(a for per_agent in arrivals.values() for a, docs in per_agent.items() for _ in docs)
+    got = documents_received(kind, 3, 4, docs_per_round=2, table=table)
+    assert got == pytest.approx([float(built[a]) for a in range(3)])
+
+
+def test_a_plugin_arrival_kind_is_a_registration_away(run_sim) -> None:
+    """The schema takes any registered kind (no Literal), the estimate asks it, the run uses it."""
+    from multiseal.config.estimate import estimate
+    from multiseal.config.load import validate_scenario
+    from multiseal.errors import ScenarioError
+    from multiseal.world.arrivals import ArrivalKind
+
+    def last_agent(p, docs):
+        out = {r: {a: [] for a in range(p.n_agents)} for r in range(p.rounds)}
+        for r in range(p.rounds):
+            out[r][p.n_agents - 1] = docs[r * p.docs_per_round : (r + 1) * p.docs_per_round]
+        return out
+
+    raw = {
+        "model": {"base": "tiny-random", "lora": {"rank": 4, "alpha": 8}},
+        "world": {"documents": 4, "questions_per_doc": [2, 2]},
+        "agents": 3,
+        "rounds": 2,
+        "arrivals": {"kind": "test-last-agent"},
+        "self_edit": {"max_new_tokens": 4},
+        "inner_loop": {"epochs": 1, "batch_size": 2},
+        "evaluation": {"max_new_tokens": 4, "retention_probe": 0},
+    }
+    with pytest.raises(ScenarioError, match="arrivals.kind: 'test-last-agent' is not one of disjoint"):
+        validate_scenario(raw)
+    ARRIVALS.register("test-last-agent", ArrivalKind(needed=lambda p: p.rounds * p.docs_per_round, assign=last_agent))
+    try:
+        sc = validate_scenario(raw)
+        assert estimate(sc).trained_tokens > 0
+        sim = run_sim(sc)
+        assert sim.state.own[2].sum() == 2 and not sim.state.own[:2].any()
+    finally:
+        ARRIVALS.unregister("test-last-agent")

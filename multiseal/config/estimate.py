@@ -64,6 +64,7 @@ from multiseal.rl import policies as _policies  # noqa: F401 - gives the policy 
 from multiseal.sim.schedulers import SCHEDULERS
 from multiseal.sim.topologies import build_topology
 from multiseal.world.arc import load_arc
+from multiseal.world.arrivals import documents_received
 from multiseal.world.probe import probe_questions
 from multiseal.world.squad import load_squad_json
 
@@ -392,21 +393,12 @@ def _writes(style: str) -> bool:
 
 
 def _arrivals_per_agent(sc: Scenario) -> list[float]:
-    """Documents each agent receives over the run (arithmetic, the schedule is not built)."""
-    n, rounds, a = sc.agents.count, sc.rounds, sc.arrivals
-    if a.kind == "disjoint":
-        return [rounds * a.docs_per_round] * n
-    if a.kind == "overlapping":
-        copies = min(a.copies, n)
-        return [rounds * max(1, math.ceil(n * a.docs_per_round / copies)) * copies / n] * n
-    if a.kind == "broadcast":
-        return [rounds * a.docs_per_round if i == a.source else 0 for i in range(n)]
-    out = [0.0] * n
-    for entry in a.table:
-        agent, docs = entry.get("agent"), entry.get("docs")
-        if isinstance(agent, int) and 0 <= agent < n and isinstance(docs, list):
-            out[agent] += len(docs)
-    return out
+    """Documents each agent receives over the run: the arrival kind's arithmetic (no schedule is built)."""
+    a = sc.arrivals
+    try:
+        return documents_received(a.kind, sc.agents.count, sc.rounds, a.docs_per_round, a.copies, a.table, a.source)
+    except (ValueError, KeyError):  # a bad schedule is reported by its own check
+        return [0.0] * sc.agents.count
 
 
 def _reach(sc: Scenario, source: str | Path | None) -> float:

@@ -16,6 +16,7 @@ from multiseal.learning.grading import GRADERS
 from multiseal.learning.self_edit import STYLES
 from multiseal.learning.skill_config import ORACLE_GRID, ConfigInvalid, skill_config
 from multiseal.types import LORA_KERNELS, SkillConfig
+from multiseal.world.arrivals import ARRIVALS
 from multiseal.world.grid_tasks import FAMILIES
 
 # Seeds reach numpy and torch after arithmetic (seed * 15485863 + round): keep them well inside 2**63.
@@ -114,11 +115,19 @@ class AgentsSection(Section):
 
 
 class ArrivalsSection(Section):
-    kind: Literal["disjoint", "overlapping", "broadcast", "table"] = "disjoint"
+    kind: str = Field("disjoint", description="a registered arrival schedule (multiseal.world.arrivals.ARRIVALS)")
     docs_per_round: int = Field(1, ge=1, le=10_000)
     copies: int = Field(2, ge=1, le=256)
     source: int = Field(0, ge=0, le=255)
     table: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        """Built-in or a plugin's (plugins load before the schema is validated)."""
+        if v not in ARRIVALS:
+            raise ValueError(f"{shown(v)} is not one of {', '.join(ARRIVALS.names())}")
+        return v
 
 
 class SelfEditSection(Section):

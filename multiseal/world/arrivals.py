@@ -44,6 +44,15 @@ class ArrivalKind:
 
     needed: Callable[[ArrivalParams], int]
     assign: Callable[[ArrivalParams, list[str]], Arrivals]
+    # documents each agent receives over the run, by arithmetic (the estimate builds no schedule); None:
+    # the needed documents spread evenly over the agents
+    received: Callable[[ArrivalParams], list[float]] | None = None
+
+    def per_agent(self, p: ArrivalParams) -> list[float]:
+        """Documents each agent receives over the run (an estimate's arithmetic, no schedule built)."""
+        if self.received is not None:
+            return self.received(p)
+        return [self.needed(p) / p.n_agents] * p.n_agents
 
 
 ARRIVALS: Registry[ArrivalKind] = Registry("arrival schedule")
@@ -65,7 +74,12 @@ def _disjoint_assign(p: ArrivalParams, docs: list[str]) -> Arrivals:
 
 
 ARRIVALS.register(
-    "disjoint", ArrivalKind(needed=lambda p: p.rounds * p.n_agents * p.docs_per_round, assign=_disjoint_assign)
+    "disjoint",
+    ArrivalKind(
+        needed=lambda p: p.rounds * p.n_agents * p.docs_per_round,
+        assign=_disjoint_assign,
+        received=lambda p: [float(p.rounds * p.docs_per_round)] * p.n_agents,
+    ),
 )
 
 
@@ -103,7 +117,14 @@ def _overlapping_assign(p: ArrivalParams, docs: list[str]) -> Arrivals:
     return out
 
 
-ARRIVALS.register("overlapping", ArrivalKind(needed=_overlapping_needed, assign=_overlapping_assign))
+ARRIVALS.register(
+    "overlapping",
+    ArrivalKind(
+        needed=_overlapping_needed,
+        assign=_overlapping_assign,
+        received=lambda p: [p.rounds * _overlap_per_round(p) * min(p.copies, p.n_agents) / p.n_agents] * p.n_agents,
+    ),
+)
 
 
 # --- broadcast: one source agent receives everything -----------------------------------------
@@ -122,7 +143,14 @@ def _broadcast_assign(p: ArrivalParams, docs: list[str]) -> Arrivals:
     return out
 
 
-ARRIVALS.register("broadcast", ArrivalKind(needed=_broadcast_needed, assign=_broadcast_assign))
+ARRIVALS.register(
+    "broadcast",
+    ArrivalKind(
+        needed=_broadcast_needed,
+        assign=_broadcast_assign,
+        received=lambda p: [float(p.rounds * p.docs_per_round) if a == p.source else 0.0 for a in range(p.n_agents)],
+    ),
+)
 
 
 # --- table: an explicit list of {"round", "agent", "docs"} entries ----------------------------
@@ -187,7 +215,16 @@ def _span(docs: list[str]) -> str:
     return ", ".join(docs) if len(docs) <= 4 else f"{docs[0]} .. {docs[-1]}"
 
 
-ARRIVALS.register("table", ArrivalKind(needed=_table_needed, assign=_table_assign))
+def _table_received(p: ArrivalParams) -> list[float]:
+    out = [0.0] * p.n_agents
+    for entry in p.table:
+        agent, docs = entry.get("agent"), entry.get("docs")
+        if isinstance(agent, int) and 0 <= agent < p.n_agents and isinstance(docs, list):
+            out[agent] += len(docs)
+    return out
+
+
+ARRIVALS.register("table", ArrivalKind(needed=_table_needed, assign=_table_assign, received=_table_received))
 
 
 # --- entry points ------------------------------------------------------------------------------
@@ -228,6 +265,21 @@ def documents_needed(
     """
     p = _params(n_agents, rounds, docs_per_round, copies, source, table, 0)
     return ARRIVALS.get(kind).needed(p)
+
+
+def documents_received(
+    kind: str,
+    n_agents: int,
+    rounds: int,
+    docs_per_round: int = 1,
+    copies: int = 2,
+    table: list[dict[str, Any]] | None = None,
+    source: int = 0,
+) -> list[float]:
+    """Documents each agent receives over the run under schedule ``kind``, by arithmetic (the kind's
+    ``received``; the run's estimate builds no schedule)."""
+    p = _params(n_agents, rounds, docs_per_round, copies, source, table, 0)
+    return ARRIVALS.get(kind).per_agent(p)
 
 
 def build_arrivals(
