@@ -58,6 +58,8 @@ def test_a_scenario_uses_the_plugins_kinds_end_to_end(tmp_path):
     assert run.data.params["topology.kind"] == "ring-of-cliques" and run.data.params["self_edit.style"] == "bullets"
     assert run.data.params["evaluation.headline"] == "contains"
     assert run.data.metrics["comm.notes"] > 0  # notes travelled over the plugin's graph
+    assert run.data.params["arrivals.kind"] == "taking-turns"
+    assert "agent.0.acc_own" in run.data.metrics and "agent.2.acc_own" not in run.data.metrics  # turns 0 and 1 only
     bad = _cli(tmp_path, "validate", scenario, "--set", "mitigations=[{kind: steady, params: {pul: 2}}]")
     assert bad.returncode == 2  # the plugin's parameter model checks its keys
     assert "mitigations.0.params.pul: unknown parameter for mitigation steady; allowed: replay, pull" in bad.stderr

@@ -1,5 +1,5 @@
 """A user's own multiseal extensions, in their own module: one topology, one scheduler, one prompt
-style, one grader and one mitigation of forgetting. A scenario loads it with
+style, one grader, one mitigation of forgetting and one arrival schedule. A scenario loads it with
 ``plugins: [my_multiseal_plugin]``."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from multiseal.registry import Params
 from multiseal.sim.mitigations import MITIGATIONS, Mitigation
 from multiseal.sim.schedulers import SCHEDULERS
 from multiseal.sim.topologies import TOPOLOGIES
+from multiseal.world.arrivals import ARRIVALS, ArrivalKind
 
 
 # -- a topology: cliques of `size` agents, joined in a ring by one edge between neighbouring cliques
@@ -42,7 +43,8 @@ class NewestFirstParams(Params):
     budget: int = Field(2, ge=1, description="notes per agent and round")
 
 
-@SCHEDULERS.register("newest-first", params=NewestFirstParams)
+@SCHEDULERS.register("newest-first", params=NewestFirstParams,
+                     cost=lambda params, received: min(received, params.budget))  # its share of the estimate
 def newest_first(params: NewestFirstParams):
     def schedule(view):
         return {a: sorted(view.inboxes.get(a, []), key=lambda it: (-it.note.round, it.note.note_id))[: params.budget]
@@ -71,3 +73,16 @@ class SteadyParams(Params):
 def steady(params: SteadyParams) -> Mitigation:
     return Mitigation("steady", replay=params.replay,
                       penalty=lambda ctx: l2_pull(ctx.model, ctx.adapter, params.pull))
+
+
+# -- an arrival schedule: each round's documents go to one agent, the agents taking turns
+def taking_turns(p, docs):
+    out = {r: {a: [] for a in range(p.n_agents)} for r in range(p.rounds)}
+    for r in range(p.rounds):
+        out[r][r % p.n_agents] = docs[r * p.docs_per_round:(r + 1) * p.docs_per_round]
+    return out
+
+
+ARRIVALS.register("taking-turns", ArrivalKind(
+    needed=lambda p: p.rounds * p.docs_per_round, assign=taking_turns,
+    received=lambda p: [float(p.docs_per_round * len(range(a, p.rounds, p.n_agents))) for a in range(p.n_agents)]))
