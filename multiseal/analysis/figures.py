@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,10 +33,10 @@ DPI = 100
 CI = tuple[float, float, float]  # mean, lo, hi
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path, rect: tuple[float, float, float, float] | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -264,26 +265,30 @@ def plot_comparison_diffusion(data: Mapping[str, Mapping[int, CI]], path: str | 
 
 def plot_distance_by_round(data: Mapping[str, Mapping[int, Series]], path: str | Path, title: str = "") -> Path:
     """The distance × round table of each sweep point (mean over seeds): one panel per point, one line per
-    graph distance from the document's first recipient, mean accuracy by round."""
+    graph distance from the document's first recipient (the same colour for a distance in every panel),
+    mean accuracy by round."""
     labels = list(data)
+    distances = sorted({d for by_d in data.values() for d in by_d}, key=lambda d: (d == UNREACHABLE, d))
+    colour = {d: f"C{i % 10}" for i, d in enumerate(distances)}
     cols = min(4, max(len(labels), 1))
     rows = math.ceil(max(len(labels), 1) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows + 0.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows + 0.6), sharey=True, squeeze=False)
     for ax, label in zip(axes.flat, labels):
         for d, s in data[label].items():
             if s:
-                ax.plot(*zip(*s), marker="o", label=_distance_label(d))
-        ax.set_title(label, fontsize="small")
+                ax.plot(*zip(*s), marker="o", color=colour[d], label=_distance_label(d))
+        ax.set_title(textwrap.fill(label, 38), fontsize="small")
         ax.set(xlabel="round", ylim=(-0.02, 1.02))
         _integer_axis(ax)
     for ax in axes.flat[len(labels) :]:
         ax.set_axis_off()
     for ax in axes[:, 0]:
         ax.set_ylabel("mean accuracy")
-    if labels:
-        axes.flat[0].legend(fontsize="x-small", title="distance", title_fontsize="x-small")
+    handles = [plt.Line2D([], [], color=colour[d], marker="o", label=_distance_label(d)) for d in distances]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small", title="distance")
     fig.suptitle(title or "accuracy by graph distance and round (mean over seeds)", fontsize="medium")
-    return _save(fig, path)
+    return _save(fig, path, rect=(0, 0.12 / rows if handles else 0, 1, 1))
 
 
 # --------------------------------------------------------------------------- from an experiment
