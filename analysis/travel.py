@@ -53,12 +53,13 @@ def groups_of(path: str | Path, run: bool) -> tuple[dict[str, list[ms.RunResult]
 
 
 def short(label: str) -> str:
-    """``topology.kind=ring sharing.relay=true sharing.retell=false`` -> ``ring, forwarding``."""
-    kv = dict(part.split("=", 1) for part in label.split() if "=" in part)
-    if kv.get("scheduler.kind") == "isolated" or kv.get("topology.kind") == "none":
+    """``topology.kind=ring sharing.relay=true sharing.retell=false`` (or a paired row's
+    ``group=<that>``) -> ``ring, forwarding``."""
+    kind = re.search(r"topology\.kind=(\S+)", label)
+    if "scheduler.kind=isolated" in label or (kind and kind.group(1) == "none"):
         return "isolated"
-    how = "retelling" if kv.get("sharing.retell") == "true" else "forwarding"
-    return f"{kv.get('topology.kind', '?')}, {how}"
+    how = "retelling" if "sharing.retell=true" in label else "forwarding"
+    return f"{kind.group(1) if kind else '?'}, {how}"
 
 
 def distance_of(run: ms.RunResult) -> np.ndarray:
