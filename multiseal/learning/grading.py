@@ -346,3 +346,16 @@ def grade_all(prediction: str, gold: str, question: str, names: Sequence[str] | 
     """Scores of every registered grader (or only ``names``, in that order), keyed by grader name."""
     chosen = GRADERS.names() if names is None else list(names)
     return {name: float(GRADERS.get(name)(prediction, gold, question)) for name in chosen}
+
+
+def check_grader(name: str) -> None:
+    """Conformance check for a registered grader (raises AssertionError): a float in [0, 1] for any
+    reply, 1 for the gold answer itself, 0 for an empty reply, and the same grade twice."""
+    grade = GRADERS.get(name)
+    question, gold = "Where was the checker born?", "Selsavwick"
+    for reply in ("Selsavwick", "selsavwick.", "In Selsavwick, near the market.", "", "Demirgate", "1444"):
+        g = grade(reply, gold, question)
+        assert isinstance(g, float) and 0.0 <= g <= 1.0, f"grader {name!r}: {g!r} for {reply!r}"
+        assert grade(reply, gold, question) == g, f"grader {name!r} is not deterministic"
+    assert grade(gold, gold, question) == 1.0, f"grader {name!r}: the gold answer does not score 1"
+    assert grade("", gold, question) == 0.0, f"grader {name!r}: an empty reply scores above 0"

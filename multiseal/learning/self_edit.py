@@ -196,3 +196,29 @@ def sample_self_edits(
         if STYLES.get(style).instruction is None and not closed_book:
             results[r] = [""] * settings.candidates
     return results
+
+
+def check_style(name: str) -> None:
+    """Conformance check for a registered prompt style (raises AssertionError naming what is wrong):
+    its request shows the passage and its title, its closed-book request the title and not the
+    passage, and its parser turns a completion into title-prefixed sequences (none for a style that
+    writes no note)."""
+    from multiseal.types import Document
+
+    st = STYLES.get(name)
+    doc = Document("x0", "Check Title", "Check passage about the check title, with one fact.", ())
+    assert isinstance(st.recall, str) and st.recall, f"style {name!r}: no recall instruction"
+    asked = self_edit_request(doc, name)
+    if st.instruction is None:
+        assert asked is None, f"style {name!r} writes no note but asks for one"
+    else:
+        assert asked is not None and doc.context in asked and doc.title in asked, f"style {name!r}: request"
+    recall = retell_request(doc, name)
+    assert doc.title in recall and doc.context not in recall, (
+        f"style {name!r}: the closed-book request shows the passage"
+    )
+    completion = "Question: What is it? Answer: a check.\nThe check title is a check.\n\nAnother line."
+    for seqs in (st.parse(completion, doc.title), parse_retold(completion, doc, name)):
+        assert isinstance(seqs, list) and all(isinstance(s, str) for s in seqs), f"style {name!r}: parse"
+        assert all(s.startswith(doc.title + "\n") for s in seqs), f"style {name!r}: sequences lack the title"
+    assert parse_retold(completion, doc, name), f"style {name!r}: a retold note gives no sequence"

@@ -214,3 +214,18 @@ def combined_state(deltas: Sequence[Delta], combine: Combine, rank: int) -> tupl
 def delta_bytes(deltas: Sequence[Delta]) -> int:
     """Memory held by stored per-round deltas."""
     return sum(t.numel() * t.element_size() for d in deltas for t in d.values())
+
+
+def check_mitigation(name: str, params: Mapping[str, Any] | None = None) -> Mitigation:
+    """Conformance check for a registered mitigation (raises AssertionError): built from its parsed
+    parameters (the defaults when ``params`` is None) into a :class:`Mitigation` whose hooks have the
+    documented types; returns it."""
+    kind = MITIGATIONS.get(name)
+    m = kind.fn(kind.parse(params))
+    assert isinstance(m, Mitigation), f"mitigation {name!r} built {type(m).__name__}, not a Mitigation"
+    assert 0.0 <= m.replay <= 1.0, f"mitigation {name!r}: replay {m.replay} outside [0, 1]"
+    assert m.penalty is None or callable(m.penalty), f"mitigation {name!r}: penalty is not callable"
+    assert m.reference_passages >= 0 and m.reference_batch >= 1 and m.reference_length >= 1, name
+    assert m.gate is None or isinstance(m.gate, Gate), f"mitigation {name!r}: gate"
+    assert m.combine is None or isinstance(m.combine, Combine), f"mitigation {name!r}: combine"
+    return m
